@@ -1,0 +1,174 @@
+"""NB101 in memory: the converter's HDF5 as arrays, the published splits, labels and model inputs.
+
+    from dataset import load_nb101
+    data = load_nb101("data/nasbench.hdf5")          # whole file, once (~1 s for 423,624 cells)
+    train = data.split("172")                         # indices, RandomState(0) as published
+    y = data.labels("val", budget=108, repeat=0)      # final accuracy, blown runs handled
+    x = data.features(train)                          # dict of tensors for model.py
+
+HDF5 schema (neuralpredictor.pytorch's, plus attributes): hash [N] S32, num_vertices [N],
+trainable_parameters [N], adjacency [N,7,7] int8, operations [N,7] int8 (NB101 labels, 0-padded),
+metrics [N,4,3,2,4] float32 = budget (4/12/36/108) × repeat × (halfway, final) ×
+(training_time, train_acc, val_acc, test_acc); NaN where the source had no value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cached_property
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+SCHEMA_VERSION = 1
+BUDGETS = (4, 12, 36, 108)
+METRICS = ("training_time", "train", "val", "test")  # last axis of `metrics`
+SPLITS = ("172", "334", "860", "91-172", "91-334", "91-860", "denoise-91", "denoise-80", "all")
+BLOWN = 0.2  # a run below 20% accuracy diverged; the seeds treat it as missing
+DEFAULT_DATA = Path("data/nasbench.hdf5")
+HOW_TO_MAKE = (
+    "make one with `python tools/nasbench_tfrecord_converter.py --input nasbench_only108.tfrecord "
+    "--output {path}`, or run `make demo` for synthetic demo data"
+)
+
+
+class DataFileError(Exception):
+    """The HDF5 file is missing or not one this toolkit wrote; the message says what to do."""
+
+
+class NB101:
+    """All arrays of one HDF5 file, held in memory (numpy); see the module docstring."""
+
+    def __init__(self, path: Path, arrays: dict[str, np.ndarray], attrs: dict):
+        self.path = Path(path)
+        self.hash: np.ndarray = arrays["hash"]
+        self.num_vertices: np.ndarray = arrays["num_vertices"]
+        self.trainable_parameters: np.ndarray = arrays["trainable_parameters"]
+        self.adjacency: np.ndarray = arrays["adjacency"]
+        self.operations: np.ndarray = arrays["operations"]
+        self.metrics: np.ndarray = arrays["metrics"]
+        self.attrs = attrs
+
+    def __len__(self) -> int:
+        return len(self.hash)
+
+    @cached_property
+    def _index(self) -> dict[str, int]:
+        return {h: i for i, h in enumerate(self.hash.tolist())}
+
+    def index_of(self, cell_hash: str) -> int:
+        """Row of a cell hash; KeyError with the file name when absent."""
+        try:
+            return self._index[cell_hash]
+        except KeyError:
+            raise KeyError(f"hash {cell_hash} is not in {self.path}") from None
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Identifies the data (cells and metrics), not the file name; stored in checkpoints."""
+        h = hashlib.sha1(self.hash.astype("S32").tobytes())
+        h.update(np.ascontiguousarray(self.metrics).tobytes())
+        return h.hexdigest()[:16]
+
+    # ------------------------------------------------------------------ labels
+
+    def labels(self, metric: str = "val", budget: int = 108, repeat: int | str = 0) -> np.ndarray:
+        """Final accuracy per cell for one repeat (0-2) or "mean" over repeats, as float64.
+
+        Blown runs (< 20%) and absent repeats are skipped: a single repeat falls back to the next
+        usable one, the mean averages the usable ones. A cell with none gets the mean of all
+        usable values, as the seeds do. Cells with no value at all for this metric stay NaN.
+        """
+        acc = self.metrics[:, BUDGETS.index(budget), :, 1, METRICS.index(metric)].astype(np.float64)
+        usable = np.isfinite(acc) & (acc >= BLOWN)
+        if repeat == "mean":
+            with np.errstate(invalid="ignore"):
+                out = np.where(usable, acc, 0).sum(1) / usable.sum(1)
+        else:
+            order = np.roll(np.arange(acc.shape[1]), -int(repeat))  # asked repeat first, then others
+            first = np.argmax(usable[:, order], axis=1)
+            out = acc[np.arange(len(acc)), order[first]]
+        none = ~usable.any(1)
+        out[none & np.isfinite(acc).any(1)] = acc[usable].mean() if usable.any() else np.nan
+        out[~np.isfinite(acc).any(1)] = np.nan
+        return out
+
+    # ------------------------------------------------------------------ splits
+
+    def split(self, name: str, seed: int = 0) -> np.ndarray:
+        """Indices of a named split. seed=0 gives the splits of the seed and neuralpredictor.pytorch."""
+        return split_indices(name, self.metrics[:, BUDGETS.index(108), 0, 1, METRICS.index("val")], seed)
+
+    # ------------------------------------------------------------------ model inputs
+
+    def features(self, idx: np.ndarray | None = None, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+        """The model inputs for rows `idx` (all by default), built with array ops, no per-cell loop."""
+        idx = np.arange(len(self)) if idx is None else np.asarray(idx)
+        return cell_features(self.adjacency[idx], self.operations[idx], self.num_vertices[idx], device)
+
+
+def cell_features(adjacency, operations, num_vertices, device="cpu") -> dict[str, torch.Tensor]:
+    """Inputs of the predictors: adjacency [N,7,7], one-hot ops [N,7,5], mask [N,7], num_vertices [N].
+
+    One-hot columns follow neuralpredictor.pytorch: label + 2, i.e. output, input, conv3x3,
+    conv1x1, maxpool; padding vertices are all zero.
+    """
+    n = torch.as_tensor(np.asarray(num_vertices), dtype=torch.long)
+    mask = torch.arange(operations.shape[1])[None, :] < n[:, None]
+    ops = torch.as_tensor(np.asarray(operations), dtype=torch.long) + 2
+    onehot = torch.nn.functional.one_hot(ops.clamp(0, 4), 5).float() * mask[..., None]
+    out = {
+        "adjacency": torch.as_tensor(np.asarray(adjacency), dtype=torch.float32),
+        "operations": onehot,
+        "mask": mask.float(),
+        "num_vertices": n.float(),
+    }
+    return {k: v.to(device) for k, v in out.items()}
+
+
+def split_indices(name: str, acc108: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Splits as published: successive RandomState(seed).permutation(N) draws for 172, 334 and 860;
+    "91-K" keeps the cells of draw K with seed-0 108-epoch validation accuracy > 91%;
+    "denoise-91" / "denoise-80" are all cells above 91% / 80%; "all" is every cell."""
+    if name not in SPLITS:
+        raise ValueError(f"unknown split {name!r}; choose from {' '.join(SPLITS)}")
+    n = len(acc108)
+    if name == "all":
+        return np.arange(n)
+    if name.startswith("denoise-"):
+        return np.flatnonzero(acc108 > int(name[-2:]) / 100)
+    rs = np.random.RandomState(seed)
+    draws = {k: rs.permutation(n)[:k] for k in (172, 334, 860)}
+    size = int(name.split("-")[-1])
+    if name.startswith("91-"):
+        return draws[size][acc108[draws[size]] > 0.91]
+    return draws[size]
+
+
+def load_nb101(path: str | Path = DEFAULT_DATA) -> NB101:
+    """Read the whole HDF5 into memory. DataFileError (with how to make one) if missing or foreign."""
+    path = Path(path)
+    if not path.exists():
+        raise DataFileError(f"{path}: no such file; " + HOW_TO_MAKE.format(path=path))
+    try:
+        with h5py.File(path, "r") as f:
+            arrays = {k: f[k][()] for k in ("hash", "num_vertices", "trainable_parameters", "adjacency", "operations", "metrics")}
+            attrs = {k: _plain(v) for k, v in f.attrs.items()}
+    except (OSError, KeyError) as e:
+        raise DataFileError(f"{path}: not an NB101 HDF5 file ({e}); " + HOW_TO_MAKE.format(path=path)) from None
+    version = attrs.get("schema_version", SCHEMA_VERSION)  # files from neuralpredictor.pytorch have none
+    if version != SCHEMA_VERSION:
+        raise DataFileError(f"{path}: schema version {version}, this toolkit reads {SCHEMA_VERSION}; convert it again")
+    arrays["hash"] = arrays["hash"].astype("U32")
+    return NB101(path, arrays, attrs)
+
+
+def _plain(v):
+    """HDF5 attribute -> plain Python value."""
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return v.item() if isinstance(v, np.generic) else v

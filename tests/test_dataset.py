@@ -1,0 +1,113 @@
+"""dataset.py on small HDF5 files written here in the converter's schema."""
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import dataset as D
+import nb101_space as S
+
+
+def write_h5(path, metrics, cells=None, version=D.SCHEMA_VERSION):
+    """A schema-complete HDF5 with len(metrics) cells (a 3-vertex chain unless given)."""
+    n = len(metrics)
+    cells = cells or [S.make_cell([[0, 1, 0], [0, 0, 1], [0, 0, 0]], ["input", "conv3x3-bn-relu", "output"])] * n
+    adj, ops = zip(*[c.padded() for c in cells])
+    with h5py.File(path, "w") as f:
+        f["hash"] = np.array([f"{i:032x}" for i in range(n)], dtype="S32")
+        f["num_vertices"] = np.array([c.num_vertices for c in cells], np.int8)
+        f["trainable_parameters"] = np.zeros(n, np.int32)
+        f["adjacency"], f["operations"] = np.stack(adj), np.stack(ops)
+        f["metrics"] = np.asarray(metrics, np.float32)
+        if version is not None:
+            f.attrs["schema_version"] = version
+    return path
+
+
+def metrics_with_val(val):
+    """[N,4,3,2,4] metrics whose 108-epoch final val accuracies are `val` [N,3]; the rest NaN."""
+    m = np.full((len(val), 4, 3, 2, 4), np.nan, np.float32)
+    m[:, 3, :, 1, 2] = val
+    return m
+
+
+def test_splits_follow_the_published_definition(tmp_path):
+    rng = np.random.default_rng(0)
+    acc = rng.uniform(0.75, 0.95, 2000)
+    data = D.load_nb101(write_h5(tmp_path / "d.h5", metrics_with_val(np.stack([acc] * 3, 1))))
+    rs = np.random.RandomState(0)
+    draws = {k: rs.permutation(2000)[:k] for k in (172, 334, 860)}
+    for k, idx in draws.items():
+        assert np.array_equal(data.split(str(k)), idx)
+        hi = data.split(f"91-{k}")
+        assert np.array_equal(hi, idx[acc[idx] > 0.91]) and 0 < len(hi) < k
+    assert np.array_equal(data.split("denoise-91"), np.flatnonzero(acc > 0.91))
+    assert np.array_equal(data.split("denoise-80"), np.flatnonzero(acc > 0.80))
+    assert np.array_equal(data.split("all"), np.arange(2000))
+    assert not np.array_equal(data.split("172", seed=1), draws[172])
+    assert np.array_equal(data.split("172", seed=1), np.random.RandomState(1).permutation(2000)[:172])
+    with pytest.raises(ValueError, match="unknown split '17'"):
+        data.split("17")
+
+
+def test_labels_skip_blown_and_absent_repeats(tmp_path):
+    val = np.array(
+        [
+            [0.90, 0.92, 0.94],  # normal
+            [0.10, 0.92, 0.94],  # repeat 0 blown → repeat 1
+            [0.10, 0.05, np.nan],  # nothing usable → mean of all usable values in the file
+            [np.nan, np.nan, np.nan],  # no value at all → NaN
+            [0.91, np.nan, np.nan],  # one repeat only (like the real 20k file)
+        ]
+    )
+    data = D.load_nb101(write_h5(tmp_path / "d.h5", metrics_with_val(val)))
+    usable_mean = np.mean([0.90, 0.92, 0.94, 0.92, 0.94, 0.91])
+    r0 = data.labels("val", 108, 0)
+    np.testing.assert_allclose(r0[[0, 1, 2, 4]], [0.90, 0.92, usable_mean, 0.91], rtol=1e-6)
+    assert np.isnan(r0[3])
+    np.testing.assert_allclose(data.labels("val", 108, 2)[[0, 1, 4]], [0.94, 0.94, 0.91], rtol=1e-6)
+    mean = data.labels("val", 108, "mean")
+    np.testing.assert_allclose(mean[[0, 1, 2, 4]], [0.92, 0.93, usable_mean, 0.91], rtol=1e-6)
+    assert np.isnan(mean[3])
+    assert np.isnan(data.labels("test", 108, 0)).all()
+
+
+def test_features_are_one_hot_and_masked(tmp_path):
+    cells = [
+        S.make_cell([[0, 1], [0, 0]], ["input", "output"]),
+        S.make_cell([[0, 1, 1], [0, 0, 1], [0, 0, 0]], ["input", "maxpool3x3", "output"]),
+    ]
+    data = D.load_nb101(write_h5(tmp_path / "d.h5", metrics_with_val(np.full((2, 3), 0.9)), cells))
+    x = data.features()
+    assert x["operations"].shape == (2, 7, 5) and x["adjacency"].shape == (2, 7, 7)
+    # columns: output, input, conv3x3, conv1x1, maxpool (label + 2), padding all zero
+    assert x["operations"][1, :3].argmax(1).tolist() == [1, 4, 0]
+    assert x["operations"][0, 2:].sum() == 0 and x["operations"][1, 3:].sum() == 0
+    assert x["mask"].sum(1).tolist() == [2.0, 3.0] and x["num_vertices"].tolist() == [2.0, 3.0]
+    assert torch.equal(x["adjacency"][1, :3, :3], torch.tensor([[0, 1, 1], [0, 0, 1], [0, 0, 0]]).float())
+
+
+def test_missing_or_foreign_file_says_how_to_make_one(tmp_path):
+    with pytest.raises(D.DataFileError, match="no such file.*nasbench_tfrecord_converter.*make demo"):
+        D.load_nb101(tmp_path / "absent.hdf5")
+    (tmp_path / "junk.hdf5").write_bytes(b"not hdf5")
+    with pytest.raises(D.DataFileError, match="not an NB101 HDF5 file"):
+        D.load_nb101(tmp_path / "junk.hdf5")
+    write_h5(tmp_path / "v9.h5", metrics_with_val(np.full((1, 3), 0.9)), version=9)
+    with pytest.raises(D.DataFileError, match="schema version 9"):
+        D.load_nb101(tmp_path / "v9.h5")
+
+
+def test_neuralpredictor_files_without_attributes_load(tmp_path):
+    data = D.load_nb101(write_h5(tmp_path / "np.h5", metrics_with_val(np.full((3, 3), 0.9)), version=None))
+    assert len(data) == 3 and data.index_of(f"{2:032x}") == 2
+    with pytest.raises(KeyError, match="not in"):
+        data.index_of("f" * 32)
+
+
+def test_fingerprint_tracks_the_data(tmp_path):
+    a = D.load_nb101(write_h5(tmp_path / "a.h5", metrics_with_val(np.full((3, 3), 0.9))))
+    b = D.load_nb101(write_h5(tmp_path / "b.h5", metrics_with_val(np.full((3, 3), 0.9))))
+    c = D.load_nb101(write_h5(tmp_path / "c.h5", metrics_with_val(np.full((3, 3), 0.8))))
+    assert a.fingerprint == b.fingerprint != c.fingerprint
