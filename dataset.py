@@ -154,7 +154,10 @@ def load_nb101(path: str | Path = DEFAULT_DATA) -> NB101:
         raise DataFileError(f"{path}: no such file; " + HOW_TO_MAKE.format(path=path))
     try:
         with h5py.File(path, "r") as f:
-            arrays = {k: f[k][()] for k in ("hash", "num_vertices", "trainable_parameters", "adjacency", "operations", "metrics")}
+            arrays = {
+                k: f[k][()]
+                for k in ("hash", "num_vertices", "trainable_parameters", "adjacency", "operations", "metrics")
+            }
             attrs = {k: _plain(v) for k, v in f.attrs.items()}
     except (OSError, KeyError) as e:
         raise DataFileError(f"{path}: not an NB101 HDF5 file ({e}); " + HOW_TO_MAKE.format(path=path)) from None

@@ -134,7 +134,9 @@ def make_cell(matrix, ops) -> Cell:
     unknown = [o for o in ops[1:-1] if o not in OPS[1:4]]
     if unknown or ops[0] != "input" or ops[-1] != "output":
         bad = unknown[0] if unknown else (ops[0] if ops[0] != "input" else ops[-1])
-        raise InvalidSpecError(f"unknown op {bad!r} (first op must be 'input', last 'output', others one of {OPS[1:4]})")
+        raise InvalidSpecError(
+            f"unknown op {bad!r} (first op must be 'input', last 'output', others one of {OPS[1:4]})"
+        )
     m, ops = prune(m, ops)
     if m.sum() > MAX_EDGES:
         raise InvalidSpecError(f"{int(m.sum())} edges after pruning; NB101 allows at most {MAX_EDGES}")
@@ -174,7 +176,9 @@ def _md5(s: str) -> str:
     return hashlib.md5(s.encode()).hexdigest()
 
 
-def hash_cells(adjacency: np.ndarray, labels: np.ndarray, num_vertices: np.ndarray, workers: int | None = None) -> np.ndarray:
+def hash_cells(
+    adjacency: np.ndarray, labels: np.ndarray, num_vertices: np.ndarray, workers: int | None = None
+) -> np.ndarray:
     """NB101 module hashes of many padded cells at once (str array); equals hash_module row by row.
 
     The hash is Weisfeiler-Lehman refinement with md5 hex strings as colours. Each round builds

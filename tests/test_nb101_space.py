@@ -107,7 +107,9 @@ def test_closed_form_parameters_equal_the_built_network():
     closed = S.trainable_parameters(np.stack(adj), np.stack(labels), np.array(n))
     built = [S.count_parameters(S.build_network(c)) for c in cells]
     assert closed.tolist() == built
-    small = S.trainable_parameters(np.stack(adj), np.stack(labels), np.array(n), stem_channels=16, num_stacks=2, cells_per_stack=1)
+    small = S.trainable_parameters(
+        np.stack(adj), np.stack(labels), np.array(n), stem_channels=16, num_stacks=2, cells_per_stack=1
+    )
     assert small.tolist() == [S.count_parameters(S.build_network(c, 16, 2, 1)) for c in cells]
 
 
