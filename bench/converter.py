@@ -1,0 +1,206 @@
+"""Benchmark the TFRecord -> HDF5 converter on a full-size NB101 file against a per-record reference loop.
+
+    python bench/converter.py                          # makes data/demo_full.tfrecord first if absent (~2 min)
+    python bench/converter.py --input data/nasbench_full.tfrecord
+    python bench/converter.py --reference-records 0    # the reference loop over every record, not a sample
+
+The reference parses each record as NB101's api.py does: json.loads, base64.b64decode,
+ModelMetrics.FromString, then the 9 values with HasField (trainable_parameters, halfway and final
+training_time/train/val/test). Its records are read into memory first, so its time leaves out the
+framing. By default it runs on the first 1,000,000 records and is extrapolated to the file.
+Prints a table and writes bench/results/converter.json (machine, load, timings, peak RSS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from tools import nasbench_tfrecord_converter as converter  # noqa: E402
+from tools.nb101_records import FIELDS, ModelMetrics, read_tfrecord  # noqa: E402
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    mem = next((line.split()[1] for line in open("/proc/meminfo") if line.startswith("MemTotal")), "0")
+    import google.protobuf
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)),
+        "memory_gib": round(int(mem) / 2**20, 1),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "protobuf": google.protobuf.__version__,
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "load_average_1_5_15": os.getloadavg(),
+    }
+
+
+class PeakRSS:
+    """Samples the summed RSS of this process and its descendants (shared pages counted in each)."""
+
+    def __init__(self, every: float = 0.2):
+        self.every, self.peak, self._stop = every, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self):
+        while not self._stop.wait(self.every):
+            self.peak = max(self.peak, sum(_rss(p) for p in _tree(os.getpid())))
+
+
+def _tree(root: int) -> list[int]:
+    parent = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                parent[int(d)] = int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += [c for c, pp in parent.items() if pp == p]
+    return out
+
+
+def _rss(pid: int) -> int:
+    try:
+        return next(int(x.split()[1]) * 1024 for x in open(f"/proc/{pid}/status") if x.startswith("VmRSS"))
+    except (OSError, StopIteration):
+        return 0
+
+
+def reference_loop(datas: list[bytes]) -> None:
+    """NB101 api.py's work per record, minus the dicts: JSON, base64, protobuf, the values."""
+    nan = math.nan
+    for data in datas:
+        module_hash, epochs, adjacency, ops, raw = json.loads(data)
+        m = ModelMetrics.FromString(base64.b64decode(raw))
+        half, final = m.evaluation_data[1], m.evaluation_data[2]
+        _ = (m.trainable_parameters, ops.split(","), int(math.isqrt(len(adjacency))))
+        _ = [getattr(e, f) if e.HasField(f) else nan for e in (half, final) for f in FIELDS]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--input", default=str(REPO / "data" / "demo_full.tfrecord"))
+    ap.add_argument("--reference-records", type=int, default=1_000_000, help="sample size (0: every record)")
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--output-json", default=str(REPO / "bench" / "results" / "converter.json"))
+    args = ap.parse_args()
+    src = Path(args.input)
+    made = None
+    if not src.exists():
+        t0 = time.perf_counter()
+        cmd = [sys.executable, str(REPO / "tools" / "make_demo_data.py"), "--cells", "all", "--output", str(src)]
+        subprocess.run(cmd, check=True)
+        made = round(time.perf_counter() - t0, 1)
+    info = machine()
+
+    # The converter, in this process (its workers are children), to a temp dir.
+    with tempfile.TemporaryDirectory() as tmp, PeakRSS() as rss:
+        out = Path(tmp) / "bench.hdf5"
+        self0, kids0 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        table = converter.convert(src, out, workers=args.workers)
+        wall = time.perf_counter() - t0
+        self1, kids1 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        with h5py.File(out) as f:
+            num_records, num_cells = int(f.attrs["num_records"]), len(f["hash"])
+            synthetic = bool(f.attrs["synthetic_labels"])
+    cpu_main = sum(getattr(self1, k) - getattr(self0, k) for k in ("ru_utime", "ru_stime"))
+    cpu_workers = sum(getattr(kids1, k) - getattr(kids0, k) for k in ("ru_utime", "ru_stime"))
+    conv = {
+        "records": num_records,
+        "cells": num_cells,
+        "synthetic_labels": synthetic,
+        "workers": args.workers or len(os.sched_getaffinity(0)),
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu_main + cpu_workers, 2),
+        "cpu_s_main": round(cpu_main, 2),
+        "cpu_s_workers": round(cpu_workers, 2),
+        "us_per_record_wall": round(wall / num_records * 1e6, 3),
+        "peak_rss_main_mb": round(self1.ru_maxrss / 1024),
+        "peak_rss_largest_worker_mb": round(kids1.ru_maxrss / 1024),
+        "peak_rss_sum_sampled_mb": round(rss.peak / 2**20),
+    }
+    assert table.num_records == num_records
+
+    # The reference loop, on a sample read into memory first.
+    n = args.reference_records or num_records
+    datas = []
+    for _, _, data in read_tfrecord(src):
+        datas.append(data)
+        if len(datas) == n:
+            break
+    t0, c0 = time.perf_counter(), time.process_time()
+    reference_loop(datas)
+    ref_wall, ref_cpu = time.perf_counter() - t0, time.process_time() - c0
+    scale = num_records / len(datas)
+    ref = {
+        "records_timed": len(datas),
+        "extrapolated": len(datas) < num_records,
+        "wall_s_timed": round(ref_wall, 2),
+        "cpu_s_timed": round(ref_cpu, 2),
+        "us_per_record_wall": round(ref_wall / len(datas) * 1e6, 3),
+        "wall_s_full_file": round(ref_wall * scale, 1),
+        "cpu_s_full_file": round(ref_cpu * scale, 1),
+    }
+    result = {
+        "input": src.name,
+        "input_bytes": src.stat().st_size,
+        "demo_file_made_in_s": made,
+        "machine": info,
+        "load_average_after": os.getloadavg(),
+        "converter": conv,
+        "reference": ref,
+        "speedup_wall": round(ref["wall_s_full_file"] / conv["wall_s"], 2),
+        "cpu_ratio": round(ref["cpu_s_full_file"] / conv["cpu_s"], 2),  # machine load hits wall times, less CPU
+    }
+    rows = [
+        ("converter", f"{num_records:,}", conv["wall_s"], conv["cpu_s"], conv["us_per_record_wall"],
+         f"{conv['peak_rss_sum_sampled_mb']:,} MB (sum), main {conv['peak_rss_main_mb']:,} MB"),
+        (f"reference, {len(datas):,} timed" + (", extrapolated" if ref["extrapolated"] else ""), f"{num_records:,}",
+         ref["wall_s_full_file"], round(ref_cpu * scale, 1), ref["us_per_record_wall"], "-"),
+    ]  # fmt: skip
+    load = info["load_average_1_5_15"]
+    print(f"\n{src.name}: {info['cpu']}, {info['usable_cores']} cores, python {info['python']}, load {load}")
+    print("| what | records | wall s | CPU s | µs/record (wall) | peak RSS |\n|---|---|---|---|---|---|")
+    for r in rows:
+        print("| " + " | ".join(str(x) for x in r) + " |")
+    print(f"speed-up: {result['speedup_wall']}x wall, {result['cpu_ratio']}x CPU (reference CPU / converter CPU)")
+    Path(args.output_json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output_json).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.output_json}")
+
+
+if __name__ == "__main__":
+    main()

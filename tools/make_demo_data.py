@@ -1,0 +1,191 @@
+"""Write a NAS-Bench-101-format TFRecord with SYNTHETIC labels, for demos, tests and benchmarks.
+
+    python tools/make_demo_data.py --cells 3000 --output data/demo.tfrecord
+    python tools/make_demo_data.py --cells all --output data/demo_full.tfrecord    # 5,083,488 records
+    python tools/make_demo_data.py --cells all --budgets 108 --output data/demo_only108.tfrecord
+    python tools/make_demo_data.py --cells 200 --repeats 2 --absent-prob 0.1 --output /tmp/t.tfrecord
+
+The cells are real: a seeded random subset of the 423,624 cells of nb101_space.enumerate_space(),
+written in hash order, one record per (cell, budget, repeat) like nasbench_full.tfrecord, with
+the exact trainable_parameters. The accuracies and times are MADE UP: a smooth function of the
+architecture (parameter count, op counts, input width, depth) that saturates with the budget, in
+a NB101-like range (108 epochs: mean ~0.90, best ~0.95), plus per-repeat noise and a few
+"blown" runs (accuracy ~0.1) on single repeats.
+
+Every record says so: evaluation_data[0].checkpoint_path = "synthetic-labels:make_demo_data ..."
+(a field the NB101 API ignores); the converter then writes `synthetic_labels = True` into the HDF5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import binascii
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import nb101_space  # noqa: E402
+from tools.nb101_records import BUDGETS, SYNTHETIC_MARK, encode_metrics_batch, frame  # noqa: E402
+
+BLOWN_PROB = 0.0015  # per (cell, budget, repeat); NB101 has ~0.1% runs stuck near chance at 108 epochs
+
+
+def cell_features(adjacency: np.ndarray, operations: np.ndarray, num_vertices: np.ndarray) -> dict[str, np.ndarray]:
+    """Architecture features of padded cells, the inputs of the synthetic labels."""
+    adj, nv = adjacency.astype(bool), num_vertices.astype(np.int64)
+    n = len(nv)
+    dist = np.full((n, 7), -100)  # longest path from the input, by DP in topological order
+    dist[:, 0] = 0
+    for j in range(1, 7):
+        dist[:, j] = np.where(adj[:, :j, j], dist[:, :j] + 1, -100).max(1)
+    inner = (np.arange(7) > 0) & (np.arange(7) < nv[:, None] - 1)
+    return {
+        "conv3": ((operations == 0) & inner).sum(1),
+        "conv1": ((operations == 1) & inner).sum(1),
+        "pool": ((operations == 2) & inner).sum(1),
+        "width": adj[:, 0].sum(1),
+        "depth": dist[np.arange(n), nv - 1],
+    }
+
+
+def synthetic_metrics(
+    cells: dict[str, np.ndarray], params: np.ndarray, budgets: tuple[int, ...], repeats: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """values [C, B, R, 3 evals, 5] = (current_epoch, training_time, train, val, test acc), total_time [C, B, R].
+
+    A cell's expected accuracy depends on the cell only (fixed constants, not the subset); the
+    seed drives the per-repeat noise and the blown runs.
+    """
+    f = cell_features(cells["adjacency"], cells["operations"], cells["num_vertices"])
+    lp = np.log(params / 1e6)
+    z = 0.9 * np.tanh(lp - 1.8) + 0.25 * f["conv3"] - 0.22 * f["pool"] + 0.05 * f["conv1"] + 0.15 * f["width"]
+    z -= 0.06 * (f["depth"] - 3) ** 2
+    z = (z - 0.087) / 0.87  # standardised over the whole space (fixed, so a cell's label ignores the subset)
+    acc108 = 0.953 - 0.03 * np.exp(-0.8 * z)  # saturates at the top, long tail below: mean 0.91, max 0.95
+    tau = 15 * np.exp(0.25 * (lp - 2) + 0.08 * (f["depth"] - 3))  # bigger/deeper cells learn slower
+    time108 = 600 + 350 * f["depth"] + 1.6e-4 * params
+
+    rng = np.random.default_rng(seed)
+    c, b, r = len(params), np.array(budgets, np.float64), repeats
+    shape = (c, len(b), r)
+    values = np.full((*shape, 3, 5), np.nan)
+    values[..., 0] = np.stack([0 * b, b / 2, b], 1)[None, :, None]  # current_epoch: start, halfway, final
+    curve = [
+        acc108[:, None] - (acc108[:, None] - 0.1) * np.exp(-e / tau[:, None]) - 0.02 * (e < b) for e in (b / 2, b)
+    ]  # halfway lags: the learning rate has not decayed yet
+    for k, (acc, epochs) in enumerate(zip(curve, (b / 2, b), strict=True), 1):
+        sd = 0.0035 + 0.03 * np.exp(-epochs / 15)
+        val = acc[:, :, None] + sd[None, :, None] * rng.standard_normal(shape)
+        values[..., k, 3] = val
+        values[..., k, 4] = val - 0.006 + 0.002 * rng.standard_normal(shape)
+        values[..., k, 2] = 1 - (1 - val) * np.exp(-epochs / 25)[None, :, None] * (
+            1 + 0.05 * rng.standard_normal(shape)
+        )
+        values[..., k, 1] = (time108[:, None] * epochs / 108)[:, :, None] * (1 + 0.03 * rng.standard_normal(shape))
+    blown = rng.random(shape) < BLOWN_PROB
+    values[..., 1:, 2:][blown] = rng.uniform(0.08, 0.12, (int(blown.sum()), 2, 3))
+    values[..., 1:, 2:] = values[..., 1:, 2:].clip(0, 1)
+    total_time = values[..., 2, 1] * 1.08 + 40
+    return values, total_time
+
+
+def demo_records(
+    cells: dict[str, np.ndarray],
+    budgets: tuple[int, ...] = BUDGETS,
+    repeats: int = 3,
+    seed: int = 0,
+    absent_prob: float = 0.0,
+    batch_cells: int = 20_000,
+) -> Iterator[bytes]:
+    """Record data (JSON) for every (cell, budget, repeat) of `cells` (padded arrays + hash), in order.
+
+    absent_prob: each value (training_time, train/val/test accuracy, total_time) is left unset with
+    this probability, as the real data leaves some out.
+    """
+    params = nb101_space.trainable_parameters(cells["adjacency"], cells["operations"], cells["num_vertices"])
+    mark = f"{SYNTHETIC_MARK}make_demo_data seed={seed}"
+    rng = np.random.default_rng([seed, 1])
+    for lo in range(0, len(params), batch_cells):
+        part = {k: v[lo : lo + batch_cells] for k, v in cells.items()}
+        values, total_time = synthetic_metrics(part, params[lo : lo + batch_cells], budgets, repeats, seed + lo)
+        values, total_time = values.reshape(-1, 3, 5), total_time.ravel()
+        if absent_prob:
+            values[:, :, 1:][rng.random(values[:, :, 1:].shape) < absent_prob] = np.nan
+            total_time[rng.random(total_time.shape) < absent_prob] = np.nan
+        p = np.repeat(params[lo : lo + batch_cells], len(budgets) * repeats)
+        blobs = iter(encode_metrics_batch(values, p, total_time, mark))
+        for h, adj, ops, n in zip(
+            part["hash"], part["adjacency"], part["operations"], part["num_vertices"], strict=True
+        ):
+            adj_s = "".join("01"[x] for x in adj[:n, :n].ravel())
+            ops_s = ",".join(nb101_space.LABEL_TO_OP[x] for x in ops[:n].tolist())
+            # encode_record's bytes (json.dumps layout; these strings need no escaping), 3x faster
+            head, tail = f'["{h}", '.encode(), f', "{adj_s}", "{ops_s}", "'.encode()
+            for epochs in budgets:
+                for _ in range(repeats):
+                    yield b'%s%d%s%s"]' % (head, epochs, tail, binascii.b2a_base64(next(blobs), newline=False))
+
+
+def choose_cells(space: dict[str, np.ndarray], n: int | None, seed: int) -> dict[str, np.ndarray]:
+    """A seeded random subset of n cells (all if None), in hash order like NB101's files."""
+    total = len(space["hash"])
+    idx = np.arange(total) if n is None else np.random.default_rng(seed).choice(total, n, replace=False)
+    idx = idx[np.argsort(space["hash"][idx], kind="stable")]
+    return {k: v[idx] for k, v in space.items()}
+
+
+def write_demo(
+    path: str | Path,
+    cells: dict[str, np.ndarray],
+    budgets: tuple[int, ...] = BUDGETS,
+    repeats: int = 3,
+    seed: int = 0,
+    absent_prob: float = 0.0,
+    progress: bool = False,
+) -> int:
+    """Write the demo TFRecord for `cells`; returns the number of records."""
+    total = len(cells["hash"]) * len(budgets) * repeats
+    records = demo_records(cells, budgets, repeats, seed, absent_prob)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        buf = []
+        for data in tqdm(records, total=total, unit="rec", disable=not progress):
+            buf.append(frame(data))
+            if len(buf) == 65536:
+                f.write(b"".join(buf))
+                buf.clear()
+        f.write(b"".join(buf))
+    tmp.replace(path)
+    return total
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cells", default="3000", help="number of cells, or 'all' (423,624)")
+    ap.add_argument("--budgets", default="4,12,36,108", help="comma-separated epoch budgets, from 4,12,36,108")
+    ap.add_argument("--repeats", type=int, default=3, choices=(1, 2, 3), help="training repeats per budget")
+    ap.add_argument("--absent-prob", type=float, default=0.0, help="probability that each value is left unset")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--output", default="data/demo.tfrecord")
+    args = ap.parse_args(argv)
+    budgets = tuple(int(b) for b in args.budgets.split(","))
+    if not set(budgets) <= set(BUDGETS) or len(set(budgets)) != len(budgets):
+        ap.error(f"--budgets must be distinct values from {BUDGETS}")
+    space = nb101_space.enumerate_space()
+    n = None if args.cells == "all" else int(args.cells)
+    if n is not None and not 0 < n <= len(space["hash"]):
+        ap.error(f"--cells must be 1..{len(space['hash'])} or 'all'")
+    cells = choose_cells(space, n, args.seed)
+    total = write_demo(args.output, cells, budgets, args.repeats, args.seed, args.absent_prob, progress=True)
+    print(f"wrote {total:,} records ({len(cells['hash']):,} cells, SYNTHETIC labels) to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
