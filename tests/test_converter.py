@@ -11,7 +11,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import REAL_TFRECORD, REPO, require
+from conftest import REAL_TFRECORD, REPO
 
 import nb101_space as S
 from tools import make_demo_data as demo
@@ -297,12 +297,6 @@ def test_cli_help_and_exit_status(tmp_path):
 
 
 # ----------------------------------------------------------------------------- real data
-
-
-@pytest.fixture(scope="session")
-def real_h5(tmp_path_factory):
-    src = require(REAL_TFRECORD)
-    return convert_ok(src, tmp_path_factory.mktemp("real") / "real.hdf5")
 
 
 @pytest.mark.slow

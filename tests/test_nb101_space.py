@@ -158,3 +158,15 @@ def test_whole_space_has_423624_unique_cells(space):
     for i in rng.choice(S.NUM_CELLS, 50, replace=False):
         cell = S.cell_from_row(space["adjacency"][i], space["operations"][i], space["num_vertices"][i])
         assert nb101_hash(cell) == space["hash"][i]
+
+
+@pytest.mark.slow
+def test_enumeration_reproduces_nb101_cells_of_the_real_file(space, real_h5):
+    import dataset
+
+    real = dataset.load_nb101(real_h5)
+    row = {h: i for i, h in enumerate(space["hash"].tolist())}
+    idx = np.array([row[h] for h in real.hash.tolist()])  # KeyError: a real cell not enumerated
+    assert np.array_equal(space["adjacency"][idx], real.adjacency)
+    assert np.array_equal(space["operations"][idx], real.operations)
+    assert np.array_equal(space["num_vertices"][idx], real.num_vertices)
