@@ -10,9 +10,24 @@ setup: .venv/.installed
 	.venv/bin/pip install -q -r requirements.txt
 	touch $@
 
+# The trainer stage runs briefly (a reduced network, 1 epoch, an image subset) when CIFAR-10 is
+# found locally: data/cifar-10-batches-py, data/cifar10-jpeg, or ../shared's JPEG tarball.
+CIFAR_TGZ := ../shared/data/cifar10-jpeg.tar.gz
 demo: setup
 	$(PY) tools/make_demo_data.py --cells $(DEMO_CELLS) --output data/demo.tfrecord
 	$(PY) tools/nasbench_tfrecord_converter.py --input data/demo.tfrecord --output data/demo.hdf5
+	$(PY) train.py --data data/demo.hdf5 --split 172 --out runs/demo
+	$(PY) search.py --checkpoint runs/demo/checkpoint.pt --data data/demo.hdf5 --top-k 10
+	@if [ ! -d data/cifar10-jpeg/train ] && [ -f $(CIFAR_TGZ) ]; then tar -xzf $(CIFAR_TGZ) -C data/; fi
+	@if [ -d data/cifar-10-batches-py ]; then root=data; elif [ -d data/cifar10-jpeg/train ]; then root=data/cifar10-jpeg; fi; \
+	if [ -n "$$root" ]; then \
+	  $(PY) trainer.py --arch runs/demo/top1.json --data-root $$root --epochs 2 --batch-size 64 --bn-momentum 0.1 --stem-channels 16 --num-stacks 1 \
+	    --cells-per-stack 1 --train-images 2000 --eval-images 1000 --out runs/demo-trainer; \
+	else \
+	  echo "No CIFAR-10 here. Get it either way, then train the pick:"; \
+	  echo "  .venv/bin/python trainer.py --arch runs/demo/top1.json --data-root data --download   # torchvision, online"; \
+	  echo "  tar -xzf cifar10-jpeg.tar.gz -C data/ && .venv/bin/python trainer.py --arch runs/demo/top1.json --data-root data/cifar10-jpeg"; \
+	fi
 
 # Proof that we read TensorFlow's own TFRecordWriter output: TensorFlow lives in a throwaway venv,
 # never in the toolkit's. Without PyPI this step fails softly and that one test skips.
@@ -29,3 +44,8 @@ lint: setup
 
 bench: setup
 	$(PY) bench/converter.py
+	$(PY) bench/predictors.py
+	$(PY) bench/ablation.py
+	$(PY) bench/search_speed.py
+	$(PY) bench/budgeted_search.py
+	$(PY) bench/trainer.py

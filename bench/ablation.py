@@ -1,0 +1,138 @@
+"""Ablation of the default predictor (model.py `gin`): each ingredient off in turn, 5 split seeds.
+
+    python bench/ablation.py                                   # everything, data/real20k.hdf5
+    python bench/ablation.py --only full no-ranking --seeds 0 1 --threads 2
+    python bench/ablation.py --jobs 2                          # two worker processes, 1 thread each
+
+Protocol (issue 6): train on RandomState(s).permutation(N)[:n] of the real 20,001-cell file
+(`tools/nasbench_tfrecord_converter.py --input ../shared/data/nb101_real_20k.tfrecord`), label
+= 108-epoch validation accuracy of repeat 0, Kendall tau on all N cells. Each run is cached in
+bench/results/ablation_runs/<row>-n<n>-s<seed>.json, so the bench resumes and workers share;
+the table is bench/results/ablation.json + ablation.md. Seconds are wall time of one training
+run (incl. nothing else) with --threads torch threads on a shared machine: noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from dataset import DataFileError, load_nb101  # noqa: E402
+from metrics import kendall_tau  # noqa: E402
+from model import predict  # noqa: E402
+from train import hyperparams, train_model  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+# row -> (n_train cells, split seeds, train-hyper-parameter overrides, model-arg overrides)
+FIVE, CHECK = (0, 1, 2, 3, 4), (5, 6, 7, 8, 9)
+ROWS = {
+    "full": (172, FIVE, {}, {}),
+    "no-ranking (mse)": (172, FIVE, {"loss": "mse"}, {}),
+    "ranking only (no mse)": (172, FIVE, {"loss": "pairwise"}, {}),
+    "no ensemble (1 member)": (172, FIVE, {}, {"members": 1}),
+    "no backward messages": (172, FIVE, {}, {"backward": False}),
+    "full, n=100": (100, FIVE, {}, {}),
+    "full, n=424": (424, FIVE, {}, {}),
+    "full, seeds 5-9": (172, CHECK, {}, {}),
+}
+
+
+def parse_args() -> argparse.Namespace:
+    head, epilog = __doc__.split("\n\n", 1)
+    p = argparse.ArgumentParser(description=head, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.error = lambda msg: sys.exit(f"ablation.py: error: {msg}")
+    p.add_argument("--data", default="data/real20k.hdf5", help="HDF5 of the real 20k file")
+    p.add_argument("--only", nargs="+", choices=list(ROWS), metavar="ROW", help=f"rows to run: {', '.join(ROWS)}")
+    p.add_argument("--seeds", nargs="+", type=int, help="override the split seeds of every row")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run (timings depend on it)")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes")
+    return p.parse_args()
+
+
+def key(row: str, n: int, seed: int) -> str:
+    return "".join(c if c.isalnum() else "-" for c in row).strip("-") + f"-n{n}-s{seed}"
+
+
+def run_one(job: tuple[str, str, int, int, int]) -> dict:
+    """Train one model on one split and score all cells; cached by (row, n, seed)."""
+    data_path, row, n, seed, threads = job
+    path = RESULTS / "ablation_runs" / f"{key(row, n, seed)}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    torch.set_num_threads(threads)
+    data = load_nb101(data_path)
+    y = data.labels("val", budget=108, repeat=0)
+    train = np.random.RandomState(seed).permutation(len(y))[:n]  # == data.split("172", seed) for n = 172
+    _, _, hp_over, model_args = ROWS[row]
+    hp = hyperparams("gin", hp_over)
+    t0 = time.perf_counter()
+    model, _ = train_model("gin", data.features(train), y[train], hp, seed=seed, model_args=model_args, quiet=True)
+    seconds = time.perf_counter() - t0
+    result = {"row": row, "n": n, "seed": seed, "tau": kendall_tau(predict(model, data.features()), y),
+              "seconds": seconds, "threads": threads, "hp": hp, "model_args": model.args}  # fmt: skip
+    write_atomic(path, json.dumps(result, indent=1))
+    print(f"{row:28s} n={n} seed={seed} tau={result['tau']:.4f} {seconds:.0f}s", flush=True)
+    return result
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def table(results: list[dict]) -> tuple[list[dict], str]:
+    rows, lines = (
+        [],
+        ["| row | n | seeds | Kendall tau (mean ± std) | per seed | s/run (threads) |", "|---|---|---|---|---|---|"],
+    )
+    for row in ROWS:
+        rs = [r for r in results if r["row"] == row]
+        if not rs:
+            continue
+        taus, secs = np.array([r["tau"] for r in rs]), np.array([r["seconds"] for r in rs])
+        rows.append({"row": row, "n": rs[0]["n"], "seeds": [r["seed"] for r in rs], "tau": taus.tolist(),
+                     "tau_mean": taus.mean(), "tau_std": taus.std(), "seconds_mean": secs.mean(),
+                     "threads": rs[0]["threads"], "hp": rs[0]["hp"], "model_args": rs[0]["model_args"]})  # fmt: skip
+        seeds, per_seed = ",".join(str(r["seed"]) for r in rs), " ".join(f"{t:.3f}" for t in taus)
+        lines.append(f"| {row} | {rs[0]['n']} | {seeds} | {taus.mean():.3f} ± {taus.std():.3f} | {per_seed} "
+                     f"| {secs.mean():.0f} ({rs[0]['threads']}) |")  # fmt: skip
+    return rows, "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    args = parse_args()
+    try:
+        load_nb101(args.data)  # fail early, with how to make the file
+    except DataFileError as e:
+        sys.exit(f"ablation.py: error: {e}")
+    jobs = [
+        (args.data, row, ROWS[row][0], s, args.threads)
+        for row in (args.only or ROWS)
+        for s in (args.seeds or ROWS[row][1])
+    ]
+    if args.jobs > 1:
+        with Pool(args.jobs) as pool:
+            results = pool.map(run_one, jobs, chunksize=1)
+    else:
+        results = [run_one(j) for j in jobs]
+    rows, md = table(results)
+    write_atomic(RESULTS / "ablation.json", json.dumps({"data": args.data, "rows": rows}, indent=1))
+    write_atomic(RESULTS / "ablation.md", md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()

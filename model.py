@@ -1,0 +1,352 @@
+"""Performance predictors for NB101 cells, their registry, losses and checkpoint format.
+
+    from model import build_model, load_checkpoint, predict
+    model = build_model("gcn")                      # any name in MODELS, keyword args optional
+    model, info = load_checkpoint("runs/latest/checkpoint.pt")
+    acc = predict(model, data.features())           # accuracy (fraction) per cell, batched
+
+Every model maps the feature dict of dataset.features / dataset.cell_features
+(adjacency [N,7,7], one-hot operations [N,7,5], mask [N,7], num_vertices [N]) to one score per
+cell in normalised label units; `predict` turns scores into accuracies with the label
+normalisation the model carries (set by train.py from the training labels).
+
+Each class declares DEFAULTS (epochs, batch_size, lr, wd, loss) that train.py uses unless the
+command line overrides them, and `self.args` (its constructor keywords), which the checkpoint
+stores so that the checkpoint alone rebuilds the model. Register new models with @register.
+
+References:
+- mlp: the seed, chanyoungP/Simple_MLP_Predictor_NAS (model.py, train.py): one Linear(->64)+ReLU
+  per input, concatenated, then 512-256-128-64-32-1; trained with MSE and Adam.
+- gcn: W. Wen, H. Liu, Y. Chen, H. Li, G. Bender, P.-J. Kindermans, "Neural Predictor for Neural
+  Architecture Search", ECCV 2020 (arXiv:1912.00848), as implemented in
+  ultmaster/neuralpredictor.pytorch (model.py, train.py).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+CHECKPOINT_VERSION = 1
+MODELS: dict[str, type[Predictor]] = {}
+
+
+def register(name: str):
+    """Class decorator: make a Predictor subclass available as `--model name`."""
+
+    def deco(cls):
+        cls.name = name
+        MODELS[name] = cls
+        return cls
+
+    return deco
+
+
+def build_model(name: str, **kwargs) -> Predictor:
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose from {' '.join(MODELS)}")
+    return MODELS[name](**kwargs)
+
+
+class Predictor(nn.Module):
+    """Base of every registered model: keeps constructor args, defaults and the label normalisation."""
+
+    name = ""
+    # Training defaults of the anchor each model reproduces; train.py's flags override them.
+    DEFAULTS = dict(epochs=300, batch_size=10, lr=1e-4, wd=1e-3, loss="mse")
+
+    def __init__(self, **args):
+        super().__init__()
+        self.args = args  # saved in the checkpoint: build_model(name, **args) rebuilds the model
+        # accuracy = score * label_std + label_mean; buffers, so state_dict carries them
+        self.register_buffer("label_mean", torch.tensor(0.0, dtype=torch.float64))
+        self.register_buffer("label_std", torch.tensor(1.0, dtype=torch.float64))
+
+    def set_label_norm(self, mean: float, std: float) -> None:
+        self.label_mean.fill_(mean)
+        self.label_std.fill_(std)
+
+
+def _clean(x: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Zero everything outside the real vertices, so that padding never reaches a model."""
+    mask = x["mask"]
+    adj = x["adjacency"] * mask[:, :, None] * mask[:, None, :]
+    return adj, x["operations"] * mask[..., None], mask
+
+
+# ----------------------------------------------------------------------------- mlp (the seed)
+
+
+@register("mlp")
+class MLP(Predictor):
+    """The seed's multi-input MLP: num_vertices, flat adjacency, flat one-hot ops and the mask,
+    each through Linear(->64)+ReLU, concatenated, then 512-256-128-64-32-1 with ReLU between."""
+
+    def __init__(self, vertices: int = 7, ops: int = 5, embed: int = 64, hidden: tuple = (512, 256, 128, 64, 32)):
+        super().__init__(vertices=vertices, ops=ops, embed=embed, hidden=tuple(hidden))
+        self.inputs = nn.ModuleList(nn.Linear(d, embed) for d in (1, vertices * vertices, vertices * ops, vertices))
+        dims = (4 * embed, *hidden)
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims, dims[1:]))
+        self.head = nn.Linear(dims[-1], 1)
+
+    def forward(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
+        adj, ops, mask = _clean(x)
+        parts = (x["num_vertices"][:, None], adj.flatten(1), ops.flatten(1), mask)
+        h = torch.cat([F.relu(lin(p)) for lin, p in zip(self.inputs, parts)], 1)
+        for lin in self.hidden:
+            h = F.relu(lin(h))
+        return self.head(h).squeeze(1)
+
+
+# ----------------------------------------------------------------------------- gcn (Neural Predictor)
+
+
+def normalize_rows(adj: torch.Tensor) -> torch.Tensor:
+    return adj / adj.sum(-1, keepdim=True)
+
+
+class DirectedGraphConv(nn.Module):
+    """Mean of a forward and a backward propagation, each ReLU'd, then dropout (no bias, so padding stays 0).
+
+    Both directions' weights sit side by side in one [d_in, 2*d_out] matrix: one matmul for both,
+    then each half (a strided view, no copy) goes through its own adjacency."""
+
+    def __init__(self, d_in: int, d_out: int, dropout: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(d_in, 2 * d_out))
+        for w in self.weight.data.chunk(2, dim=1):  # xavier per direction, as for two separate matrices
+            nn.init.xavier_uniform_(w)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, h: torch.Tensor, adj_fwd: torch.Tensor, adj_bwd: torch.Tensor) -> torch.Tensor:
+        # (relu(a) + relu(b)) / 2 == relu(a/2) + relu(b/2), and halving the weights is exact in floating
+        # point: one op on [d_in, 2*d_out] instead of a division over every vertex of the batch
+        z_fwd, z_bwd = (h @ (self.weight * 0.5)).chunk(2, dim=-1)
+        return self.dropout(F.relu(adj_fwd @ z_fwd) + F.relu(adj_bwd @ z_bwd))
+
+
+@register("gcn")
+class GCN(Predictor):
+    """Neural Predictor: 3 directed GCN layers over the row-normalised adjacency with self-loops,
+    mean pooling over the real vertices, then Linear(no bias)-dropout-Linear(no bias)."""
+
+    def __init__(self, ops: int = 5, hidden: int = 144, layers: int = 3, linear: int = 128, dropout: float = 0.1):
+        super().__init__(ops=ops, hidden=hidden, layers=layers, linear=linear, dropout=dropout)
+        self.gcn = nn.ModuleList(DirectedGraphConv(ops if i == 0 else hidden, hidden, dropout) for i in range(layers))
+        self.dropout = nn.Dropout(dropout)
+        # default (kaiming-uniform) init here, as in neuralpredictor.pytorch: only its GCN weights are xavier
+        self.fc1 = nn.Linear(hidden, linear, bias=False)
+        self.fc2 = nn.Linear(linear, 1, bias=False)
+
+    def forward(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
+        adj, h, mask = _clean(x)
+        adj_fwd = normalize_rows(adj + torch.eye(adj.shape[-1], device=adj.device))
+        adj_bwd = normalize_rows(adj_fwd.transpose(1, 2))  # neuralpredictor.pytorch normalises the normalised transpose
+        for layer in self.gcn:
+            h = layer(h, adj_fwd, adj_bwd)
+        h = (h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)  # mean over real vertices
+        return self.fc2(self.dropout(self.fc1(h))).squeeze(1)
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def mse_loss(score: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """MSE; scores [B, K] (an ensemble's members in training mode) are each compared with the target."""
+    return F.mse_loss(score, target if score.dim() == 1 else target[:, None].expand_as(score))
+
+
+LOSSES = {"mse": mse_loss}  # loss(score, normalised target) -> scalar; models name theirs in DEFAULTS
+
+
+# ----------------------------------------------------------------------------- inference and checkpoints
+
+
+@contextmanager
+def cpu_math(device: torch.device, threads: int | None = None):
+    """On a CPU: flush denormals to zero and optionally use `threads` intra-op threads; restored after.
+
+    Denormal floats (|x| < 1.2e-38, e.g. in weights and Adam states that weight decay drives toward
+    zero) cost x86 CPUs 10-100x per operation: without this the seed's MLP trains 4x slower after
+    ~100 epochs. Flushing them changes results by less than float32 rounding."""
+    if device.type != "cpu":
+        yield
+        return
+    saved = torch.get_num_threads()
+    torch.set_flush_denormal(True)
+    torch.set_num_threads(threads or saved)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)  # the default; torch has no getter for the current mode
+        torch.set_num_threads(saved)
+
+
+def free_cores() -> int:
+    """Cores not busy with other work, by the 1-minute load average (which counts this process).
+
+    Intra-op threads beyond these wait at every op for peers the OS has descheduled: on the shared
+    2-core dev machine 2 threads made GCN inference 4.5x slower than 1."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cores, round(cores + 1 - os.getloadavg()[0])))
+
+
+@torch.inference_mode()
+def predict(
+    model: Predictor, features: dict[str, torch.Tensor], batch_size: int | None = None, threads: int | None = None
+) -> np.ndarray:
+    """Predicted accuracy (fraction, float64) per cell; batched, eval mode, features on any device.
+
+    On a CPU: `threads` intra-op threads (default free_cores()) and 1024 cells per thread per
+    batch, small enough to stay in cache (2x faster than 32k cells at a time); elsewhere 65536."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    threads = threads or free_cores()
+    batch_size = batch_size or (1024 * threads if device.type == "cpu" else 65536)
+    n = len(features["mask"])
+    out = np.empty(n, np.float64)
+    with cpu_math(device, threads):
+        for i in range(0, n, batch_size):
+            batch = {k: v[i : i + batch_size].to(device) for k, v in features.items()}
+            out[i : i + batch_size] = model(batch).double().cpu().numpy()
+    model.train(was_training)
+    return out * model.label_std.item() + model.label_mean.item()
+
+
+def save_checkpoint(path: str | Path, model: Predictor, **info) -> None:
+    """Atomically write the model (name, args, weights incl. label normalisation) plus `info`."""
+    path = Path(path)
+    ckpt = {
+        "version": CHECKPOINT_VERSION,
+        "model": model.name,
+        "model_args": model.args,
+        "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+        "label_norm": {"mean": model.label_mean.item(), "std": model.label_std.item()},
+        **info,
+    }
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(ckpt, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[Predictor, dict]:
+    """Rebuild the model of a checkpoint (eval mode, on `device`); info is the rest of the checkpoint."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such checkpoint; train one with `python train.py`")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if ckpt.get("version") != CHECKPOINT_VERSION or ckpt.get("model") not in MODELS:
+        raise ValueError(
+            f"{path}: checkpoint version {ckpt.get('version')}, model {ckpt.get('model')!r}: not one this code reads"
+        )
+    model = build_model(ckpt["model"], **ckpt["model_args"])
+    model.load_state_dict(ckpt["state_dict"])
+    info = {k: v for k, v in ckpt.items() if k != "state_dict"}
+    return model.to(device).eval(), info
+
+
+# ----------------------------------------------------------------------------- gin (issue 6): flow GIN ensemble
+# The toolkit's default predictor. Three ingredients, each measured in bench/ablation.py:
+# - a GIN-style encoder that passes messages along and against the edges (NB101 cells are DAGs:
+#   the forward direction carries the data flow, the backward one the gradient flow), with a
+#   residual + LayerNorm per layer, read out at the output vertex and as the mean over vertices;
+#   sums over neighbours make it invariant to isomorphic re-encodings and to padding by design,
+#   so isomorphism augmentation would add nothing (tests/test_predictor_strong.py checks this);
+# - a pairwise logistic ranking loss (Kendall tau is a ranking metric), plus MSE so that the
+#   scores stay in label units and predict() returns calibrated accuracies;
+# - an ensemble of independently initialised members, each trained on its own loss (the model
+#   returns [B, members] scores in training mode), averaged at inference: less seed variance.
+# References: K. Xu et al., "How Powerful are Graph Neural Networks?", ICLR 2019 (GIN);
+# W. Chen et al., RankNet-style pairwise losses in NAS predictors, e.g. "ReNAS" (CVPR 2021);
+# B. Lakshminarayanan et al., "Deep Ensembles", NeurIPS 2017.
+
+
+class FlowGINLayer(nn.Module):
+    """h <- h + Linear(ReLU(LayerNorm(h + A^T W_f h + A W_b h))): in-edges forward, out-edges backward."""
+
+    def __init__(self, hidden: int, backward: bool = True):
+        super().__init__()
+        self.fwd = nn.Linear(hidden, hidden)
+        self.bwd = nn.Linear(hidden, hidden) if backward else None
+        self.mlp = nn.Sequential(nn.LayerNorm(hidden), nn.ReLU(), nn.Linear(hidden, hidden))
+
+    def forward(self, h: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+        msg = adj.transpose(1, 2) @ self.fwd(h)  # vertex v sums its predecessors u (adj[u, v] = 1)
+        if self.bwd is not None:
+            msg = msg + adj @ self.bwd(h)  # ... and its successors
+        return h + self.mlp(h + msg)
+
+
+class FlowGIN(nn.Module):
+    """One ensemble member: op embedding, `layers` FlowGINLayers, [output vertex, vertex mean] -> MLP -> score."""
+
+    def __init__(self, ops: int, hidden: int, layers: int, backward: bool):
+        super().__init__()
+        self.embed = nn.Linear(ops, hidden)
+        self.layers = nn.ModuleList(FlowGINLayer(hidden, backward) for _ in range(layers))
+        self.head = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def forward(self, adj: torch.Tensor, ops: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = self.embed(ops)
+        for layer in self.layers:
+            h = layer(h, adj)  # padding vertices have no edges, so they never reach real ones
+        h = h * mask[..., None]
+        last = mask.sum(1).long() - 1  # the output vertex is the last real one
+        out = h[torch.arange(len(h), device=h.device), last]
+        mean = h.sum(1) / mask.sum(1, keepdim=True)
+        return self.head(torch.cat((out, mean), 1)).squeeze(1)
+
+
+@register("gin")
+class GINEnsemble(Predictor):
+    """`members` FlowGINs; scores [B, members] in training mode (one loss each), their mean in eval mode."""
+
+    DEFAULTS = dict(epochs=300, batch_size=64, lr=2e-3, wd=0.0, loss="pairwise+mse")
+
+    def __init__(self, ops: int = 5, hidden: int = 64, layers: int = 3, members: int = 5, backward: bool = True):
+        super().__init__(ops=ops, hidden=hidden, layers=layers, members=members, backward=backward)
+        self.members = nn.ModuleList(FlowGIN(ops, hidden, layers, backward) for _ in range(members))
+
+    def forward(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
+        adj, ops, mask = _clean(x)
+        scores = torch.stack([m(adj, ops, mask) for m in self.members], 1)
+        return scores if self.training else scores.mean(1)
+
+
+def _per_member(score: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores [B] or [B, K] (one column per ensemble member) -> both [K, B]."""
+    score = score if score.dim() == 2 else score[:, None]
+    return score.T, target[None, :].expand(score.shape[1], -1)
+
+
+def pairwise_loss(score: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """RankNet logistic loss over all pairs with different targets: mean of log(1 + exp(-(s_i - s_j)))
+    for t_i > t_j; averaged over ensemble members. Scale-free in the target, so outliers weigh no more."""
+    s, t = _per_member(score, target)
+    diff = s[:, :, None] - s[:, None, :]
+    order = torch.sign(t[:, :, None] - t[:, None, :])
+    keep = order != 0
+    return F.softplus(-order * diff)[keep].mean() if keep.any() else s.sum() * 0
+
+
+def pairwise_mse_loss(score: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """pairwise_loss + MSE (per member): the ranking term orders, the MSE term keeps label units."""
+    s, t = _per_member(score, target)
+    return pairwise_loss(score, target) + F.mse_loss(s, t)
+
+
+LOSSES.update({"pairwise": pairwise_loss, "pairwise+mse": pairwise_mse_loss})

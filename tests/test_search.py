@@ -1,0 +1,249 @@
+"""search.py: ranking against known predictions, the whole space, top1.json, the budgeted search, CLI errors.
+
+Small HDF5 files are written here from cells of the enumerated space with made-up labels; a stub
+predictor (registered for the test only) scores a known integer function of the cell, so every
+expected ranking is computed independently with numpy.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import search
+import trainer
+from dataset import SCHEMA_VERSION, DataFileError, load_nb101
+from model import MODELS, Predictor, build_model, save_checkpoint
+from nb101_space import NUM_CELLS, Cell, build_network, count_parameters, trainable_parameters
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Stub(Predictor):
+    """score = 100 * #conv3x3 + 10 * #edges + #conv1x1: integers, exact in float32, with many ties."""
+
+    name = "stub"
+
+    def __init__(self):
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(1))  # predict() reads the device from a parameter
+
+    def forward(self, x):
+        ops = x["operations"] * x["mask"][..., None]
+        return 100 * ops[..., 2].sum(1) + 10 * x["adjacency"].sum((1, 2)) + ops[..., 3].sum(1) + 0 * self.unused
+
+
+def stub_score(adjacency, operations, num_vertices):
+    real = np.arange(7)[None] < num_vertices[:, None]
+    return 100 * ((operations == 0) & real).sum(1) + 10 * adjacency.sum((1, 2)) + ((operations == 1) & real).sum(1)
+
+
+@pytest.fixture
+def stub(monkeypatch):
+    monkeypatch.setitem(MODELS, "stub", Stub)
+    return Stub
+
+
+def write_h5(path, space, rows, val, test=None):
+    """An HDF5 in the converter's schema holding the space's cells `rows`; 108-epoch final val/test
+    accuracy of all three repeats = val / test (NaN test unless given)."""
+    n = len(rows)
+    m = np.full((n, 4, 3, 2, 4), np.nan, np.float32)
+    m[:, 3, :, 1, 2] = np.asarray(val)[:, None]
+    if test is not None:
+        m[:, 3, :, 1, 3] = np.asarray(test)[:, None]
+    adj, ops, nv = space["adjacency"][rows], space["operations"][rows], space["num_vertices"][rows]
+    with h5py.File(path, "w") as f:
+        f["hash"] = space["hash"][rows].astype("S32")
+        f["num_vertices"], f["adjacency"], f["operations"] = nv, adj, ops
+        f["trainable_parameters"] = trainable_parameters(adj, ops, nv).astype(np.int32)
+        f["metrics"] = m
+        f.attrs["schema_version"] = SCHEMA_VERSION
+    return path
+
+
+@pytest.fixture
+def small(tmp_path, space):
+    """300 cells of the space; val accuracy a known function (so the truth columns can be checked)."""
+    rows = np.sort(np.random.default_rng(0).choice(NUM_CELLS, 300, replace=False))
+    val = 0.80 + 0.0005 * np.random.default_rng(1).permutation(300)  # distinct, 0.80..0.95
+    test = val - 0.01
+    test[::7] = np.nan  # NaN-aware: some cells lack test accuracy
+    return write_h5(tmp_path / "small.hdf5", space, rows, val, test), rows
+
+
+def stub_checkpoint(path, data_path, fingerprint=None):
+    data = load_nb101(data_path)
+    fp = fingerprint or data.fingerprint
+    save_checkpoint(path, Stub(), data={"path": str(data_path), "fingerprint": fp}, split={"name": "172", "seed": 0})
+    return path
+
+
+def test_ranking_matches_known_predictions(tmp_path, small, stub, capsys):
+    data_path, rows = small
+    ckpt = stub_checkpoint(tmp_path / "stub.pt", data_path)
+    res = search.main(["--checkpoint", str(ckpt), "--data", str(data_path), "--top-k", "15", "--out", str(tmp_path)])
+    data = load_nb101(data_path)
+    s = stub_score(data.adjacency, data.operations, data.num_vertices)
+    expected = np.lexsort((np.arange(len(s)), -s))[:15]  # best first, ties by row
+    got = [data.index_of(c["hash"]) for c in res["ranked"]]
+    assert got == expected.tolist()
+    assert [c["predicted"] for c in res["ranked"]] == s[expected].astype(float).tolist()
+    val, test = data.labels("val", 108, "mean"), data.labels("test", 108, "mean")
+    true_rank = np.empty(len(val), int)
+    true_rank[np.argsort(-val)] = np.arange(1, len(val) + 1)
+    for c, i in zip(res["ranked"], expected):
+        assert c["true_val"] == pytest.approx(val[i])
+        assert (c["true_test"] is None) == np.isnan(test[i]) and (
+            c["true_test"] is None or c["true_test"] == pytest.approx(test[i])
+        )
+        assert c["true_rank"] == true_rank[i]
+        assert c["num_edges"] == data.adjacency[i].sum() and c["trainable_parameters"] == data.trainable_parameters[i]
+        assert c["trained_on"] == (i in set(data.split("172").tolist()))
+    s_ = res["summary"]
+    top3 = set(np.argsort(-val)[:3].tolist())  # ceil(1% of 300)
+    assert s_["best_true_val"] == pytest.approx(val.max())
+    assert s_["regret"] == pytest.approx(val.max() - val[expected[0]])
+    assert s_["top1pct_size"] == 3 and s_["top1pct_hits"] == len(top3 & set(expected.tolist()))
+    assert s_["top1pct_captured"] == pytest.approx(s_["top1pct_hits"] / 3) and s_["topk_in_file"] == 15
+    on_disk = json.loads((tmp_path / "search.json").read_text())
+    assert on_disk["ranked"][0]["hash"] == res["ranked"][0]["hash"] and on_disk["summary"]["regret"] == s_["regret"]
+    out = capsys.readouterr().out
+    assert "regret of the top-1" in out and res["ranked"][0]["hash"][:12] in out
+
+
+def test_space_all_scores_every_unique_cell_and_joins_truth(tmp_path, small, stub, space):
+    data_path, rows = small
+    ckpt = stub_checkpoint(tmp_path / "stub.pt", data_path)
+    args, _ = search.parse_args(["--checkpoint", str(ckpt), "--space", "all", "--data", str(data_path)])
+    cells, data, found = search.load_cells(args)
+    assert len(cells["hash"]) == NUM_CELLS == len(np.unique(cells["hash"]))
+    assert np.array_equal(found[rows], np.arange(len(rows)))  # every file cell found at its row
+    assert (found >= 0).sum() == len(rows)
+    res = search.main(["--checkpoint", str(ckpt), "--space", "all", "--data", str(data_path), "--out", str(tmp_path)])
+    assert res["n_scored"] == NUM_CELLS
+    s = stub_score(space["adjacency"], space["operations"], space["num_vertices"])
+    assert res["ranked"][0]["hash"] == space["hash"][np.lexsort((np.arange(NUM_CELLS), -s))[0]]
+    assert all(c["predicted"] == s.max() for c in res["ranked"])  # 5 conv3x3 and 9 edges: many ties at the top
+    assert res["summary"]["topk_in_file"] == sum(c["true_val"] is not None for c in res["ranked"])
+
+
+def test_space_all_needs_no_data_file(tmp_path, small, stub, monkeypatch):
+    data_path, _ = small
+    ckpt = stub_checkpoint(tmp_path / "stub.pt", data_path)
+    monkeypatch.chdir(tmp_path)  # no data/nasbench.hdf5 here
+    res = search.main(["--checkpoint", str(ckpt), "--space", "all", "--top-k", "3", "--out", "o"])
+    assert res["data"] is None and res["summary"]["labelled"] is False
+    assert res["ranked"][0]["true_val"] is None and (tmp_path / "o" / "top1.json").exists()
+
+
+def test_top1_json_round_trip_rebuilds_the_network(tmp_path, small, stub):
+    data_path, _ = small
+    ckpt = stub_checkpoint(tmp_path / "stub.pt", data_path)
+    res = search.main(["--checkpoint", str(ckpt), "--data", str(data_path), "--out", str(tmp_path), "--top-k", "2"])
+    spec = json.loads((tmp_path / "top1.json").read_text())
+    cell = Cell.from_json(spec)
+    data = load_nb101(data_path)
+    row = data.index_of(spec["hash"])
+    assert spec["hash"] == res["ranked"][0]["hash"] and cell.hash == spec["hash"]
+    net, ref = build_network(cell), build_network(Cell.from_json(res["ranked"][0]))
+    assert {k: v.shape for k, v in net.state_dict().items()} == {k: v.shape for k, v in ref.state_dict().items()}
+    assert count_parameters(net) == data.trainable_parameters[row] == res["summary"]["top1_network_parameters"]
+    picked, _ = trainer.select_cell(trainer.parse_args(["--arch", str(tmp_path / "top1.json")]))
+    assert picked == cell
+
+
+def test_budgeted_search_queries_distinct_cells_within_budget(tmp_path, space):
+    rows = np.random.default_rng(2).choice(NUM_CELLS, 80, replace=False)
+    data = load_nb101(write_h5(tmp_path / "d.hdf5", space, rows, np.linspace(0.85, 0.95, 80)))
+    x, y = data.features(), data.labels("val")
+    hp = {"epochs": 2, "batch_size": 5, "lr": 1e-3, "wd": 0.0, "loss": "mse"}
+    for budget, n0, per_round in ((27, 10, 4), (10, 10, 3), (80, 5, 50)):
+        q = search.budgeted_search(x, y, budget=budget, n0=n0, per_round=per_round, model="mlp", hp=hp, seed=1)
+        assert len(q) == budget == len(set(q.tolist())) and q.min() >= 0 and q.max() < 80
+        assert np.array_equal(q[:n0], np.random.default_rng(1).choice(80, n0, replace=False))
+    again = search.budgeted_search(x, y, budget=27, n0=10, per_round=4, model="mlp", hp=hp, seed=1)
+    first = search.budgeted_search(x, y, budget=27, n0=10, per_round=4, model="mlp", hp=hp, seed=1)
+    assert np.array_equal(first, again)  # seeded: the same queries
+    with pytest.raises(search.SearchError, match="budget"):
+        search.budgeted_search(x, y, budget=81, n0=10, per_round=4, model="mlp", hp=hp)
+    r = search.random_search(80, 30, seed=3)
+    assert len(set(r.tolist())) == 30
+    best = search.best_so_far(q, y)
+    assert np.array_equal(y[best], np.maximum.accumulate(y[q]))
+
+
+def test_budget_mode_end_to_end(tmp_path, space):
+    rows = np.random.default_rng(3).choice(NUM_CELLS, 60, replace=False)
+    val = np.random.default_rng(4).uniform(0.85, 0.95, 60)
+    path = write_h5(tmp_path / "d.hdf5", space, rows, val)
+    flags = "--budget 20 --n0 10 --per-round 5 --seeds 2 --model mlp --epochs 2 --batch-size-train 5".split()
+    res = search.main([*flags, "--data", str(path), "--out", str(tmp_path / "b")])
+    for name in ("guided", "random"):
+        m = res[name]
+        assert len(m["curve_val_mean"]) == 20 and np.all(np.diff(m["curve_val_mean"]) >= 0)
+        assert m["final_val_mean"] <= val.max() + 1e-6 and len(m["runs"]) == 2
+        assert all(len(set(r["queried"])) == 20 for r in m["runs"])
+    assert res["best_in_pool"]["val"] == pytest.approx(val.max())
+    assert (tmp_path / "b" / "search_curve.png").stat().st_size > 0
+    assert json.loads((tmp_path / "b" / "budget.json").read_text())["config"]["budget"] == 20
+
+
+def run_cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, str(ROOT / "search.py"), *args], cwd=cwd, capture_output=True, text=True)
+
+
+def test_missing_checkpoint_is_one_line(tmp_path):
+    """Through the real command line, with the defaults (runs/latest) in an empty folder: one line, exit 1."""
+    p = run_cli(cwd=tmp_path)
+    err = p.stderr.strip()
+    assert p.returncode == 1 and err.count("\n") == 0, err
+    assert "runs/latest/checkpoint.pt: no such checkpoint" in err and "train.py" in err
+
+
+def test_missing_data_file_names_it(tmp_path):
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "mlp.pt", build_model("mlp"), data={"path": "x", "fingerprint": "y"})
+    with pytest.raises(DataFileError, match="absent.hdf5: no such file"):
+        search.main(["--checkpoint", str(tmp_path / "mlp.pt"), "--data", str(tmp_path / "absent.hdf5")])
+
+
+def test_fingerprint_mismatch_warns_and_still_runs(tmp_path, small, capsys):
+    data_path, _ = small
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "mlp.pt", build_model("mlp"), data={"path": "o.hdf5", "fingerprint": "0123456789abcdef"})
+    res = search.main(["--checkpoint", str(tmp_path / "mlp.pt"), "--data", str(data_path), "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert "warning" in err and "0123456789abcdef" in err and load_nb101(data_path).fingerprint in err
+    assert res["fingerprint_match"] is False and len(res["ranked"]) == 10
+    assert not any(c["trained_on"] for c in res["ranked"])  # unknown training cells: none marked
+    assert json.loads((tmp_path / "search.json").read_text())["fingerprint_match"] is False
+
+
+def test_train_hands_the_pick_to_trainer(tmp_path, small, stub, monkeypatch):
+    data_path, _ = small
+    ckpt = stub_checkpoint(tmp_path / "stub.pt", data_path)
+    calls = []
+    monkeypatch.setattr(search.subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    argv = ["--checkpoint", str(ckpt), "--data", str(data_path), "--out", str(tmp_path), "--top-k", "1", "--train"]
+    search.main([*argv, "--", "--epochs", "4"])
+    assert calls == [[sys.executable, str(ROOT / "trainer.py"), "--arch", str(tmp_path / "top1.json"), "--data",
+                      str(data_path), "--epochs", "4"]]  # fmt: skip
+    monkeypatch.setattr(search.subprocess, "call", lambda cmd: 3)
+    with pytest.raises(search.SearchError, match="trainer.py exited with status 3"):
+        search.main(argv)
+    with pytest.raises(SystemExit, match="need --train"):
+        search.main(argv[:-1] + ["--", "--epochs", "4"])
+
+
+def test_json_output_is_compact_and_lossless():
+    obj = {"adjacency": [[0, 1], [0, 0]], "ops": ["input", "a,  b", "[1,\n2]"], "x": [1e-3, None, True], "e": []}
+    text = search.dumps(obj)
+    assert json.loads(text) == obj and '"adjacency": [\n    [0, 1],\n    [0, 0]\n  ]' in text

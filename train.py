@@ -1,0 +1,311 @@
+"""Train a performance predictor on a few labelled NB101 cells and measure how it ranks the others.
+
+    python train.py --split 172                            # default gin predictor, 172 cells, eval on all
+    python train.py --model gcn --split 172                # Neural Predictor's GCN (anchor)
+    python train.py --model mlp --split 334 --split-seed 3 --target val:mean
+    python train.py --data data/demo.hdf5 --epochs 50 --quiet
+
+Writes into the run folder (default runs/<model>-<split>-s<seed>-<time>, every file atomically):
+  checkpoint.pt  model name + args, weights, label normalisation, split, target, data path + fingerprint
+  metrics.json   kendall_tau, spearman, mse (pp^2), precision_at_k {"10","100"}, top1_true,
+                 top10_true_mean, best_true, n_train, n_eval, seconds, timing, config
+  scatter.png    predicted vs true accuracy, full range and zoomed to >= 90%
+and points the symlink runs/latest at it (relative, replaced atomically), which search.py reads.
+
+--target is METRIC[:REPEAT]: val or test accuracy of one repeat (0, 1, 2) or the mean over repeats;
+"val" means "val:0". Training hyper-parameters default to the model's DEFAULTS (model.py).
+No leaks: labels are normalised with training statistics, nothing is selected on evaluation
+labels, the saved model is the one after the last epoch, and every metric is computed once on its
+predictions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from dataset import BUDGETS, DEFAULT_DATA, SPLITS, DataFileError, load_nb101
+from metrics import evaluate
+from model import LOSSES, MODELS, Predictor, build_model, cpu_math, predict, save_checkpoint
+
+RUNS = Path("runs")
+
+
+class TrainError(Exception):
+    """A user-facing failure (empty split, no labels, bad batch size): one line, exit code 1."""
+
+
+HP = ("epochs", "batch_size", "lr", "wd", "loss")  # what a model's DEFAULTS declare
+TARGETS = [f"{m}{r}" for m in ("val", "test") for r in ("", ":0", ":1", ":2", ":mean")]
+
+
+# ----------------------------------------------------------------------------- config
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    intro, usage = __doc__.split("\n\n", 1)
+    p = argparse.ArgumentParser(description=intro, epilog=usage, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.error = lambda msg: sys.exit(f"train.py: error: {msg}")  # one line, no usage dump
+    p.add_argument("--data", default=str(DEFAULT_DATA), help="NB101 HDF5 from tools/nasbench_tfrecord_converter.py")
+    p.add_argument("--model", default="gin", choices=list(MODELS), help="predictor (model.py); gin: best measured")
+    p.add_argument("--split", default="172", choices=SPLITS, help="training cells")
+    p.add_argument("--split-seed", type=int, default=0, help="0 gives the published splits")
+    p.add_argument("--eval-split", default="all", choices=SPLITS, help="cells to evaluate on (same split seed)")
+    p.add_argument("--target", default="val", choices=TARGETS, help="METRIC[:REPEAT], e.g. val:mean")
+    p.add_argument("--budget", type=int, default=108, choices=BUDGETS, help="epoch budget of the label")
+    hp = p.add_argument_group("training (default: the model's DEFAULTS in model.py)")
+    hp.add_argument("--epochs", type=int)
+    hp.add_argument("--batch-size", type=int)
+    hp.add_argument("--lr", type=float)
+    hp.add_argument("--wd", type=float, help="Adam weight decay")
+    hp.add_argument("--loss", choices=list(LOSSES))
+    p.add_argument("--seed", type=int, default=0, help="model init, batch order and dropout")
+    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cuda, mps, cpu")
+    p.add_argument("--eval-batch-size", type=int, help="cells per inference batch (default: model.predict's)")
+    p.add_argument("--out", help="run folder (default: a new folder under runs/)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    return p.parse_args(argv)
+
+
+def parse_target(target: str) -> tuple[str, int | str]:
+    """'val' -> ('val', 0); 'test:mean' -> ('test', 'mean'); 'val:2' -> ('val', 2)."""
+    metric, _, repeat = target.partition(":")
+    return metric, ("mean" if repeat == "mean" else int(repeat or 0))
+
+
+def hyperparams(model: str, overrides: dict | None = None) -> dict:
+    """The model's DEFAULTS, with every override (e.g. vars(args)) that is not None."""
+    hp = dict(MODELS[model].DEFAULTS)
+    overrides = overrides or {}
+    hp.update({k: v for k, v in overrides.items() if k in HP and v is not None})
+    return hp
+
+
+def pick_device(name: str) -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def fit(model: Predictor, x: dict[str, torch.Tensor], y: np.ndarray, *, epochs: int, batch_size: int, lr: float,
+        wd: float, loss: str = "mse", seed: int = 0, quiet: bool = False) -> list[float]:  # fmt: skip
+    """Train `model` in place on features x and accuracies y (the training cells only).
+
+    Labels are normalised with their own mean and std, which the model keeps for `predict`.
+    Adam + cosine schedule over `epochs`; each epoch one torch.randperm of the in-memory tensors,
+    the last partial batch dropped (as neuralpredictor.pytorch). Returns the mean loss per epoch.
+    """
+    n = len(y)
+    if n < batch_size:
+        raise TrainError(f"batch size {batch_size} is larger than the {n} training cells")
+    device = next(model.parameters()).device
+    mean, std = float(np.mean(y)), float(np.std(y))
+    model.set_label_norm(mean, std if std > 0 else 1.0)
+    target = torch.as_tensor((y - mean) / (std if std > 0 else 1.0), dtype=torch.float32, device=device)
+    x = {k: v.to(device) for k, v in x.items()}
+    loss_fn = LOSSES[loss]
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd, fused=device.type in ("cpu", "cuda"))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    gen = torch.Generator().manual_seed(seed)
+    steps = n // batch_size
+    history = []
+    model.train()
+    bar = tqdm(range(epochs), desc=f"train {model.name}", unit="ep", disable=quiet, leave=False)
+    with cpu_math(device, threads=1):  # batches of ~10 cells gain nothing from threads, lose when cores are shared
+        for epoch in bar:
+            perm = torch.randperm(n, generator=gen).to(device)
+            xe, ye = {k: v[perm] for k, v in x.items()}, target[perm]  # one gather per epoch, then slices
+            total = torch.zeros((), device=device)
+            for s in range(0, steps * batch_size, batch_size):
+                batch = {k: v[s : s + batch_size] for k, v in xe.items()}
+                loss_value = loss_fn(model(batch), ye[s : s + batch_size])
+                opt.zero_grad(set_to_none=True)
+                loss_value.backward()
+                opt.step()
+                total += loss_value.detach()
+            sched.step()
+            history.append(total.item() / steps)
+            if epoch % 10 == 0 or epoch == epochs - 1:
+                bar.set_postfix(loss=f"{history[-1]:.4f}")
+    if not np.isfinite(history[-1]):
+        raise TrainError(f"training diverged (loss {history[-1]}); lower --lr")
+    model.eval()
+    return history
+
+
+def train_model(name: str, x: dict[str, torch.Tensor], y: np.ndarray, hp: dict, *, seed: int = 0,
+                device: str | torch.device = "cpu", model_args: dict | None = None, quiet: bool = False):  # fmt: skip
+    """Build model `name` (seeded) on `device` and fit it; returns (model, loss per epoch)."""
+    torch.manual_seed(seed)  # init and dropout
+    model = build_model(name, **(model_args or {})).to(device)
+    history = fit(model, x, y, **{k: hp[k] for k in HP}, seed=seed, quiet=quiet)
+    return model, history
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+def write_atomic(path: Path, write, mode: str = "w") -> None:
+    """write(f) into a temp file beside path, then os.replace: readers never see a partial file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def save_scatter(path: Path, pred: np.ndarray, true: np.ndarray, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 6))
+    lo = 100 * min(pred.min(), true.min())
+    for ax, low in zip(axes, (lo, 90.0)):
+        ax.plot(100 * true, 100 * pred, ",", alpha=0.5, rasterized=True)  # pixel markers: fast at 423k points
+        ax.plot([low, 100], [low, 100], "k--", lw=0.8)
+        ax.set(xlim=(low, 95 if low >= 90 else None), ylim=(low, 95 if low >= 90 else None),
+               xlabel="true accuracy (%)", ylabel="predicted accuracy (%)")  # fmt: skip
+        ax.grid(linestyle="--", alpha=0.5)
+    axes[0].set_title("full range")
+    axes[1].set_title("zoom >= 90%")
+    fig.suptitle(title)
+    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight"), "wb")
+    plt.close(fig)
+
+
+def new_run_dir(args: argparse.Namespace) -> Path:
+    if args.out:
+        out = Path(args.out)
+    else:
+        base = RUNS / f"{args.model}-{args.split}-s{args.split_seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+        out, i = base, 1
+        while out.exists():
+            i += 1
+            out = base.with_name(f"{base.name}-{i}")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def point_latest(run: Path) -> Path:
+    """runs/latest -> run (relative symlink), swapped in with os.replace so readers never miss it."""
+    RUNS.mkdir(exist_ok=True)
+    tmp = RUNS / f".latest.{os.getpid()}.tmp"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(os.path.relpath(run.resolve(), RUNS.resolve()))
+    os.replace(tmp, RUNS / "latest")
+    return RUNS / "latest"
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """The command line: run(), with user errors as one line on stderr and exit status 1."""
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except (DataFileError, TrainError) as e:
+        sys.exit(f"train.py: error: {e}")
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Train, evaluate and save one run (see the module docstring); returns metrics.json's content."""
+    t0 = time.perf_counter()
+    metric, repeat = parse_target(args.target)
+    hp = hyperparams(args.model, vars(args))
+    device = pick_device(args.device)
+
+    # -- data: labels for the target, training and evaluation cells
+    data = load_nb101(args.data)
+    y = data.labels(metric, budget=args.budget, repeat=repeat)
+    if not np.isfinite(y).any():
+        raise TrainError(f"{args.data} has no {args.target} accuracy at {args.budget} epochs; try another --target")
+    train_idx = data.split(args.split, args.split_seed)
+    train_idx = train_idx[np.isfinite(y[train_idx])]
+    eval_idx = data.split(args.eval_split, args.split_seed)
+    eval_idx = eval_idx[np.isfinite(y[eval_idx])]
+    for flag, name, idx in (("--split", args.split, train_idx), ("--eval-split", args.eval_split, eval_idx)):
+        if len(idx) == 0:
+            raise TrainError(
+                f"{flag} {name} (seed {args.split_seed}) of {args.data}: no cell with a {args.target} label"
+            )
+    t_load = time.perf_counter()
+
+    # -- model and training loop
+    x_train = data.features(train_idx)
+    model, history = train_model(args.model, x_train, y[train_idx], hp, seed=args.seed, device=device, quiet=args.quiet)
+    t_train = time.perf_counter()
+
+    # -- evaluation: once, on the final model's predictions
+    pred = predict(model, data.features(eval_idx), args.eval_batch_size)
+    t_pred = time.perf_counter()
+    m = evaluate(pred, y[eval_idx])
+    t_metrics = time.perf_counter()
+
+    # -- save
+    out = new_run_dir(args)
+    split = {"name": args.split, "seed": args.split_seed, "eval": args.eval_split}
+    target = {"metric": metric, "repeat": repeat, "budget": args.budget}
+    source = {"path": str(Path(args.data).resolve()), "fingerprint": data.fingerprint}
+    save_checkpoint(out / "checkpoint.pt", model, split=split, target=target, data=source, hp=hp, seed=args.seed)
+    title = f"{args.model}, split {args.split} seed {args.split_seed} ({len(train_idx)} cells)"
+    save_scatter(out / "scatter.png", pred, y[eval_idx], f"{title}: Kendall tau {m['kendall_tau']:.3f}")
+    m.update(
+        n_train=len(train_idx),
+        top1_hash=str(data.hash[eval_idx[int(np.argmax(pred))]]),
+        final_train_loss=history[-1],
+        seconds=time.perf_counter() - t0,
+        timing=dict(load=t_load - t0, train=t_train - t_load, predict=t_pred - t_train, metrics=t_metrics - t_pred),
+        config={**vars(args), **hp, "model_args": model.args, "device": str(device), "split": split,
+                "target": target, "data": source, "run": str(out)},
+    )  # fmt: skip
+    write_atomic(out / "metrics.json", lambda f: json.dump(m, f, indent=2))
+    latest = point_latest(out)
+    if not args.quiet:
+        print(summary(m, out, latest))
+    return m
+
+
+def summary(m: dict, out: Path, latest: Path) -> str:
+    c, t, p = m["config"], m["timing"], m["precision_at_k"]
+    hp = f"{c['epochs']} epochs, batch {c['batch_size']}, lr {c['lr']:g}, wd {c['wd']:g}, loss {c['loss']}"
+    target = f"{c['target']['metric']}:{c['target']['repeat']} at {c['budget']} epochs"
+    return "\n".join([
+        f"model    {c['model']} {c['model_args']} | {hp}",
+        f"data     {c['data']['path']} (fingerprint {c['data']['fingerprint']})",
+        f"train    split {c['split']['name']} seed {c['split']['seed']}: {m['n_train']} cells, "
+        f"final loss {m['final_train_loss']:.4f}",
+        f"eval     split {c['split']['eval']}: {m['n_eval']} cells, target {target}",
+        f"kendall tau {m['kendall_tau']:.4f} | spearman {m['spearman']:.4f} | mse {m['mse']:.3f} pp^2",
+        f"precision@10 {p['10']:.2f} | precision@100 {p['100']:.2f}",
+        f"predicted top-1 true {100 * m['top1_true']:.2f}% | top-10 mean {100 * m['top10_true_mean']:.2f}% | "
+        f"best {100 * m['best_true']:.2f}%",
+        f"time     {m['seconds']:.1f} s (" + ", ".join(f"{k} {v:.1f}" for k, v in t.items()) + ")",
+        f"saved    {out}/ (checkpoint.pt metrics.json scatter.png); {latest} -> {os.readlink(latest)}",
+    ])  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
