@@ -17,9 +17,8 @@ stores so that the checkpoint alone rebuilds the model. Register new models with
 References:
 - mlp: the seed, chanyoungP/Simple_MLP_Predictor_NAS (model.py, train.py): one Linear(->64)+ReLU
   per input, concatenated, then 512-256-128-64-32-1; trained with MSE and Adam.
-- gcn: W. Wen, H. Liu, Y. Chen, H. Li, G. Bender, P.-J. Kindermans, "Neural Predictor for Neural
-  Architecture Search", ECCV 2020 (arXiv:1912.00848), as implemented in
-  ultmaster/neuralpredictor.pytorch (model.py, train.py).
+- gcn: W. Wen et al., "Neural Predictor for Neural Architecture Search", ECCV 2020
+  (arXiv:1912.00848), as implemented in ultmaster/neuralpredictor.pytorch (model.py, train.py).
 """
 
 from __future__ import annotations

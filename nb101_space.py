@@ -454,13 +454,35 @@ def _full_dags(n: int) -> np.ndarray:
 
 
 def save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """np.savez to a temp file beside `path`, then rename: readers never see half a file."""
+    write_atomic(path, lambda f: np.savez(f, **arrays), "wb")
+
+
+# ----------------------------------------------------------------------------- shared helpers
+
+
+def write_atomic(path: str | Path, write, mode: str = "w") -> None:
+    """write(f) into a temp file beside `path`, then rename: readers never see a half-written file."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+        with os.fdopen(fd, mode) as f:
+            write(f)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def pick_device(name: str = "auto"):
+    """`auto` is cuda, then mps, then cpu; anything else is passed to torch.device."""
+    import torch
+
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")

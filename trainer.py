@@ -26,7 +26,6 @@ import math
 import os
 import pickle
 import sys
-import tempfile
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -48,7 +47,9 @@ from nb101_space import (
     cell_from_row,
     count_parameters,
     make_cell,
+    pick_device,
     save_npz_atomic,
+    write_atomic,
 )
 
 # nasbench lib/cifar.py: RGB_MEAN / RGB_STD on 0..255 pixels (CIFAR-10's true per-channel values).
@@ -422,29 +423,6 @@ def sum_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
 
 
-def save_atomic(path: Path, write) -> None:
-    """write(f) into a temp file beside path, then os.replace: readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def pick_device(name: str) -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
 # ----------------------------------------------------------------------------- main
 
 
@@ -558,7 +536,7 @@ def _run(args, ckpt, device, ddp, rank, world, master, amp) -> dict:
             "final": history[-1] if history else None,
         }  # fmt: skip
         if master:
-            save_atomic(out / "metrics.json", lambda f: f.write(json.dumps(m, indent=1).encode()))
+            write_atomic(out / "metrics.json", lambda f: f.write(json.dumps(m, indent=1)))
         return m
 
     # -- loop
@@ -604,7 +582,7 @@ def _run(args, ckpt, device, ddp, rank, world, master, amp) -> dict:
                 "cell": cell.to_json(), "history": history, "train_time": train_time, "wall_time": wall_time,
                 "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state()},
             }  # fmt: skip
-            save_atomic(out / "ckpt.pt", lambda f, s=state: torch.save(s, f))
+            write_atomic(out / "ckpt.pt", lambda f, s=state: torch.save(s, f), "wb")
         metrics = write_metrics("done" if epoch + 1 == args.epochs else "running")
     if master and record and history and history[-1]["epoch"] == args.epochs and str(args.epochs) in record:
         vals = [v for v in record[str(args.epochs)]["val"] if v is not None]

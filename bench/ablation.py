@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from multiprocessing import Pool
 from pathlib import Path
@@ -30,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dataset import DataFileError, load_nb101  # noqa: E402
 from metrics import kendall_tau  # noqa: E402
 from model import predict  # noqa: E402
+from nb101_space import write_atomic  # noqa: E402
 from train import hyperparams, train_model  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -80,17 +79,9 @@ def run_one(job: tuple[str, str, int, int, int]) -> dict:
     seconds = time.perf_counter() - t0
     result = {"row": row, "n": n, "seed": seed, "tau": kendall_tau(predict(model, data.features()), y),
               "seconds": seconds, "threads": threads, "hp": hp, "model_args": model.args}  # fmt: skip
-    write_atomic(path, json.dumps(result, indent=1))
+    write_atomic(path, lambda f: f.write(json.dumps(result, indent=1)))
     print(f"{row:28s} n={n} seed={seed} tau={result['tau']:.4f} {seconds:.0f}s", flush=True)
     return result
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def table(results: list[dict]) -> tuple[list[dict], str]:
@@ -129,8 +120,8 @@ def main() -> None:
     else:
         results = [run_one(j) for j in jobs]
     rows, md = table(results)
-    write_atomic(RESULTS / "ablation.json", json.dumps({"data": args.data, "rows": rows}, indent=1))
-    write_atomic(RESULTS / "ablation.md", md)
+    write_atomic(RESULTS / "ablation.json", lambda f: f.write(json.dumps({"data": args.data, "rows": rows}, indent=1)))
+    write_atomic(RESULTS / "ablation.md", lambda f: f.write(md))
     print(md)
 
 

@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 from dataset import BUDGETS, SPLITS, DataFileError, load_nb101  # noqa: E402
 from metrics import evaluate  # noqa: E402
 from model import LOSSES, MODELS, predict  # noqa: E402
-from train import TARGETS, TrainError, hyperparams, parse_target, pick_device, train_model, write_atomic  # noqa: E402
+from train import HP, TARGETS, TrainError, hyperparams, parse_target, pick_device, train_model, write_atomic  # noqa: E402
 
 REAL_TFRECORD = REPO.parent / "shared" / "data" / "nb101_real_20k.tfrecord"
 COLUMNS = ("kendall_tau", "spearman", "mse", "top1_true", "seconds")
@@ -94,14 +94,15 @@ def ensure_data(path: Path, tfrecord: Path) -> Path:
     return path
 
 
-def machine(threads: int, device: torch.device) -> dict:
+def machine(threads: int, device: torch.device, load_start: tuple) -> dict:
     cpu = platform.processor() or platform.machine()
     try:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "device": str(device), "torch": torch.__version__,
-            "python": platform.python_version(), "load_avg_start": os.getloadavg()}  # fmt: skip
+            "python": platform.python_version(), "load_avg_start": load_start,
+            "load_avg_end": os.getloadavg()}  # fmt: skip
 
 
 def mean_std(runs: list[dict]) -> dict:
@@ -126,6 +127,7 @@ def table(summary: dict, n_seeds: dict) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    load_start = os.getloadavg()
     torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     data = load_nb101(ensure_data(Path(args.data), Path(args.tfrecord)))
@@ -135,6 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
     eval_idx = eval_idx[np.isfinite(y[eval_idx])]
     x_eval = data.features(eval_idx)
     model_args = json.loads(args.model_args)
+    overrides = {k: getattr(args, k) for k in HP if getattr(args, k) is not None}
     print(
         f"{args.data}: {len(data)} cells, {len(eval_idx)} evaluated; models {' '.join(args.models)}; seeds {args.seeds}"
     )
@@ -159,21 +162,31 @@ def main(argv: list[str] | None = None) -> dict:
 
     summary = {n: mean_std([r for r in runs if r["model"] == n]) for n in args.models}
     text = table(summary, {n: len(args.seeds) for n in args.models})
-    info = machine(args.threads, device) | {"load_avg_end": os.getloadavg()}
+    info = machine(args.threads, device, load_start)
     protocol = {k: getattr(args, k) for k in ("data", "split", "eval_split", "target", "budget", "seeds", "train_seed")}
-    result = {"protocol": protocol | {"fingerprint": data.fingerprint, "n_cells": len(data), "model_args": model_args},
+    protocol |= {
+        "fingerprint": data.fingerprint,
+        "n_cells": len(data),
+        "model_args": model_args,
+        "overrides": overrides,
+    }
+    result = {"protocol": protocol,
               "machine": info, "summary": summary, "runs": runs,
               "anchors": {k: {"kendall_tau": {"mean": v["kendall_tau"][0], "std": v["kendall_tau"][1]}}
                           for k, v in ANCHORS.items()}}  # fmt: skip
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(out.with_suffix(".json"), lambda f: json.dump(result, f, indent=2))
-    load = ", ".join(f"{x:.1f}" for x in info["load_avg_start"])
-    md = (f"# Predictor benchmark\n\n{text}\n\nProtocol: train on split {args.split} (split seeds {args.seeds}), "
-          f"evaluate on {len(eval_idx)} cells of {Path(args.data).name} ({data.fingerprint}), target {args.target} "
-          f"at {args.budget} epochs. Mean ± std (ddof=0) over seeds.\nMachine: {info['cpu']}, {info['cores']} cores, "
-          f"{args.threads} thread(s), {info['device']}, torch {info['torch']}; load average at start {load} "
-          "(shared machine: timings are noisy).\n")  # fmt: skip
+    load = f"{info['load_avg_start'][0]:.1f} at start, {info['load_avg_end'][0]:.1f} at end"
+    md = "\n".join([
+        f"# Predictor benchmark\n\n{text}\n",
+        f"Protocol: train on split {args.split} (split seeds {args.seeds}, training seed {args.train_seed}), evaluate "
+        f"on {len(eval_idx)} cells of {Path(args.data).name} ({data.fingerprint}), target {args.target} at "
+        f"{args.budget} epochs; each model's DEFAULTS (model.py) except {overrides or 'nothing'}, model args "
+        f"{model_args or 'default'}. Mean ± std (ddof=0) over the split seeds.",
+        f"Machine: {info['cpu']}, {info['cores']} cores, {args.threads} thread(s), {info['device']}, torch "
+        f"{info['torch']}; 1-minute load average {load} (a shared machine: timings are noisy).\n",
+    ])  # fmt: skip
     write_atomic(out.with_suffix(".md"), lambda f: f.write(md))
     print("\n" + text + f"\n\nwrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
     return result

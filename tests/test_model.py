@@ -1,5 +1,7 @@
 """model.py: shapes, masks and padding, the reference architectures, predict and the checkpoint."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -11,9 +13,10 @@ from dataset import cell_features
 
 @pytest.fixture(scope="module")
 def cells(space):
-    """40 cells of each size 2..7 from the enumerated space."""
+    """Up to 40 cells of each size 2..7, spread over the enumerated space."""
     nv = space["num_vertices"]
-    idx = np.concatenate([np.flatnonzero(nv == n)[::997][:40] for n in range(2, 8)])
+    rows = [np.flatnonzero(nv == n) for n in range(2, 8)]
+    idx = np.concatenate([r[np.unique(np.linspace(0, len(r) - 1, 40).astype(int))] for r in rows])
     return {k: v[idx] for k, v in space.items()}
 
 
@@ -156,3 +159,11 @@ def test_load_checkpoint_errors(tmp_path):
     torch.save({"version": 99, "model": "gcn"}, tmp_path / "old.pt")
     with pytest.raises(ValueError, match="checkpoint version 99"):
         M.load_checkpoint(tmp_path / "old.pt")
+
+
+def test_cpu_math_restores_threads_and_free_cores_is_in_range():
+    threads = torch.get_num_threads()
+    with M.cpu_math(torch.device("cpu"), threads=1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == threads
+    assert 1 <= M.free_cores() <= (os.cpu_count() or 1)

@@ -171,3 +171,18 @@ def test_empty_split_and_absent_labels_are_one_line(demo_h5, tmp_path, monkeypat
 def test_help_shows_the_usage_examples():
     r = subprocess.run([sys.executable, str(REPO / "train.py"), "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "python train.py --split 172" in r.stdout and "--target" in r.stdout
+
+
+def test_predictor_bench_runs_on_demo_data(demo_h5, tmp_path):
+    sys.path.insert(0, str(REPO / "bench"))
+    import predictors
+
+    out = tmp_path / "bench"
+    r = predictors.main(["--data", str(demo_h5), "--models", "mlp", "gcn", "--seeds", "0", "1", "--epochs", "2",
+                         "--out", str(out)])  # fmt: skip
+    assert [(x["model"], x["split_seed"]) for x in r["runs"]] == [("mlp", 0), ("mlp", 1), ("gcn", 0), ("gcn", 1)]
+    assert r["protocol"]["overrides"] == {"epochs": 2} and r["runs"][0]["hp"]["epochs"] == 2
+    taus = [x["kendall_tau"] for x in r["runs"] if x["model"] == "gcn"]
+    assert r["summary"]["gcn"]["kendall_tau"]["mean"] == pytest.approx(np.mean(taus))
+    assert json.loads(out.with_suffix(".json").read_text())["summary"] == r["summary"]
+    assert "| gcn | 2 |" in out.with_suffix(".md").read_text()
