@@ -45,6 +45,7 @@ lint: setup
 bench: setup
 	$(PY) bench/converter.py
 	$(PY) bench/predictors.py
+	$(PY) bench/train_speed.py
 	$(PY) bench/ablation.py
 	$(PY) bench/search_speed.py
 	$(PY) bench/budgeted_search.py
