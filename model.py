@@ -24,7 +24,6 @@ References:
 from __future__ import annotations
 
 import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,6 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from nb101_space import write_atomic
 
 CHECKPOINT_VERSION = 1
 MODELS: dict[str, type[Predictor]] = {}
@@ -231,15 +232,7 @@ def save_checkpoint(path: str | Path, model: Predictor, **info) -> None:
         "label_norm": {"mean": model.label_mean.item(), "std": model.label_std.item()},
         **info,
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(ckpt, tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_atomic(path, lambda f: torch.save(ckpt, f), "wb")
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[Predictor, dict]:

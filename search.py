@@ -52,8 +52,17 @@ from tqdm import tqdm
 from dataset import DEFAULT_DATA, NB101, DataFileError, cell_features, load_nb101
 from metrics import top_k
 from model import MODELS, load_checkpoint, predict
-from nb101_space import Cell, build_network, cell_from_row, count_parameters, enumerate_space, trainable_parameters
-from train import TARGETS, hyperparams, parse_target, pick_device, train_model, write_atomic
+from nb101_space import (
+    Cell,
+    build_network,
+    cell_from_row,
+    count_parameters,
+    enumerate_space,
+    pick_device,
+    trainable_parameters,
+    write_atomic,
+)
+from train import TARGETS, hyperparams, parse_target, train_model
 
 ROOT = Path(__file__).resolve().parent
 LATEST = Path("runs/latest/checkpoint.pt")
@@ -267,7 +276,7 @@ def check_network(cell_json: dict) -> tuple[int, int]:
 
 
 def device_or_die(name: str) -> torch.device:
-    """train.pick_device, with a one-line error for an unknown or absent device."""
+    """nb101_space.pick_device, with a one-line error for an unknown or absent device."""
     try:
         device = pick_device(name)
     except RuntimeError:

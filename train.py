@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from tqdm import tqdm
 from dataset import BUDGETS, DEFAULT_DATA, SPLITS, DataFileError, load_nb101
 from metrics import evaluate
 from model import LOSSES, MODELS, Predictor, build_model, cpu_math, predict, save_checkpoint
+from nb101_space import pick_device, write_atomic
 
 RUNS = Path("runs")
 
@@ -88,16 +88,6 @@ def hyperparams(model: str, overrides: dict | None = None) -> dict:
     overrides = overrides or {}
     hp.update({k: v for k, v in overrides.items() if k in HP and v is not None})
     return hp
-
-
-def pick_device(name: str) -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 # ----------------------------------------------------------------------------- training
@@ -159,19 +149,6 @@ def train_model(name: str, x: dict[str, torch.Tensor], y: np.ndarray, hp: dict, 
 
 
 # ----------------------------------------------------------------------------- outputs
-
-
-def write_atomic(path: Path, write, mode: str = "w") -> None:
-    """write(f) into a temp file beside path, then os.replace: readers never see a partial file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def save_scatter(path: Path, pred: np.ndarray, true: np.ndarray, title: str) -> None:

@@ -37,7 +37,8 @@ sys.path.insert(0, str(REPO))
 from dataset import BUDGETS, SPLITS, DataFileError, load_nb101  # noqa: E402
 from metrics import evaluate  # noqa: E402
 from model import LOSSES, MODELS, predict  # noqa: E402
-from train import HP, TARGETS, TrainError, hyperparams, parse_target, pick_device, train_model, write_atomic  # noqa: E402
+from nb101_space import pick_device, write_atomic  # noqa: E402
+from train import HP, TARGETS, TrainError, hyperparams, parse_target, train_model  # noqa: E402
 
 REAL_TFRECORD = REPO.parent / "shared" / "data" / "nb101_real_20k.tfrecord"
 COLUMNS = ("kendall_tau", "spearman", "mse", "top1_true", "seconds")

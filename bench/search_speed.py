@@ -34,9 +34,11 @@ from torch.utils.data import DataLoader, Dataset
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from metrics import top_k  # noqa: E402
 from model import build_model, load_checkpoint  # noqa: E402
-from nb101_space import enumerate_space  # noqa: E402
+from nb101_space import (
+    enumerate_space,  # noqa: E402
+    write_atomic,  # noqa: E402
+)
 from search import score  # noqa: E402
-from train import write_atomic  # noqa: E402
 
 TARGET_S = 3.0
 

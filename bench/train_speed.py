@@ -37,8 +37,12 @@ sys.path.insert(0, str(REPO))
 from dataset import cell_features, load_nb101  # noqa: E402
 from metrics import evaluate  # noqa: E402
 from model import MODELS, predict  # noqa: E402
-from nb101_space import NUM_CELLS, enumerate_space  # noqa: E402
-from train import hyperparams, train_model, write_atomic  # noqa: E402
+from nb101_space import (  # noqa: E402
+    NUM_CELLS,
+    enumerate_space,
+    write_atomic,  # noqa: E402
+)
+from train import hyperparams, train_model  # noqa: E402
 
 TARGET_S = 30.0
 
