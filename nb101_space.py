@@ -28,6 +28,8 @@ LABEL_TO_OP = {v: k for k, v in OP_TO_LABEL.items()}
 MAX_VERTICES = 7
 MAX_EDGES = 9
 NUM_CELLS = 423_624  # unique cells in NB101
+BUDGETS = (4, 12, 36, 108)  # training epochs NB101 recorded, the `metrics` budget axis of the HDF5
+HDF5_SCHEMA_VERSION = 1  # written by tools/nasbench_tfrecord_converter.py, checked by dataset.py
 DEFAULT_SPACE_CACHE = Path(__file__).resolve().parent / "data" / "nb101_space.npz"
 
 

@@ -44,7 +44,7 @@ def expected(path):
             params.append(p), sizes.append(n)
             metrics.append(np.full((4, 3, 2, 4), np.nan, np.float32))
         repeat = seen[rec.hash, rec.epochs] = seen.get((rec.hash, rec.epochs), -1) + 1
-        metrics[rows[rec.hash]][R.BUDGETS.index(rec.epochs), repeat] = values
+        metrics[rows[rec.hash]][S.BUDGETS.index(rec.epochs), repeat] = values
     return {
         "hash": np.array(list(rows), "S32"),
         "num_vertices": np.array(sizes, np.int8),
@@ -99,7 +99,7 @@ def test_subsets_of_budgets_and_repeats(tmp_path, cells, budgets, repeats):
     with h5py.File(tmp_path / "d.hdf5") as f:
         m = f["metrics"][:]
     present = np.zeros((4, 3), bool)
-    present[[R.BUDGETS.index(b) for b in budgets], :repeats] = True
+    present[[S.BUDGETS.index(b) for b in budgets], :repeats] = True
     assert not np.isnan(m[:, present]).any() and np.isnan(m[:, ~present]).all()
 
 
@@ -134,7 +134,7 @@ def test_demo_records_are_laid_out_like_nb101(cells):
 def test_demo_labels_are_nb101_like_and_learnable(space):
     cells = demo.choose_cells(space, 1000, seed=0)
     params = S.trainable_parameters(cells["adjacency"], cells["operations"], cells["num_vertices"])
-    values, _ = demo.synthetic_metrics(cells, params, R.BUDGETS, 3, seed=0)
+    values, _ = demo.synthetic_metrics(cells, params, S.BUDGETS, 3, seed=0)
     val108 = values[:, 3, :, 2, 3]  # [cells, repeats] final validation accuracy at 108 epochs
     ok = val108[val108 > 0.2]
     assert 0.88 < ok.mean() < 0.92 and 0.93 < ok.max() < 0.96 and 0.01 < ok.std() < 0.06

@@ -51,9 +51,10 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import nb101_space  # noqa: E402
-from tools.nb101_records import BUDGETS, FOOTER, HEADER, RecordError, parse_chunk  # noqa: E402
+from nb101_space import BUDGETS  # noqa: E402
+from tools.nb101_records import FOOTER, HEADER, RecordError, parse_chunk  # noqa: E402
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = nb101_space.HDF5_SCHEMA_VERSION
 DEFAULT_INPUTS = ("data/nasbench_full.tfrecord", "data/nasbench_only108.tfrecord")
 MAX_REPEATS = 3
 _BUDGET_INDEX = np.full(max(BUDGETS) + 1, -1, np.int64)

@@ -38,7 +38,6 @@ import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
-BUDGETS = (4, 12, 36, 108)
 FIELDS = ("training_time", "train_accuracy", "validation_accuracy", "test_accuracy")
 STAGES = ("halfway", "final")  # evaluation_data[1] and [2]; [0] is the untrained model
 # evaluation_data[*].checkpoint_path prefix of records whose labels are made up (make_demo_data.py).
