@@ -5,9 +5,10 @@ DEMO_CELLS ?= 3000
 .PHONY: setup demo test lint bench
 setup: .venv/.installed
 
-.venv/.installed: requirements.txt
+.venv/.installed: requirements.txt pyproject.toml
 	python3 -m venv .venv
 	.venv/bin/pip install -q -r requirements.txt
+	.venv/bin/pip install -q --no-deps -e .
 	touch $@
 
 # The trainer stage runs briefly (a reduced network, 1 epoch, an image subset) when CIFAR-10 is

@@ -22,8 +22,8 @@ import h5py
 import numpy as np
 import torch
 
-from nb101_space import BUDGETS
-from nb101_space import HDF5_SCHEMA_VERSION as SCHEMA_VERSION
+from lib.nb101_space import BUDGETS
+from lib.nb101_space import HDF5_SCHEMA_VERSION as SCHEMA_VERSION
 
 METRICS = ("training_time", "train", "val", "test")  # last axis of `metrics`
 SPLITS = ("172", "334", "860", "91-172", "91-334", "91-860", "denoise-91", "denoise-80", "all")

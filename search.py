@@ -50,18 +50,11 @@ import torch
 from tqdm import tqdm
 
 from dataset import DEFAULT_DATA, NB101, DataFileError, cell_features, load_nb101
-from metrics import top_k
+from lib.devices import pick_device
+from lib.metrics import top_k
+from lib.nb101_space import Cell, build_network, cell_from_row, count_parameters, enumerate_space, trainable_parameters
+from lib.outputs import write_atomic
 from model import MODELS, load_checkpoint, predict
-from nb101_space import (
-    Cell,
-    build_network,
-    cell_from_row,
-    count_parameters,
-    enumerate_space,
-    pick_device,
-    trainable_parameters,
-    write_atomic,
-)
 from train import TARGETS, hyperparams, parse_target, train_model
 
 ROOT = Path(__file__).resolve().parent

@@ -33,9 +33,10 @@ import torch
 from tqdm import tqdm
 
 from dataset import BUDGETS, DEFAULT_DATA, SPLITS, DataFileError, load_nb101
-from metrics import evaluate
+from lib.devices import pick_device
+from lib.metrics import evaluate
+from lib.outputs import write_atomic
 from model import LOSSES, MODELS, Predictor, build_model, cpu_math, predict, save_checkpoint
-from nb101_space import pick_device, write_atomic
 
 RUNS = Path("runs")
 

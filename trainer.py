@@ -40,17 +40,9 @@ from torchvision.datasets import CIFAR10, ImageFolder
 from tqdm import tqdm
 
 from dataset import BUDGETS, METRICS, DataFileError, load_nb101
-from nb101_space import (
-    Cell,
-    InvalidSpecError,
-    build_network,
-    cell_from_row,
-    count_parameters,
-    make_cell,
-    pick_device,
-    save_npz_atomic,
-    write_atomic,
-)
+from lib.devices import pick_device
+from lib.nb101_space import Cell, InvalidSpecError, build_network, cell_from_row, count_parameters, make_cell
+from lib.outputs import save_npz_atomic, write_atomic
 
 # nasbench lib/cifar.py: RGB_MEAN / RGB_STD on 0..255 pixels (CIFAR-10's true per-channel values).
 RGB_MEAN = (125.31, 122.95, 113.87)

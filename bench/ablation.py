@@ -24,12 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dataset import DataFileError, load_nb101  # noqa: E402
-from metrics import kendall_tau  # noqa: E402
-from model import predict  # noqa: E402
-from nb101_space import write_atomic  # noqa: E402
-from train import hyperparams, train_model  # noqa: E402
+from dataset import DataFileError, load_nb101
+from lib.metrics import kendall_tau
+from lib.outputs import write_atomic
+from model import predict
+from train import hyperparams, train_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # row -> (n_train cells, split seeds, train-hyper-parameter overrides, model-arg overrides)

@@ -30,10 +30,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-import search  # noqa: E402
-from bench.search_speed import machine  # noqa: E402
-from nb101_space import write_atomic  # noqa: E402
+import search
+from bench.search_speed import machine
+from lib.outputs import write_atomic
 
 REAL = ROOT.parent / "shared" / "data" / "nb101_real_20k.tfrecord"
 BEST_IN_FILE = 0.9491  # data/README.md

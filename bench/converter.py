@@ -32,9 +32,8 @@ import h5py
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from tools import nasbench_tfrecord_converter as converter  # noqa: E402
-from tools.nb101_records import FIELDS, ModelMetrics, read_tfrecord  # noqa: E402
+from lib.nb101_records import FIELDS, ModelMetrics, read_tfrecord
+from tools import nasbench_tfrecord_converter as converter
 
 
 def machine() -> dict:

@@ -32,13 +32,13 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from dataset import BUDGETS, SPLITS, DataFileError, load_nb101  # noqa: E402
-from metrics import evaluate  # noqa: E402
-from model import LOSSES, MODELS, predict  # noqa: E402
-from nb101_space import pick_device, write_atomic  # noqa: E402
-from train import HP, TARGETS, TrainError, hyperparams, parse_target, train_model  # noqa: E402
+from dataset import BUDGETS, SPLITS, DataFileError, load_nb101
+from lib.devices import pick_device
+from lib.metrics import evaluate
+from lib.outputs import write_atomic
+from model import LOSSES, MODELS, predict
+from train import HP, TARGETS, TrainError, hyperparams, parse_target, train_model
 
 REAL_TFRECORD = REPO.parent / "shared" / "data" / "nb101_real_20k.tfrecord"
 COLUMNS = ("kendall_tau", "spearman", "mse", "top1_true", "seconds")

@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -31,14 +30,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from metrics import top_k  # noqa: E402
-from model import build_model, load_checkpoint  # noqa: E402
-from nb101_space import (
-    enumerate_space,  # noqa: E402
-    write_atomic,  # noqa: E402
-)
-from search import score  # noqa: E402
+from lib.metrics import top_k
+from lib.nb101_space import enumerate_space
+from lib.outputs import write_atomic
+from model import build_model, load_checkpoint
+from search import score
 
 TARGET_S = 3.0
 

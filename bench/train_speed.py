@@ -32,17 +32,13 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from dataset import cell_features, load_nb101  # noqa: E402
-from metrics import evaluate  # noqa: E402
-from model import MODELS, predict  # noqa: E402
-from nb101_space import (  # noqa: E402
-    NUM_CELLS,
-    enumerate_space,
-    write_atomic,  # noqa: E402
-)
-from train import hyperparams, train_model  # noqa: E402
+from dataset import cell_features, load_nb101
+from lib.metrics import evaluate
+from lib.nb101_space import NUM_CELLS, enumerate_space
+from lib.outputs import write_atomic
+from model import MODELS, predict
+from train import hyperparams, train_model
 
 TARGET_S = 30.0
 

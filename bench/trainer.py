@@ -31,9 +31,8 @@ import torch
 import torchvision.transforms as T
 from nasbench_pytorch.trainer import train as nasbench_train
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import trainer  # noqa: E402
-from nb101_space import build_network, count_parameters, make_cell  # noqa: E402
+import trainer
+from lib.nb101_space import build_network, count_parameters, make_cell
 
 # Median trainable_parameters (5,356,682) of all 423,624 NB101 cells (nb101_space.enumerate_space
 # + trainable_parameters); hash f4f70a97275d1c8636268845a5167803.

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-import nb101_space
+from lib import nb101_space
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from conftest import REAL_TFRECORD, REPO
 
-import nb101_space as S
+from lib import nb101_records as R
+from lib import nb101_space as S
 from tools import make_demo_data as demo
 from tools import nasbench_tfrecord_converter as C
-from tools import nb101_records as R
 
 TF_WRITTEN = REPO / "data" / "tf_written.tfrecord"  # made by tests/write_tfrecord_with_tf.py in a TF venv
 

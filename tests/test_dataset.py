@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import dataset as D
-import nb101_space as S
+from lib import nb101_space as S
 
 
 def write_h5(path, metrics, cells=None, version=D.SCHEMA_VERSION):

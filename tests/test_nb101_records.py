@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from google.protobuf.descriptor import FieldDescriptor
 
-from tools import nb101_records as R
+from lib import nb101_records as R
 
 HASH = "0123456789abcdef" * 2
 ADJ = "0110000100010000"  # 4 vertices, row-major

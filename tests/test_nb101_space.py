@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from nasbench_pytorch.model import graph_util
 
-import nb101_space as S
+from lib import nb101_space as S
 
 CONV3, CONV1, POOL = "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"
 

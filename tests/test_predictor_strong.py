@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dataset import cell_features
-from metrics import kendall_tau
+from lib.metrics import kendall_tau
 from model import (
     LOSSES,
     build_model,

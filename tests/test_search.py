@@ -20,8 +20,8 @@ import torch
 import search
 import trainer
 from dataset import SCHEMA_VERSION, DataFileError, load_nb101
+from lib.nb101_space import NUM_CELLS, Cell, build_network, count_parameters, trainable_parameters
 from model import MODELS, Predictor, build_model, save_checkpoint
-from nb101_space import NUM_CELLS, Cell, build_network, count_parameters, trainable_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 

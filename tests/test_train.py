@@ -12,9 +12,9 @@ import torch
 from conftest import REPO
 from scipy import stats
 
-import metrics as MT
 import train as T
 from dataset import load_nb101
+from lib import metrics as MT
 from model import load_checkpoint, predict
 
 # ----------------------------------------------------------------------------- metrics

@@ -27,8 +27,8 @@ from conftest import CIFAR_JPEG, REAL_TFRECORD, REPO, require
 from PIL import Image
 
 import trainer
-from nb101_space import build_network, count_parameters, make_cell, trainable_parameters
-from tools.nb101_records import decode_record, metric_values, read_tfrecord
+from lib.nb101_records import decode_record, metric_values, read_tfrecord
+from lib.nb101_space import build_network, count_parameters, make_cell, trainable_parameters
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 CELL = ["--adjacency", "[[0,1,1,0],[0,0,1,1],[0,0,0,1],[0,0,0,0]]", "--ops", "input,conv3x3-bn-relu,maxpool3x3,output"]

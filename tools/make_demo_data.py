@@ -27,10 +27,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import nb101_space  # noqa: E402
-from nb101_space import BUDGETS  # noqa: E402
-from tools.nb101_records import SYNTHETIC_MARK, encode_metrics_batch, frame  # noqa: E402
+from lib import nb101_space
+from lib.nb101_records import SYNTHETIC_MARK, encode_metrics_batch, frame
+from lib.nb101_space import BUDGETS
 
 BLOWN_PROB = 0.0015  # per (cell, budget, repeat); NB101 has ~0.1% runs stuck near chance at 108 epochs
 

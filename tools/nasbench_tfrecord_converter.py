@@ -26,7 +26,7 @@ HDF5 (schema_version 1), one row per cell, cells in the order of their first rec
 Checks: framing and both CRCs, JSON, base64, protobuf, each cell (square 0/1 adjacency of a pruned
 NB101 cell, known ops), one cell per hash, trainable_parameters the same in every record of a cell,
 budgets in 4/12/36/108, at most 3 repeats, and each hash equal to NB101's hash of its cell
-(nb101_space.hash_cells; for many cells, a lookup in the cached enumerated space first).
+(hash_cells; for many cells, a lookup in the cached enumerated space first).
 Bad input stops it with one line on stderr, `error: FILE: record R at byte OFFSET: what is wrong`,
 naming the first bad record, exit status 1, and no output written (an existing output stays as it
 was). Hash mismatches are found after the whole file is read and name the cell's first record.
@@ -49,10 +49,10 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import nb101_space  # noqa: E402
-from nb101_space import BUDGETS  # noqa: E402
-from tools.nb101_records import FOOTER, HEADER, RecordError, parse_chunk  # noqa: E402
+from lib import nb101_space
+from lib.nb101_hash import hash_cells
+from lib.nb101_records import FOOTER, HEADER, RecordError, parse_chunk
+from lib.nb101_space import BUDGETS
 
 SCHEMA_VERSION = nb101_space.HDF5_SCHEMA_VERSION
 DEFAULT_INPUTS = ("data/nasbench_full.tfrecord", "data/nasbench_only108.tfrecord")
@@ -337,14 +337,14 @@ def check_cells(path: str, t: Table) -> None:
     bad = np.flatnonzero(hashes != verify_hashes(t.adjacency[:n], t.operations[:n], t.num_vertices[:n], hashes))
     if len(bad):
         g = int(bad[0])
-        true = nb101_space.hash_cells(t.adjacency[g : g + 1], t.operations[g : g + 1], t.num_vertices[g : g + 1])[0]
+        true = hash_cells(t.adjacency[g : g + 1], t.operations[g : g + 1], t.num_vertices[g : g + 1])[0]
         raise RecordError(path, *t.first[g], f"hash {hashes[g].decode()} does not match its cell (NB101 hash {true})")
 
 
 def verify_hashes(adjacency: np.ndarray, operations: np.ndarray, num_vertices: np.ndarray, hashes: np.ndarray):
     """NB101 hashes (S32) of the cells, to compare with the claimed `hashes`.
 
-    nb101_space.hash_cells costs ~0.1 ms a cell here (~40 s for the whole space), so with many
+    hash_cells costs ~0.1 ms a cell here (~40 s for the whole space), so with many
     cells and the enumerated space cached on disk, a cell equal to the space's cell of its claimed
     hash has that hash (the space's hashes are hash_cells'); the rest are hashed.
     """
@@ -359,7 +359,7 @@ def verify_hashes(adjacency: np.ndarray, operations: np.ndarray, num_vertices: n
         same &= (space["adjacency"][at] == adjacency).all((1, 2)) & (space["operations"][at] == operations).all(1)
         todo = np.flatnonzero(~same)
     if len(todo):
-        out[todo] = nb101_space.hash_cells(adjacency[todo], operations[todo], num_vertices[todo]).astype("S32")
+        out[todo] = hash_cells(adjacency[todo], operations[todo], num_vertices[todo]).astype("S32")
     return out
 
 

@@ -7,7 +7,7 @@ and each record's data is the JSON list
 with the adjacency row-major as '0'/'1' characters (n*n long). There is one record per
 (cell, epoch budget, training repeat).
 
-    from tools.nb101_records import read_tfrecord, decode_record, metric_values
+    from lib.nb101_records import read_tfrecord, decode_record, metric_values
     for index, offset, data in read_tfrecord("data/nasbench_only108.tfrecord"):
         rec = decode_record(data)
         params, values, synthetic = metric_values(rec.metrics)  # values[halfway|final, FIELDS]

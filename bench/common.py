@@ -1,0 +1,61 @@
+"""What every bench shares: the machine record and the real-data HDF5.
+
+    from bench.common import machine, real_hdf5
+    info = machine()            # CPU, cores, load average, versions, date (and the GPU, if any)
+    data = real_hdf5()          # ../shared/data's real 20k cells, converted once to data/real20k.hdf5
+
+Benches import this module and the toolkit's modules, never each other.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+REAL_TFRECORD = REPO.parent / "shared" / "data" / "nb101_real_20k.tfrecord"
+REAL_HDF5 = REPO / "data" / "real20k.hdf5"
+
+
+def machine(device=None) -> dict:
+    """The machine a bench ran on, with the load average at the time of the call."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "load_average_1_5_15": os.getloadavg(),
+    }
+    if "torch" in sys.modules or device is not None:
+        import torch
+
+        info |= {"torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+        if device is not None:
+            info["device"] = str(device)
+            if torch.device(device).type == "cuda":
+                info |= {"gpu": torch.cuda.get_device_name(device), "cuda": torch.version.cuda}
+    return info
+
+
+def real_hdf5(path: Path = REAL_HDF5, tfrecord: Path = REAL_TFRECORD) -> Path:
+    """The real-data HDF5, converted from ../shared/data's TFRecord on first use."""
+    if path.exists():
+        return path
+    if not tfrecord.exists():
+        sys.exit(f"error: neither {path} nor {tfrecord} exists (the real data lives in ../shared/data)")
+    print(f"converting {tfrecord} -> {path}")
+    converter = REPO / "tools" / "nasbench_tfrecord_converter.py"
+    subprocess.run([sys.executable, str(converter), "--input", str(tfrecord), "--output", str(path)], check=True)
+    return path
