@@ -1,14 +1,13 @@
 """Performance predictors for NB101 cells, their registry, losses and checkpoint format.
 
-    from model import build_model, load_checkpoint, predict
+    from model import build_model, load_checkpoint
     model = build_model("gcn")                      # any name in MODELS, keyword args optional
     model, info = load_checkpoint("runs/latest/checkpoint.pt")
-    acc = predict(model, data.features())           # accuracy (fraction) per cell, batched
 
 Every model maps the feature dict of dataset.features / dataset.cell_features
 (adjacency [N,7,7], one-hot operations [N,7,5], mask [N,7], num_vertices [N]) to one score per
-cell in normalised label units; `predict` turns scores into accuracies with the label
-normalisation the model carries (set by train.py from the training labels).
+cell in normalised label units; lib.fitting.predict turns scores into accuracies with the label
+normalisation the model carries (set by lib.fitting.fit from the training labels).
 
 Each class declares DEFAULTS (epochs, batch_size, lr, wd, loss) that train.py uses unless the
 command line overrides them, and `self.args` (its constructor keywords), which the checkpoint
@@ -25,12 +24,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lib.devices import cpu_math, free_cores
 from lib.outputs import write_atomic
 
 CHECKPOINT_VERSION = 1
@@ -165,30 +162,7 @@ def mse_loss(score: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 LOSSES = {"mse": mse_loss}  # loss(score, normalised target) -> scalar; models name theirs in DEFAULTS
 
 
-# ----------------------------------------------------------------------------- inference and checkpoints
-
-
-@torch.inference_mode()
-def predict(
-    model: Predictor, features: dict[str, torch.Tensor], batch_size: int | None = None, threads: int | None = None
-) -> np.ndarray:
-    """Predicted accuracy (fraction, float64) per cell; batched, eval mode, features on any device.
-
-    On a CPU: `threads` intra-op threads (default free_cores()) and 1024 cells per thread per
-    batch, small enough to stay in cache (2x faster than 32k cells at a time); elsewhere 65536."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    threads = threads or free_cores()
-    batch_size = batch_size or (1024 * threads if device.type == "cpu" else 65536)
-    n = len(features["mask"])
-    out = np.empty(n, np.float64)
-    with cpu_math(device, threads):
-        for i in range(0, n, batch_size):
-            batch = {k: v[i : i + batch_size].to(device) for k, v in features.items()}
-            out[i : i + batch_size] = model(batch).double().cpu().numpy()
-    model.train(was_training)
-    return out * model.label_std.item() + model.label_mean.item()
+# ----------------------------------------------------------------------------- checkpoints
 
 
 def save_checkpoint(path: str | Path, model: Predictor, **info) -> None:
@@ -221,15 +195,15 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     return model.to(device).eval(), info
 
 
-# ----------------------------------------------------------------------------- gin (issue 6): flow GIN ensemble
+# ----------------------------------------------------------------------------- gin: flow GIN ensemble
 # The toolkit's default predictor. Three ingredients, each measured in bench/ablation.py:
 # - a GIN-style encoder that passes messages along and against the edges (NB101 cells are DAGs:
 #   the forward direction carries the data flow, the backward one the gradient flow), with a
 #   residual + LayerNorm per layer, read out at the output vertex and as the mean over vertices;
 #   sums over neighbours make it invariant to isomorphic re-encodings and to padding by design,
-#   so isomorphism augmentation would add nothing (tests/test_predictor_strong.py checks this);
+#   so isomorphism augmentation would add nothing (tests/test_model.py checks this);
 # - a pairwise logistic ranking loss (Kendall tau is a ranking metric), plus MSE so that the
-#   scores stay in label units and predict() returns calibrated accuracies;
+#   scores stay in label units and lib.fitting.predict returns calibrated accuracies;
 # - an ensemble of independently initialised members, each trained on its own loss (the model
 #   returns [B, members] scores in training mode), averaged at inference: less seed variance.
 # References: K. Xu et al., "How Powerful are Graph Neural Networks?", ICLR 2019 (GIN);

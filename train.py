@@ -29,24 +29,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
-from tqdm import tqdm
 
 from dataset import BUDGETS, DEFAULT_DATA, SPLITS, DataFileError, load_nb101
 from lib.devices import pick_device
-from lib.metrics import evaluate
+from lib.fitting import TARGETS, TrainError, hyperparams, parse_target, predict, train_model
+from lib.metrics import prediction_metrics
 from lib.outputs import write_atomic
-from model import LOSSES, MODELS, Predictor, build_model, cpu_math, predict, save_checkpoint
+from model import LOSSES, MODELS, save_checkpoint
 
 RUNS = Path("runs")
-
-
-class TrainError(Exception):
-    """A user-facing failure (empty split, no labels, bad batch size): one line, exit code 1."""
-
-
-HP = ("epochs", "batch_size", "lr", "wd", "loss")  # what a model's DEFAULTS declare
-TARGETS = [f"{m}{r}" for m in ("val", "test") for r in ("", ":0", ":1", ":2", ":mean")]
 
 
 # ----------------------------------------------------------------------------- config
@@ -71,82 +62,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     hp.add_argument("--loss", choices=list(LOSSES))
     p.add_argument("--seed", type=int, default=0, help="model init, batch order and dropout")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cuda, mps, cpu")
-    p.add_argument("--eval-batch-size", type=int, help="cells per inference batch (default: model.predict's)")
+    p.add_argument("--eval-batch-size", type=int, help="cells per inference batch (default: lib.fitting.predict's)")
     p.add_argument("--out", help="run folder (default: a new folder under runs/)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     return p.parse_args(argv)
-
-
-def parse_target(target: str) -> tuple[str, int | str]:
-    """'val' -> ('val', 0); 'test:mean' -> ('test', 'mean'); 'val:2' -> ('val', 2)."""
-    metric, _, repeat = target.partition(":")
-    return metric, ("mean" if repeat == "mean" else int(repeat or 0))
-
-
-def hyperparams(model: str, overrides: dict | None = None) -> dict:
-    """The model's DEFAULTS, with every override (e.g. vars(args)) that is not None."""
-    hp = dict(MODELS[model].DEFAULTS)
-    overrides = overrides or {}
-    hp.update({k: v for k, v in overrides.items() if k in HP and v is not None})
-    return hp
-
-
-# ----------------------------------------------------------------------------- training
-
-
-def fit(model: Predictor, x: dict[str, torch.Tensor], y: np.ndarray, *, epochs: int, batch_size: int, lr: float,
-        wd: float, loss: str = "mse", seed: int = 0, quiet: bool = False) -> list[float]:  # fmt: skip
-    """Train `model` in place on features x and accuracies y (the training cells only).
-
-    Labels are normalised with their own mean and std, which the model keeps for `predict`.
-    Adam + cosine schedule over `epochs`; each epoch one torch.randperm of the in-memory tensors,
-    the last partial batch dropped (as neuralpredictor.pytorch). Returns the mean loss per epoch.
-    """
-    n = len(y)
-    if n < batch_size:
-        raise TrainError(f"batch size {batch_size} is larger than the {n} training cells")
-    device = next(model.parameters()).device
-    mean, std = float(np.mean(y)), float(np.std(y))
-    model.set_label_norm(mean, std if std > 0 else 1.0)
-    target = torch.as_tensor((y - mean) / (std if std > 0 else 1.0), dtype=torch.float32, device=device)
-    x = {k: v.to(device) for k, v in x.items()}
-    loss_fn = LOSSES[loss]
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd, fused=device.type in ("cpu", "cuda"))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-    gen = torch.Generator().manual_seed(seed)
-    steps = n // batch_size
-    history = []
-    model.train()
-    bar = tqdm(range(epochs), desc=f"train {model.name}", unit="ep", disable=quiet, leave=False)
-    with cpu_math(device, threads=1):  # batches of ~10 cells gain nothing from threads, lose when cores are shared
-        for epoch in bar:
-            perm = torch.randperm(n, generator=gen).to(device)
-            xe, ye = {k: v[perm] for k, v in x.items()}, target[perm]  # one gather per epoch, then slices
-            total = torch.zeros((), device=device)
-            for s in range(0, steps * batch_size, batch_size):
-                batch = {k: v[s : s + batch_size] for k, v in xe.items()}
-                loss_value = loss_fn(model(batch), ye[s : s + batch_size])
-                opt.zero_grad(set_to_none=True)
-                loss_value.backward()
-                opt.step()
-                total += loss_value.detach()
-            sched.step()
-            history.append(total.item() / steps)
-            if epoch % 10 == 0 or epoch == epochs - 1:
-                bar.set_postfix(loss=f"{history[-1]:.4f}")
-    if not np.isfinite(history[-1]):
-        raise TrainError(f"training diverged (loss {history[-1]}); lower --lr")
-    model.eval()
-    return history
-
-
-def train_model(name: str, x: dict[str, torch.Tensor], y: np.ndarray, hp: dict, *, seed: int = 0,
-                device: str | torch.device = "cpu", model_args: dict | None = None, quiet: bool = False):  # fmt: skip
-    """Build model `name` (seeded) on `device` and fit it; returns (model, loss per epoch)."""
-    torch.manual_seed(seed)  # init and dropout
-    model = build_model(name, **(model_args or {})).to(device)
-    history = fit(model, x, y, **{k: hp[k] for k in HP}, seed=seed, quiet=quiet)
-    return model, history
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -163,8 +82,12 @@ def save_scatter(path: Path, pred: np.ndarray, true: np.ndarray, title: str) -> 
     for ax, low in zip(axes, (lo, 90.0)):
         ax.plot(100 * true, 100 * pred, ",", alpha=0.5, rasterized=True)  # pixel markers: fast at 423k points
         ax.plot([low, 100], [low, 100], "k--", lw=0.8)
-        ax.set(xlim=(low, 95 if low >= 90 else None), ylim=(low, 95 if low >= 90 else None),
-               xlabel="true accuracy (%)", ylabel="predicted accuracy (%)")  # fmt: skip
+        ax.set(
+            xlim=(low, 95 if low >= 90 else None),
+            ylim=(low, 95 if low >= 90 else None),
+            xlabel="true accuracy (%)",
+            ylabel="predicted accuracy (%)",
+        )
         ax.grid(linestyle="--", alpha=0.5)
     axes[0].set_title("full range")
     axes[1].set_title("zoom >= 90%")
@@ -239,7 +162,7 @@ def run(args: argparse.Namespace) -> dict:
     # -- evaluation: once, on the final model's predictions
     pred = predict(model, data.features(eval_idx), args.eval_batch_size)
     t_pred = time.perf_counter()
-    m = evaluate(pred, y[eval_idx])
+    m = prediction_metrics(pred, y[eval_idx])
     t_metrics = time.perf_counter()
 
     # -- save
@@ -256,9 +179,17 @@ def run(args: argparse.Namespace) -> dict:
         final_train_loss=history[-1],
         seconds=time.perf_counter() - t0,
         timing=dict(load=t_load - t0, train=t_train - t_load, predict=t_pred - t_train, metrics=t_metrics - t_pred),
-        config={**vars(args), **hp, "model_args": model.args, "device": str(device), "split": split,
-                "target": target, "data": source, "run": str(out)},
-    )  # fmt: skip
+        config={
+            **vars(args),
+            **hp,
+            "model_args": model.args,
+            "device": str(device),
+            "split": split,
+            "target": target,
+            "data": source,
+            "run": str(out),
+        },
+    )
     write_atomic(out / "metrics.json", lambda f: json.dump(m, f, indent=2))
     latest = point_latest(out)
     if not args.quiet:
@@ -270,7 +201,7 @@ def summary(m: dict, out: Path, latest: Path) -> str:
     c, t, p = m["config"], m["timing"], m["precision_at_k"]
     hp = f"{c['epochs']} epochs, batch {c['batch_size']}, lr {c['lr']:g}, wd {c['wd']:g}, loss {c['loss']}"
     target = f"{c['target']['metric']}:{c['target']['repeat']} at {c['budget']} epochs"
-    return "\n".join([
+    lines = [
         f"model    {c['model']} {c['model_args']} | {hp}",
         f"data     {c['data']['path']} (fingerprint {c['data']['fingerprint']})",
         f"train    split {c['split']['name']} seed {c['split']['seed']}: {m['n_train']} cells, "
@@ -282,7 +213,8 @@ def summary(m: dict, out: Path, latest: Path) -> str:
         f"best {100 * m['best_true']:.2f}%",
         f"time     {m['seconds']:.1f} s (" + ", ".join(f"{k} {v:.1f}" for k, v in t.items()) + ")",
         f"saved    {out}/ (checkpoint.pt metrics.json scatter.png); {latest} -> {os.readlink(latest)}",
-    ])  # fmt: skip
+    ]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

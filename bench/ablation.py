@@ -4,8 +4,8 @@
     python bench/ablation.py --only full no-ranking --seeds 0 1 --threads 2
     python bench/ablation.py --jobs 2                          # two worker processes, 1 thread each
 
-Protocol (issue 6): train on RandomState(s).permutation(N)[:n] of the real 20,001-cell file
-(`tools/nasbench_tfrecord_converter.py --input ../shared/data/nb101_real_20k.tfrecord`), label
+Protocol: train on RandomState(s).permutation(N)[:n] of the real 20,001-cell file (made once from
+../shared/data/nb101_real_20k.tfrecord by bench.common.real_hdf5), label
 = 108-epoch validation accuracy of repeat 0, Kendall tau on all N cells. Each run is cached in
 bench/results/ablation_runs/<row>-n<n>-s<seed>.json, so the bench resumes and workers share;
 the table is bench/results/ablation.json + ablation.md. Seconds are wall time of one training
@@ -19,18 +19,16 @@ import json
 import sys
 import time
 from multiprocessing import Pool
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from bench.common import RESULTS, real_hdf5
 from dataset import DataFileError, load_nb101
+from lib.fitting import hyperparams, predict, train_model
 from lib.metrics import kendall_tau
 from lib.outputs import write_atomic
-from model import predict
-from train import hyperparams, train_model
 
-RESULTS = Path(__file__).resolve().parent / "results"
 # row -> (n_train cells, split seeds, train-hyper-parameter overrides, model-arg overrides)
 FIVE, CHECK = (0, 1, 2, 3, 4), (5, 6, 7, 8, 9)
 ROWS = {
@@ -49,7 +47,7 @@ def parse_args() -> argparse.Namespace:
     head, epilog = __doc__.split("\n\n", 1)
     p = argparse.ArgumentParser(description=head, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.error = lambda msg: sys.exit(f"ablation.py: error: {msg}")
-    p.add_argument("--data", default="data/real20k.hdf5", help="HDF5 of the real 20k file")
+    p.add_argument("--data", help="HDF5 of the real 20k file (default: data/real20k.hdf5, made if absent)")
     p.add_argument("--only", nargs="+", choices=list(ROWS), metavar="ROW", help=f"rows to run: {', '.join(ROWS)}")
     p.add_argument("--seeds", nargs="+", type=int, help="override the split seeds of every row")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (timings depend on it)")
@@ -76,34 +74,53 @@ def run_one(job: tuple[str, str, int, int, int]) -> dict:
     t0 = time.perf_counter()
     model, _ = train_model("gin", data.features(train), y[train], hp, seed=seed, model_args=model_args, quiet=True)
     seconds = time.perf_counter() - t0
-    result = {"row": row, "n": n, "seed": seed, "tau": kendall_tau(predict(model, data.features()), y),
-              "seconds": seconds, "threads": threads, "hp": hp, "model_args": model.args}  # fmt: skip
+    result = {
+        "row": row,
+        "n": n,
+        "seed": seed,
+        "tau": kendall_tau(predict(model, data.features()), y),
+        "seconds": seconds,
+        "threads": threads,
+        "hp": hp,
+        "model_args": model.args,
+    }
     write_atomic(path, lambda f: f.write(json.dumps(result, indent=1)))
     print(f"{row:28s} n={n} seed={seed} tau={result['tau']:.4f} {seconds:.0f}s", flush=True)
     return result
 
 
 def table(results: list[dict]) -> tuple[list[dict], str]:
-    rows, lines = (
-        [],
-        ["| row | n | seeds | Kendall tau (mean ± std) | per seed | s/run (threads) |", "|---|---|---|---|---|---|"],
-    )
+    rows, lines = [], ["| row | n | seeds | Kendall tau (mean ± std) | per seed | s/run (threads) |", "|---" * 6 + "|"]
     for row in ROWS:
         rs = [r for r in results if r["row"] == row]
         if not rs:
             continue
         taus, secs = np.array([r["tau"] for r in rs]), np.array([r["seconds"] for r in rs])
-        rows.append({"row": row, "n": rs[0]["n"], "seeds": [r["seed"] for r in rs], "tau": taus.tolist(),
-                     "tau_mean": taus.mean(), "tau_std": taus.std(), "seconds_mean": secs.mean(),
-                     "threads": rs[0]["threads"], "hp": rs[0]["hp"], "model_args": rs[0]["model_args"]})  # fmt: skip
+        rows.append(
+            {
+                "row": row,
+                "n": rs[0]["n"],
+                "seeds": [r["seed"] for r in rs],
+                "tau": taus.tolist(),
+                "tau_mean": taus.mean(),
+                "tau_std": taus.std(),
+                "seconds_mean": secs.mean(),
+                "threads": rs[0]["threads"],
+                "hp": rs[0]["hp"],
+                "model_args": rs[0]["model_args"],
+            }
+        )
         seeds, per_seed = ",".join(str(r["seed"]) for r in rs), " ".join(f"{t:.3f}" for t in taus)
-        lines.append(f"| {row} | {rs[0]['n']} | {seeds} | {taus.mean():.3f} ± {taus.std():.3f} | {per_seed} "
-                     f"| {secs.mean():.0f} ({rs[0]['threads']}) |")  # fmt: skip
+        lines.append(
+            f"| {row} | {rs[0]['n']} | {seeds} | {taus.mean():.3f} ± {taus.std():.3f} | {per_seed} "
+            f"| {secs.mean():.0f} ({rs[0]['threads']}) |"
+        )
     return rows, "\n".join(lines) + "\n"
 
 
 def main() -> None:
     args = parse_args()
+    args.data = args.data or str(real_hdf5())
     try:
         load_nb101(args.data)  # fail early, with how to make the file
     except DataFileError as e:

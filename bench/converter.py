@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import argparse
 import base64
-import datetime
 import json
 import math
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -28,29 +26,22 @@ import threading
 import time
 from pathlib import Path
 
+import google.protobuf
 import h5py
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+from bench.common import REPO, RESULTS, machine
+from lib.nb101_convert import convert
 from lib.nb101_records import FIELDS, ModelMetrics, read_tfrecord
-from tools import nasbench_tfrecord_converter as converter
 
 
-def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    mem = next((line.split()[1] for line in open("/proc/meminfo") if line.startswith("MemTotal")), "0")
-    import google.protobuf
-
+def decoding_extras() -> dict:
+    """The machine's memory and the versions the decoding speed depends on, beside bench.common.machine()."""
+    mem_kib = next((line.split()[1] for line in open("/proc/meminfo") if line.startswith("MemTotal")), "0")
     return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)),
-        "memory_gib": round(int(mem) / 2**20, 1),
-        "python": platform.python_version(),
+        "memory_gib": round(int(mem_kib) / 2**20, 1),
         "numpy": np.__version__,
         "protobuf": google.protobuf.__version__,
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "load_average_1_5_15": os.getloadavg(),
     }
 
 
@@ -113,7 +104,7 @@ def main() -> None:
     ap.add_argument("--input", default=str(REPO / "data" / "demo_full.tfrecord"))
     ap.add_argument("--reference-records", type=int, default=1_000_000, help="sample size (0: every record)")
     ap.add_argument("--workers", type=int, default=None)
-    ap.add_argument("--output-json", default=str(REPO / "bench" / "results" / "converter.json"))
+    ap.add_argument("--output-json", default=str(RESULTS / "converter.json"))
     args = ap.parse_args()
     src = Path(args.input)
     made = None
@@ -122,14 +113,14 @@ def main() -> None:
         cmd = [sys.executable, str(REPO / "tools" / "make_demo_data.py"), "--cells", "all", "--output", str(src)]
         subprocess.run(cmd, check=True)
         made = round(time.perf_counter() - t0, 1)
-    info = machine()
+    info = machine() | decoding_extras()
 
     # The converter, in this process (its workers are children), to a temp dir.
     with tempfile.TemporaryDirectory() as tmp, PeakRSS() as rss:
         out = Path(tmp) / "bench.hdf5"
         self0, kids0 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
-        table = converter.convert(src, out, workers=args.workers)
+        table = convert(src, out, workers=args.workers)
         wall = time.perf_counter() - t0
         self1, kids1 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         with h5py.File(out) as f:
@@ -184,12 +175,12 @@ def main() -> None:
         "speedup_wall": round(ref["wall_s_full_file"] / conv["wall_s"], 2),
         "cpu_ratio": round(ref["cpu_s_full_file"] / conv["cpu_s"], 2),  # machine load hits wall times, less CPU
     }
-    rows = [
-        ("converter", f"{num_records:,}", conv["wall_s"], conv["cpu_s"], conv["us_per_record_wall"],
-         f"{conv['peak_rss_sum_sampled_mb']:,} MB (sum), main {conv['peak_rss_main_mb']:,} MB"),
-        (f"reference, {len(datas):,} timed" + (", extrapolated" if ref["extrapolated"] else ""), f"{num_records:,}",
-         ref["wall_s_full_file"], round(ref_cpu * scale, 1), ref["us_per_record_wall"], "-"),
-    ]  # fmt: skip
+    rss_text = f"{conv['peak_rss_sum_sampled_mb']:,} MB (sum), main {conv['peak_rss_main_mb']:,} MB"
+    ref_name = f"reference, {len(datas):,} timed" + (", extrapolated" if ref["extrapolated"] else "")
+    rows = [  # what, records, wall s, CPU s, µs/record (wall), peak RSS
+        ("converter", f"{num_records:,}", conv["wall_s"], conv["cpu_s"], conv["us_per_record_wall"], rss_text),
+        (ref_name, f"{num_records:,}", ref["wall_s_full_file"], ref["cpu_s_full_file"], ref["us_per_record_wall"], "-"),
+    ]
     load = info["load_average_1_5_15"]
     print(f"\n{src.name}: {info['cpu']}, {info['usable_cores']} cores, python {info['python']}, load {load}")
     print("| what | records | wall s | CPU s | µs/record (wall) | peak RSS |\n|---|---|---|---|---|---|")

@@ -5,8 +5,8 @@
     python bench/predictors.py --models gcn --seeds 0 --epochs 30 --out /tmp/quick   # a smoke run
     python bench/predictors.py --models gcn --model-args '{"hidden": 64}' --out bench/results/gcn64
 
-Protocol (issues 3 and 6): ../shared/data/nb101_real_20k.tfrecord converted once to
-data/real20k.hdf5 (tools/nasbench_tfrecord_converter.py); for each split seed s, train on
+Protocol: ../shared/data/nb101_real_20k.tfrecord converted once to data/real20k.hdf5
+(bench.common.real_hdf5); for each split seed s, train on
 split("172", seed=s) = RandomState(s).permutation(N)[:172] and evaluate on all N cells; the label
 is the one-repeat 108-epoch validation accuracy; each model trains with its own DEFAULTS
 (model.py) and training seed 0, exactly as `train.py --split 172 --split-seed s` does.
@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,18 +29,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-
+from bench.common import REAL_HDF5, REAL_TFRECORD, RESULTS, machine, real_hdf5
 from dataset import BUDGETS, SPLITS, DataFileError, load_nb101
 from lib.devices import pick_device
-from lib.metrics import evaluate
+from lib.fitting import HP, TARGETS, TrainError, hyperparams, parse_target, predict, train_model
+from lib.metrics import prediction_metrics
 from lib.outputs import write_atomic
-from model import LOSSES, MODELS, predict
-from train import HP, TARGETS, TrainError, hyperparams, parse_target, train_model
+from model import LOSSES, MODELS
 
-REAL_TFRECORD = REPO.parent / "shared" / "data" / "nb101_real_20k.tfrecord"
 COLUMNS = ("kendall_tau", "spearman", "mse", "top1_true", "seconds")
-# The original code of each anchor on exactly this protocol and file (issue 3, 1 thread, 5 seeds).
+# The original code of each anchor on exactly this protocol and file (1 thread, 5 seeds).
 ANCHORS = {
     "seed's MLP (original code)": {"kendall_tau": (0.626, 0.015)},
     "neuralpredictor.pytorch GCN (original code)": {"kendall_tau": (0.662, 0.021)},
@@ -50,9 +46,12 @@ ANCHORS = {
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--data", default=str(REPO / "data" / "real20k.hdf5"), help="made from --tfrecord when missing")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data", default=str(REAL_HDF5), help="made from --tfrecord when missing")
     p.add_argument("--tfrecord", default=str(REAL_TFRECORD), help="the real 20k-cell file")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4], help="split seeds")
@@ -70,40 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     hp.add_argument("--loss", choices=list(LOSSES))
     p.add_argument("--threads", type=int, default=1, help="torch threads for prediction (training always uses 1)")
     p.add_argument("--device", default="cpu", help="cpu (as the anchors), or auto / cuda / mps")
-    p.add_argument("--out", default=str(REPO / "bench" / "results" / "predictors"), help="writes OUT.json and OUT.md")
+    p.add_argument("--out", default=str(RESULTS / "predictors"), help="writes OUT.json and OUT.md")
     return p.parse_args(argv)
-
-
-def ensure_data(path: Path, tfrecord: Path) -> Path:
-    """The real-data HDF5, converted from the TFRecord on first use."""
-    if path.exists():
-        return path
-    if not tfrecord.exists():
-        sys.exit(
-            f"bench/predictors.py: error: neither {path} nor {tfrecord} exists (the real data lives in ../shared/data)"
-        )
-    print(f"converting {tfrecord} -> {path}")
-    cmd = [
-        sys.executable,
-        str(REPO / "tools" / "nasbench_tfrecord_converter.py"),
-        "--input",
-        str(tfrecord),
-        "--output",
-        str(path),
-    ]
-    subprocess.run(cmd, check=True)
-    return path
-
-
-def machine(threads: int, device: torch.device, load_start: tuple) -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "device": str(device), "torch": torch.__version__,
-            "python": platform.python_version(), "load_avg_start": load_start,
-            "load_avg_end": os.getloadavg()}  # fmt: skip
 
 
 def mean_std(runs: list[dict]) -> dict:
@@ -131,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
     load_start = os.getloadavg()
     torch.set_num_threads(args.threads)
     device = pick_device(args.device)
-    data = load_nb101(ensure_data(Path(args.data), Path(args.tfrecord)))
+    data = load_nb101(real_hdf5(Path(args.data), Path(args.tfrecord)))
     metric, repeat = parse_target(args.target)
     y = data.labels(metric, budget=args.budget, repeat=repeat)
     eval_idx = data.split(args.eval_split)
@@ -143,6 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"{args.data}: {len(data)} cells, {len(eval_idx)} evaluated; models {' '.join(args.models)}; seeds {args.seeds}"
     )
 
+    fit_options = dict(seed=args.train_seed, device=device, model_args=model_args, quiet=True)
     runs = []
     for name in args.models:
         hp = hyperparams(name, vars(args))
@@ -150,20 +118,32 @@ def main(argv: list[str] | None = None) -> dict:
             train_idx = data.split(args.split, s)
             train_idx = train_idx[np.isfinite(y[train_idx])]
             t0 = time.perf_counter()
-            model, history = train_model(name, data.features(train_idx), y[train_idx], hp, seed=args.train_seed,
-                                         device=device, model_args=model_args, quiet=True)  # fmt: skip
+            model, history = train_model(name, data.features(train_idx), y[train_idx], hp, **fit_options)
             t1 = time.perf_counter()
-            m = evaluate(predict(model, x_eval, threads=args.threads), y[eval_idx])
+            m = prediction_metrics(predict(model, x_eval, threads=args.threads), y[eval_idx])
             t2 = time.perf_counter()
-            runs.append({"model": name, "split_seed": s, **m, "n_train": len(train_idx), "seconds": t2 - t0,
-                         "train_seconds": t1 - t0, "final_train_loss": history[-1], "hp": hp,
-                         "model_args": model.args})  # fmt: skip
-            print(f"{name:6s} seed {s}: tau {m['kendall_tau']:.4f}  spearman {m['spearman']:.4f}  mse {m['mse']:.3f}"
-                  f"  top1 {100 * m['top1_true']:.2f}%  {t2 - t0:.1f} s (train {t1 - t0:.1f})", flush=True)  # fmt: skip
+            runs.append(
+                {
+                    "model": name,
+                    "split_seed": s,
+                    **m,
+                    "n_train": len(train_idx),
+                    "seconds": t2 - t0,
+                    "train_seconds": t1 - t0,
+                    "final_train_loss": history[-1],
+                    "hp": hp,
+                    "model_args": model.args,
+                }
+            )
+            print(
+                f"{name:6s} seed {s}: tau {m['kendall_tau']:.4f}  spearman {m['spearman']:.4f}  mse {m['mse']:.3f}"
+                f"  top1 {100 * m['top1_true']:.2f}%  {t2 - t0:.1f} s (train {t1 - t0:.1f})",
+                flush=True,
+            )
 
     summary = {n: mean_std([r for r in runs if r["model"] == n]) for n in args.models}
     text = table(summary, {n: len(args.seeds) for n in args.models})
-    info = machine(args.threads, device, load_start)
+    info = {**machine(device), "threads": args.threads, "load_avg_start": load_start, "load_avg_end": os.getloadavg()}
     protocol = {k: getattr(args, k) for k in ("data", "split", "eval_split", "target", "budget", "seeds", "train_seed")}
     protocol |= {
         "fingerprint": data.fingerprint,
@@ -171,23 +151,29 @@ def main(argv: list[str] | None = None) -> dict:
         "model_args": model_args,
         "overrides": overrides,
     }
-    result = {"protocol": protocol,
-              "machine": info, "summary": summary, "runs": runs,
-              "anchors": {k: {"kendall_tau": {"mean": v["kendall_tau"][0], "std": v["kendall_tau"][1]}}
-                          for k, v in ANCHORS.items()}}  # fmt: skip
+    result = {
+        "protocol": protocol,
+        "machine": info,
+        "summary": summary,
+        "runs": runs,
+        "anchors": {
+            k: {"kendall_tau": {"mean": v["kendall_tau"][0], "std": v["kendall_tau"][1]}} for k, v in ANCHORS.items()
+        },
+    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(out.with_suffix(".json"), lambda f: json.dump(result, f, indent=2))
     load = f"{info['load_avg_start'][0]:.1f} at start, {info['load_avg_end'][0]:.1f} at end"
-    md = "\n".join([
+    lines = [
         f"# Predictor benchmark\n\n{text}\n",
-        f"Protocol: train on split {args.split} (split seeds {args.seeds}, training seed {args.train_seed}), evaluate "
-        f"on {len(eval_idx)} cells of {Path(args.data).name} ({data.fingerprint}), target {args.target} at "
-        f"{args.budget} epochs; each model's DEFAULTS (model.py) except {overrides or 'nothing'}, model args "
+        f"Protocol: train on split {args.split} (split seeds {args.seeds}, training seed {args.train_seed}), "
+        f"evaluate on {len(eval_idx)} cells of {Path(args.data).name} ({data.fingerprint}), target {args.target} "
+        f"at {args.budget} epochs; each model's DEFAULTS (model.py) except {overrides or 'nothing'}, model args "
         f"{model_args or 'default'}. Mean ± std (ddof=0) over the split seeds.",
         f"Machine: {info['cpu']}, {info['cores']} cores, {args.threads} thread(s), {info['device']}, torch "
         f"{info['torch']}; 1-minute load average {load} (a shared machine: timings are noisy).\n",
-    ])  # fmt: skip
+    ]
+    md = "\n".join(lines)
     write_atomic(out.with_suffix(".md"), lambda f: f.write(md))
     print("\n" + text + f"\n\nwrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
     return result

@@ -19,7 +19,6 @@ import json
 import math
 import os
 import pickle
-import platform
 import sys
 import tempfile
 import time
@@ -31,8 +30,10 @@ import torch
 import torchvision.transforms as T
 from nasbench_pytorch.trainer import train as nasbench_train
 
-import trainer
+from bench.common import machine
+from lib import cifar10
 from lib.nb101_space import build_network, count_parameters, make_cell
+from lib.nb101_training import TFRMSprop, eval_sums, freeze_dummies, init_like_tf, lr_at, train_epoch
 
 # Median trainable_parameters (5,356,682) of all 423,624 NB101 cells (nb101_space.enumerate_space
 # + trainable_parameters); hash f4f70a97275d1c8636268845a5167803.
@@ -79,14 +80,16 @@ def sync(device: torch.device) -> None:
 def baseline_runner(net, root: Path, n: int, workers: int, device: torch.device):
     """A function timing one epoch of nasbench_pytorch.trainer.train over n images (images/s)."""
     # nasbench_pytorch.datasets.cifar10.prepare_dataset's training transform, verbatim.
-    tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
-                    T.Normalize((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))])  # fmt: skip
-    ds = trainer.CIFAR10Batches(str(root), train=True, transform=tf)
+    normalize = T.Normalize((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
+    tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), normalize])
+    ds = cifar10.CIFAR10Batches(str(root), train=True, transform=tf)
 
     # One DataLoader for all rounds, its workers kept alive: start-up is paid once, as over a full epoch.
     sub = torch.utils.data.Subset(ds, range(n))
-    loader = torch.utils.data.DataLoader(sub, batch_size=BATCH, shuffle=True, num_workers=workers,
-                                         pin_memory=device.type == "cuda", persistent_workers=workers > 0)  # fmt: skip
+    pin, persist = device.type == "cuda", workers > 0
+    loader = torch.utils.data.DataLoader(
+        sub, batch_size=BATCH, shuffle=True, num_workers=workers, pin_memory=pin, persistent_workers=persist
+    )
 
     def epoch() -> float:
         with open(os.devnull, "w") as quiet:  # its per-epoch prints are not the benchmark's
@@ -105,48 +108,37 @@ def baseline_runner(net, root: Path, n: int, workers: int, device: torch.device)
 
 
 def ours_runner(net, x: np.ndarray, y: np.ndarray, n: int, device: torch.device, compile_: bool):
-    """Functions timing trainer.py's training loop over n images and its evaluation (images/s)."""
+    """Functions timing trainer.py's training steps over n images and its evaluation (images/s)."""
     use_bf16 = device.type == "cuda"
     amp = torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
     net = net.to(device, memory_format=torch.channels_last)
     params = [p for p in net.parameters() if p.requires_grad]
-    opt = trainer.TFRMSprop(params, lr=0.0)
+    opt = TFRMSprop(params, lr=0.0)
     model = torch.compile(net) if compile_ else net
     xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-    padded = torch.nn.functional.pad(xt, (0, 0, 4, 4, 4, 4))
-    norm = tuple(torch.tensor(v, device=device).view(1, 3, 1, 1) for v in (trainer.RGB_MEAN, trainer.RGB_STD))
-    args = argparse.Namespace(lr=0.2, weight_decay=1e-4)
-    plan = torch.from_numpy(trainer.epoch_plan(0, 0, len(x), BATCH)).to(device)
+    padded, norm = cifar10.pad_for_crops(xt), cifar10.normalizer(device)
+    plan = torch.from_numpy(cifar10.epoch_plan(0, 0, len(x), BATCH)).to(device)
     total = plan.shape[1] * 10
 
     def steps(k: int, start: int) -> float:
+        lrs = [lr_at(s, total, 0.2) for s in range(start, start + k)]
         sync(device)
         t = time.perf_counter()
-        trainer.train_epoch(model, opt, params, padded, yt, plan[:, :k], start, total, args, norm,
-                            slice(0, BATCH), amp, show=False)  # fmt: skip
+        train_epoch(model, opt, params, padded, yt, plan[:, :k], lrs, 1e-4, norm, amp, show=False)
         sync(device)
         return time.perf_counter() - t
 
     def evaluate() -> float:
         sync(device)
         t = time.perf_counter()
-        trainer.evaluate(model, xt, yt, norm, amp, 500)
+        eval_sums(model, xt, yt, norm, amp, 500)
         sync(device)
         return len(x) / (time.perf_counter() - t)
 
     steps(3, 0)  # warm-up: cudnn autotune, torch.compile (train and eval mode)
-    trainer.evaluate(model, xt[:1000], yt[:1000], norm, amp, 500)
+    eval_sums(model, xt[:1000], yt[:1000], norm, amp, 500)
     k = n // BATCH
     return lambda: k * BATCH / steps(k, 3), evaluate
-
-
-def machine(device: torch.device) -> dict:
-    m = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-         "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-         "device": str(device)}  # fmt: skip
-    if device.type == "cuda":
-        m |= {"gpu": torch.cuda.get_device_name(device), "cuda": torch.version.cuda}
-    return m
 
 
 def main() -> None:
@@ -167,13 +159,15 @@ def main() -> None:
     def fresh_net():
         torch.manual_seed(0)
         net = build_network(cell, *sizes)
-        trainer.init_like_tf(net)
+        init_like_tf(net)
         return net
 
-    print(f"cell {cell.hash} | network stem {sizes[0]}, {sizes[1]} stacks x {sizes[2]} cells | "
-          f"{count_parameters(fresh_net()):,} params | {device} | {n} timed images per side")  # fmt: skip
+    print(
+        f"cell {cell.hash} | network stem {sizes[0]}, {sizes[1]} stacks x {sizes[2]} cells | "
+        f"{count_parameters(fresh_net()):,} params | {device} | {n} timed images per side"
+    )
     net = fresh_net()
-    trainer.freeze_dummies(net)
+    freeze_dummies(net)
     ours_train, ours_eval = ours_runner(net, x, y, n, device, args.compile)
     with tempfile.TemporaryDirectory() as tmp:
         write_batches(Path(tmp), x, y)
@@ -194,15 +188,24 @@ def main() -> None:
     if gpu:
         print("108-epoch NB101 run, extrapolated:", ", ".join(f"{k} {v / 60:.1f} min" for k, v in full.items()))
     result = {
-        "mode": "gpu" if gpu else "cpu", "cell": cell.to_json(), "params": count_parameters(net),
+        "mode": "gpu" if gpu else "cpu",
+        "cell": cell.to_json(),
+        "params": count_parameters(net),
         "network": dict(zip(("stem_channels", "num_stacks", "cells_per_stack"), sizes, strict=True)),
-        "batch_size": BATCH, "timed_images": n, "baseline_workers": workers, "compile": args.compile,
-        "bf16": gpu, "baseline_images_per_s": base, "ours_images_per_s": ours["train"],
-        "ours_eval_images_per_s": ours["eval"], "speedup": ratio,
+        "batch_size": BATCH,
+        "timed_images": n,
+        "baseline_workers": workers,
+        "compile": args.compile,
+        "bf16": gpu,
+        "baseline_images_per_s": base,
+        "ours_images_per_s": ours["train"],
+        "ours_eval_images_per_s": ours["eval"],
+        "speedup": ratio,
         "rounds": [[None if math.isnan(b) else b, o] for b, o in rounds],  # (baseline, ours) img/s
-        "extrapolated_108_epochs_s": full if gpu else None, "machine": machine(device),
+        "extrapolated_108_epochs_s": full if gpu else None,
+        "machine": machine(device),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }  # fmt: skip
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(f"wrote {args.out}")

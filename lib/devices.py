@@ -24,6 +24,18 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+def available_device(name: str) -> torch.device:
+    """pick_device, with a one-line ValueError for an unknown or absent device."""
+    try:
+        device = pick_device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name}: not a device; use auto, cpu, cuda, cuda:N or mps") from None
+    available = {"cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}.get(device.type)
+    if available and not available():
+        raise ValueError(f"--device {name}: no {device.type} device on this machine")
+    return device
+
+
 @contextmanager
 def cpu_math(device: torch.device, threads: int | None = None):
     """On a CPU: flush denormals to zero and optionally use `threads` intra-op threads; restored after.

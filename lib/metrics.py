@@ -1,7 +1,7 @@
 """How well predicted accuracies rank and match the true ones; shared by train.py, search.py and bench/.
 
-    from metrics import evaluate
-    m = evaluate(pred, true)     # dict: kendall_tau, spearman, mse, precision_at_k, top1_true, ...
+    from lib.metrics import prediction_metrics
+    m = prediction_metrics(pred, true)  # dict: kendall_tau, spearman, mse, precision_at_k, top1_true, ...
 
 All functions take 1-D arrays of accuracies as fractions (0.93, not 93) and are computed once, on
 the final predictions of the whole evaluation set.
@@ -9,10 +9,13 @@ the final predictions of the whole evaluation set.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import stats
 
 TOP_K = (10, 100)
+TOP_FRACTION = 0.01  # "the true top-1%" of pick_summary
 
 
 def kendall_tau(pred: np.ndarray, true: np.ndarray) -> float:
@@ -40,7 +43,7 @@ def precision_at_k(pred: np.ndarray, true: np.ndarray, k: int) -> float:
     return len(np.intersect1d(top_k(pred, k), top_k(true, k))) / k
 
 
-def evaluate(pred: np.ndarray, true: np.ndarray) -> dict:
+def prediction_metrics(pred: np.ndarray, true: np.ndarray) -> dict:
     """All metrics of metrics.json for predictions `pred` against labels `true` (same cells, same order)."""
     pred, true = np.asarray(pred, np.float64), np.asarray(true, np.float64)
     best = top_k(pred, 10)
@@ -53,4 +56,45 @@ def evaluate(pred: np.ndarray, true: np.ndarray) -> dict:
         "top10_true_mean": float(true[best].mean()),
         "best_true": float(true.max()),
         "n_eval": len(true),
+    }
+
+
+def true_ranks(acc: np.ndarray) -> np.ndarray:
+    """Rank of each accuracy, 1 = best; ties broken by index; NaN (no label) -> 0."""
+    ranks = np.zeros(len(acc), np.int64)
+    finite = np.flatnonzero(np.isfinite(acc))
+    ranks[finite[top_k(acc[finite], len(finite))]] = np.arange(1, len(finite) + 1)
+    return ranks
+
+
+def pick_summary(pick_rows: np.ndarray, val: np.ndarray, hashes: np.ndarray) -> dict:
+    """How good a ranked pick is: pick_rows are the picked cells' rows in the labelled file (best first,
+    -1 where the file lacks the cell), val the file's true accuracies (NaN: no label), hashes its cells.
+
+    best_true_val / best_true_hash: the best accuracy in the file and its cell;
+    top1_true_val and regret (best - top-1; None when the file lacks the top-1); top1pct_size:
+    cells in the file's true top-1%; top1pct_hits: how many of them the pick holds;
+    top1pct_captured = hits / size (the share of the true top-1% captured); topk_precision = hits / k;
+    topk_in_file: how many of the pick the file holds (all of them unless cells come from elsewhere).
+    """
+    finite = np.flatnonzero(np.isfinite(val))
+    if len(finite) == 0:
+        return {"labelled": False}
+    size = max(1, math.ceil(TOP_FRACTION * len(finite)))
+    top_rows = set(finite[top_k(val[finite], size)].tolist())
+    hits = sum(int(r) in top_rows for r in pick_rows)
+    best_row = int(finite[np.argmax(val[finite])])
+    top1 = val[pick_rows[0]] if pick_rows[0] >= 0 else math.nan
+    return {
+        "labelled": True,
+        "n_labelled": len(finite),
+        "best_true_val": float(val[best_row]),
+        "best_true_hash": str(hashes[best_row]),
+        "top1_true_val": float(top1) if math.isfinite(top1) else None,  # JSON has no NaN
+        "regret": float(val[best_row] - top1) if math.isfinite(top1) else None,
+        "top1pct_size": size,
+        "top1pct_hits": hits,
+        "top1pct_captured": hits / size,
+        "topk_precision": hits / len(pick_rows),
+        "topk_in_file": int((pick_rows >= 0).sum()),
     }

@@ -1,4 +1,4 @@
-"""The NAS-Bench-101 search space: cell specs, pruning, hashing, parameter counts, enumeration.
+"""The NAS-Bench-101 search space: cell specs, pruning, parameter counts, the network, enumeration.
 
 Every stage imports this module; nothing else in the repo re-implements these rules.
 

@@ -1,10 +1,15 @@
-"""Shared fixtures. Real data lives in ../shared/data beside the checkout; tests that need it skip without it."""
+"""Shared fixtures, and the cells and records that several test files build. Real data lives in
+../shared/data beside the checkout; tests that need it skip without it."""
 
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from lib import nb101_records as R
 from lib import nb101_space
+from lib.nb101_convert import convert
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -27,25 +32,88 @@ def space():
 @pytest.fixture(scope="session")
 def real_h5(tmp_path_factory):
     """../shared/data/nb101_real_20k.tfrecord converted once per session (skips without it)."""
-    from tools import nasbench_tfrecord_converter
-
     src = require(REAL_TFRECORD)
     dst = tmp_path_factory.mktemp("real") / "real.hdf5"
-    assert nasbench_tfrecord_converter.main(["--input", str(src), "--output", str(dst)]) == 0
+    convert(src, dst)
     return dst
 
 
-# ----------------------------------------------------------------------------- predictors (issue 3)
+# ----------------------------------------------------------------------------- cells
+
+
+def random_cells(count: int, seed: int = 0) -> list[nb101_space.Cell]:
+    """Valid cells of every size: a random path input→output plus random extra edges."""
+    rng = np.random.default_rng(seed)
+    cells = []
+    while len(cells) < count:
+        n = int(rng.integers(2, 8))
+        m = np.triu(rng.random((n, n)) < 0.3, 1).astype(int)
+        m[np.arange(n - 1), np.arange(1, n)] = 1
+        ops = ["input", *[nb101_space.OPS[i] for i in rng.integers(1, 4, n - 2)], "output"]
+        try:
+            cells.append(nb101_space.make_cell(m, ops))
+        except nb101_space.InvalidSpecError:  # too many edges
+            pass
+    return cells
+
+
+def nb101_hash(cell: nb101_space.Cell) -> str:
+    """NB101's reference hash_module, with Python-int labels as generate_graphs.py passes them."""
+    from nasbench_pytorch.model import graph_util
+
+    return graph_util.hash_module(cell.matrix, [nb101_space.OP_TO_LABEL[o] for o in cell.ops])
+
+
+# ----------------------------------------------------------------------------- NB101 records
+
+HASH = "0123456789abcdef" * 2
+ADJ = "0110000100010000"  # 4 vertices, row-major
+OPS = "input,conv3x3-bn-relu,maxpool3x3,output"
+
+
+def metrics_bytes(values=None, params=1234567, total_time=math.nan, checkpoint_path="") -> bytes:
+    """Serialized ModelMetrics; values [3, 5] (current_epoch, *FIELDS) per entry, NaN = unset."""
+    values = np.arange(15.0).reshape(3, 5) / 16 if values is None else np.asarray(values, float)
+    return R.encode_metrics_batch(values[None], np.array([params]), np.array([total_time]), checkpoint_path)[0]
+
+
+def metrics_message(values, params=-1, total_time=math.nan, checkpoint_path="") -> R.ModelMetrics:
+    """The same through the protobuf API, the reference."""
+    m = R.ModelMetrics()
+    for e, row in enumerate(values):
+        ed = m.evaluation_data.add()
+        for name, v in zip(("current_epoch", *R.FIELDS), row, strict=True):
+            if not math.isnan(v):
+                setattr(ed, name, v)
+        if e == 0 and checkpoint_path:
+            ed.checkpoint_path = checkpoint_path
+    if params >= 0:
+        m.trainable_parameters = params
+    if not math.isnan(total_time):
+        m.total_time = total_time
+    return m
+
+
+# ----------------------------------------------------------------------------- predictors
 
 
 @pytest.fixture(scope="session")
 def demo_h5(space, tmp_path_factory):
     """A small HDF5 made the way `make demo` does (demo tool + converter): 400 real cells, synthetic
     but learnable 108-epoch labels, 3 repeats, no test accuracy missing."""
-    from tools import make_demo_data, nasbench_tfrecord_converter
+    from tools import make_demo_data
 
     tmp = tmp_path_factory.mktemp("demo")
     cells = make_demo_data.choose_cells(space, 400, seed=0)
     make_demo_data.write_demo(tmp / "demo.tfrecord", cells, budgets=(108,), repeats=3, seed=0)
-    nasbench_tfrecord_converter.convert(tmp / "demo.tfrecord", tmp / "demo.hdf5")
+    convert(tmp / "demo.tfrecord", tmp / "demo.hdf5")
     return tmp / "demo.hdf5"
+
+
+@pytest.fixture(scope="session")
+def cells(space):
+    """Up to 40 cells of each size 2..7, spread over the enumerated space."""
+    nv = space["num_vertices"]
+    rows = [np.flatnonzero(nv == n) for n in range(2, 8)]
+    idx = np.concatenate([r[np.unique(np.linspace(0, len(r) - 1, 40).astype(int))] for r in rows])
+    return {k: v[idx] for k, v in space.items()}

@@ -1,6 +1,6 @@
-"""tools/nasbench_tfrecord_converter.py (and make_demo_data.py): TFRecord -> HDF5, value for value
-against the reference decoder, every kind of bad input, the real 20k-cell file, and a file
-written by TensorFlow itself."""
+"""tools/nasbench_tfrecord_converter.py (and make_demo_data.py): TFRecord -> HDF5 through its command
+line (lib/nb101_convert, lib/nb101_chunks), value for value against the reference decoder, every kind
+of bad input, the real 20k-cell file, and a file written by TensorFlow itself."""
 
 import base64
 import json

@@ -1,6 +1,7 @@
-"""model.py: shapes, masks and padding, the reference architectures, predict and the checkpoint."""
+"""model.py: shapes, masks and padding, the reference architectures, losses, checkpoints, and the default
+predictor gin (invariances, ensemble shapes, checkpoint round trip, ranking losses, learning a ranking)."""
 
-import os
+import math
 
 import numpy as np
 import pytest
@@ -9,15 +10,8 @@ import torch.nn.functional as F
 
 import model as M
 from dataset import cell_features
-
-
-@pytest.fixture(scope="module")
-def cells(space):
-    """Up to 40 cells of each size 2..7, spread over the enumerated space."""
-    nv = space["num_vertices"]
-    rows = [np.flatnonzero(nv == n) for n in range(2, 8)]
-    idx = np.concatenate([r[np.unique(np.linspace(0, len(r) - 1, 40).astype(int))] for r in rows])
-    return {k: v[idx] for k, v in space.items()}
+from lib.fitting import fit, predict
+from lib.metrics import kendall_tau
 
 
 def features(cells):
@@ -125,31 +119,19 @@ def test_mse_loss_on_known_input():
     assert loss.item() == pytest.approx(5 / 3)
 
 
-@pytest.mark.parametrize("name", ["mlp", "gcn"])
-def test_predict_is_batch_independent_and_denormalised(name, cells):
-    model = fresh(name)
-    model.set_label_norm(0.9, 0.02)
-    x = features(cells)
-    with torch.no_grad():
-        want = model(x).double().numpy() * 0.02 + 0.9
-    for bs in (1, 7, None):
-        np.testing.assert_allclose(M.predict(model, x, bs), want, rtol=0, atol=1e-6)
-    assert not model.training
-
-
 @pytest.mark.parametrize("name,args", [("mlp", {"embed": 32}), ("gcn", {"hidden": 32, "layers": 2})])
 def test_checkpoint_round_trip(name, args, cells, tmp_path):
     model = fresh(name, **args)
     model.set_label_norm(0.91, 0.025)
     x = features(cells)
-    before = M.predict(model, x)
+    before = predict(model, x)
     M.save_checkpoint(tmp_path / "ckpt.pt", model, split={"name": "172", "seed": 3}, data={"fingerprint": "abc"})
     loaded, info = M.load_checkpoint(tmp_path / "ckpt.pt")
     assert type(loaded) is type(model) and loaded.args == model.args and not loaded.training
     assert info["model"] == name and info["model_args"] == model.args
     assert info["label_norm"] == pytest.approx({"mean": 0.91, "std": 0.025})
     assert info["split"] == {"name": "172", "seed": 3} and info["data"] == {"fingerprint": "abc"}
-    np.testing.assert_array_equal(M.predict(loaded, x), before)
+    np.testing.assert_array_equal(predict(loaded, x), before)
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]  # no temp file left
 
 
@@ -161,9 +143,120 @@ def test_load_checkpoint_errors(tmp_path):
         M.load_checkpoint(tmp_path / "old.pt")
 
 
-def test_cpu_math_restores_threads_and_free_cores_is_in_range():
-    threads = torch.get_num_threads()
-    with M.cpu_math(torch.device("cpu"), threads=1):
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == threads
-    assert 1 <= M.free_cores() <= (os.cpu_count() or 1)
+# ----------------------------------------------------------------------------- gin, the default predictor
+# input -> {1: conv3x3, 2: maxpool} -> 3: conv1x1 -> output(4), plus a skip input -> output
+ADJ5 = np.array([[0, 1, 1, 0, 1], [0, 0, 0, 1, 0], [0, 0, 0, 1, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]], np.int8)
+LAB5 = np.array([-1, 0, 2, 1, -2], np.int8)
+
+
+def padded(adj: np.ndarray, lab: np.ndarray, v: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    n = len(lab)
+    a, o = np.zeros((v, v), np.int8), np.zeros(v, np.int8)
+    a[:n, :n], o[:n] = adj, lab
+    return a, o
+
+
+def random_cells(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random 7-vertex upper-triangular DAGs (every vertex on some input->output path not required)."""
+    rng = np.random.default_rng(seed)
+    adj = np.triu(rng.random((n, 7, 7)) < 0.35, 1).astype(np.int8)
+    adj[:, 0, 1], adj[:, 5, 6] = 1, 1
+    lab = np.concatenate([np.full((n, 1), -1), rng.integers(0, 3, (n, 5)), np.full((n, 1), -2)], 1).astype(np.int8)
+    return adj, lab, np.full(n, 7)
+
+
+def score(model, adj, lab, nv) -> np.ndarray:
+    return predict(model, cell_features(adj, lab, nv))
+
+
+@pytest.fixture(scope="module")
+def gin():
+    torch.manual_seed(0)
+    m = M.build_model("gin", hidden=16, members=3)
+    m.set_label_norm(0.9, 0.02)
+    return m.eval()
+
+
+def test_gin_isomorphic_reencoding_same_prediction(gin):
+    adj, lab, nv = random_cells(64, seed=1)
+    rng = np.random.default_rng(2)
+    keep, adj2, lab2 = [], [], []
+    for i in range(len(adj)):
+        for _ in range(20):  # an interior permutation that keeps the matrix upper-triangular
+            p = np.concatenate([[0], 1 + rng.permutation(5), [6]])
+            a2 = adj[i][np.ix_(p, p)]
+            if not np.tril(a2).any() and (p != np.arange(7)).any():
+                keep.append(i), adj2.append(a2), lab2.append(lab[i][p])
+                break
+    assert len(keep) > 10
+    before = score(gin, adj[keep], lab[keep], nv[keep])
+    after = score(gin, np.stack(adj2), np.stack(lab2), nv[keep])
+    np.testing.assert_allclose(after, before, atol=1e-6)
+
+
+def test_gin_padding_and_garbage_in_padding_do_not_change_prediction(gin):
+    unpadded = score(gin, ADJ5[None], LAB5[None], np.array([5]))
+    a, o = padded(ADJ5, LAB5)
+    assert score(gin, a[None], o[None], np.array([5])) == pytest.approx(unpadded, abs=1e-6)
+    a[5:, :], a[:, 5:], o[5:] = 1, 1, 2  # junk beyond num_vertices is masked away
+    assert score(gin, np.triu(a, 1)[None], o[None], np.array([5])) == pytest.approx(unpadded, abs=1e-6)
+
+
+def test_gin_prediction_depends_on_the_cell(gin):
+    adj, lab, nv = random_cells(32, seed=3)
+    assert np.std(score(gin, adj, lab, nv)) > 0
+
+
+def test_gin_members_scored_separately_in_training_mode(gin):
+    x = cell_features(*random_cells(8))
+    gin.train()
+    assert gin(x).shape == (8, 3)
+    gin.eval()
+    with torch.no_grad():
+        assert gin(x).shape == (8,)
+
+
+def test_gin_checkpoint_round_trip(gin, tmp_path):
+    adj, lab, nv = random_cells(16, seed=4)
+    M.save_checkpoint(tmp_path / "c.pt", gin, split={"name": "172", "seed": 0})
+    loaded, info = M.load_checkpoint(tmp_path / "c.pt")
+    assert info["model"] == "gin" and info["model_args"]["members"] == 3 and info["split"]["name"] == "172"
+    assert info["label_norm"] == {"mean": pytest.approx(0.9), "std": pytest.approx(0.02)}
+    np.testing.assert_array_equal(score(loaded, adj, lab, nv), score(gin, adj, lab, nv))
+
+
+def test_pairwise_loss_known_values():
+    t = torch.tensor([1.0, 0.0])
+    assert M.pairwise_loss(torch.tensor([0.0, 0.0]), t).item() == pytest.approx(math.log(2))
+    assert M.pairwise_loss(torch.tensor([1.0, 0.0]), t).item() == pytest.approx(math.log1p(math.exp(-1)))
+    assert M.pairwise_loss(torch.tensor([0.0, 1.0]), t).item() == pytest.approx(math.log1p(math.exp(1)))
+    # ties carry no pairs; three cells: pairs (0>1), (0>2), (1>2) -> softplus(-(s_i - s_j)) averaged
+    s, t3 = torch.tensor([2.0, 0.0, 1.0]), torch.tensor([3.0, 2.0, 1.0])
+    want = np.mean([math.log1p(math.exp(-d)) for d in (2.0, 1.0, -1.0)])
+    assert M.pairwise_loss(s, t3).item() == pytest.approx(want)
+    assert M.pairwise_loss(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 1.0])).item() == 0.0
+    # an ensemble's columns are averaged: member 0 right by 1, member 1 wrong by 1
+    two = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    assert M.pairwise_loss(two, t).item() == pytest.approx((math.log1p(math.exp(-1)) + math.log1p(math.exp(1))) / 2)
+
+
+def test_mse_and_combined_losses_known_values():
+    t = torch.tensor([1.0, 0.0])
+    assert M.mse_loss(torch.tensor([0.0, 0.0]), t).item() == pytest.approx(0.5)
+    assert M.mse_loss(torch.tensor([[1.0, 3.0], [0.0, 0.0]]), t).item() == pytest.approx(4 / 4)
+    s = torch.tensor([0.0, 0.0])
+    assert M.pairwise_mse_loss(s, t).item() == pytest.approx(math.log(2) + 0.5)
+    assert set(M.LOSSES) >= {"mse", "pairwise", "pairwise+mse"}
+
+
+def test_gin_learns_a_ranking():
+    """Synthetic label = number of conv3x3 vertices - maxpools + noise: a few epochs rank it well."""
+    adj, lab, nv = random_cells(200, seed=5)
+    y = (lab == 0).sum(1) - 0.5 * (lab == 2).sum(1) + np.random.default_rng(0).normal(0, 0.1, len(lab))
+    x = cell_features(adj, lab, nv)
+    torch.manual_seed(0)
+    m = M.build_model("gin", hidden=16, members=2)
+    fit(m, {k: v[:150] for k, v in x.items()}, y[:150], epochs=20, batch_size=50, lr=3e-3, wd=0.0, loss="pairwise+mse")
+    pred = predict(m, {k: v[150:] for k, v in x.items()})
+    assert kendall_tau(pred, y[150:]) > 0.7
+    assert abs(np.mean(pred) - np.mean(y[150:])) < 0.5  # the MSE term keeps scores in label units

@@ -8,7 +8,7 @@ TensorFlow is not a dependency of this repo: run this in a throwaway venv (as .c
 
 RECORDS are 8 fixed NB101-format records (2 real cells x budgets 4, 108 x 2 repeats, some values
 absent, SYNTHETIC labels) made by tools/make_demo_data.py. The test reads the file back with
-tools/nb101_records.py and converts it; this script checks that TensorFlow reads it too.
+lib/nb101_records.py and converts it; this script checks that TensorFlow reads it too.
 """
 
 import sys

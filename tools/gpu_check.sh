@@ -41,7 +41,7 @@ if [ ! -d data/cifar10-jpeg ]; then
     [ -f "$TAR" ] || TAR=data/cifar10-jpeg.tar.gz
     tar -xzf "$TAR" -C data/
 fi
-$PY -c "from pathlib import Path; import trainer; trainer.load_cifar10(Path('data/cifar10-jpeg'))"
+$PY -c "from pathlib import Path; from lib.cifar10 import load_cifar10; load_cifar10(Path('data/cifar10-jpeg'))"
 [ -f data/real20k.hdf5 ] || $PY tools/nasbench_tfrecord_converter.py \
     --input "$SHARED/nb101_real_20k.tfrecord" --output data/real20k.hdf5
 
@@ -52,7 +52,7 @@ $PY bench/trainer.py --gpu --rounds 1 --out "$OUT/bench_trainer.json" 2>&1 | tee
 $PY -c "
 import json, numpy as np
 from dataset import load_nb101
-from nb101_space import cell_from_row
+from lib.nb101_space import cell_from_row
 nb = load_nb101('data/real20k.hdf5')
 i = int(np.nanargmax(nb.labels('val', budget=108)))
 print(json.dumps(cell_from_row(nb.adjacency[i], nb.operations[i], nb.num_vertices[i]).to_json()))

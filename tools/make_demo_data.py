@@ -5,7 +5,7 @@
     python tools/make_demo_data.py --cells all --budgets 108 --output data/demo_only108.tfrecord
     python tools/make_demo_data.py --cells 200 --repeats 2 --absent-prob 0.1 --output /tmp/t.tfrecord
 
-The cells are real: a seeded random subset of the 423,624 cells of nb101_space.enumerate_space(),
+The cells are real: a seeded random subset of the 423,624 cells of lib/nb101_space.enumerate_space(),
 written in hash order, one record per (cell, budget, repeat) like nasbench_full.tfrecord, with
 the exact trainable_parameters. The accuracies and times are MADE UP: a smooth function of the
 architecture (parameter count, op counts, input width, depth) that saturates with the budget, in

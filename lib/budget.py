@@ -1,0 +1,225 @@
+"""Predictor-guided search with a query budget (Neural Predictor / BANANAS style) vs random search.
+
+    from lib.budget import budget_table, guided_vs_random
+    hp = hyperparams("gcn", {"epochs": 100, "lr": 1e-3})
+    result, curves = guided_vs_random(data, target="val", seeds=10, budget=150, n0=50, per_round=10, model="gcn", hp=hp)
+    print(budget_table(result))             # result: config, best_in_pool, guided, random (budget.json)
+
+The pool is every cell of an NB101 data file (dataset.NB101) with both a --target label and a
+true val accuracy. Below guided_vs_random, everything indexes that pool: x its features, y the
+label the predictor learns, true_val / true_test / hashes the benchmark's truth, in pool order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from lib.fitting import parse_target, predict, train_model
+from lib.metrics import top_k
+from lib.outputs import json_number, pct, write_atomic
+
+METHODS = ("guided", "random")
+
+
+# ----------------------------------------------------------------------------- the comparison
+
+
+def guided_vs_random(
+    data,
+    *,
+    target: str,
+    seeds: int,
+    budget: int,
+    n0: int,
+    per_round: int,
+    model: str,
+    hp: dict,
+    device: str | torch.device = "cpu",
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """Guided and random search on the labelled cells of `data` (an NB101) with seeds 0..seeds-1:
+    budget.json's content (config, best_in_pool, guided, random) and the val curves to plot."""
+    metric, repeat = parse_target(target)
+    y_target = data.labels(metric, 108, repeat)
+    true_val, true_test = data.labels("val", 108, "mean"), data.labels("test", 108, "mean")
+    pool = np.flatnonzero(np.isfinite(y_target) & np.isfinite(true_val))
+    x = data.features(pool, device)
+    loop = dict(budget=budget, n0=n0, per_round=per_round, model=model, hp=hp, device=device)
+    runs = run_seeds(x, y_target[pool], seeds=seeds, **loop)
+    config = {
+        "data": str(data.path),
+        "fingerprint": data.fingerprint,
+        "budget": budget,
+        "n0": n0,
+        "per_round": per_round,
+        "seeds": seeds,
+        "model": model,
+        "hp": hp,
+        "target": target,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "pool": len(pool),
+    }
+    result = {"config": config, **summarize_runs(runs, true_val[pool], true_test[pool], data.hash[pool])}
+    return result, val_curves(runs, true_val[pool])
+
+
+# ----------------------------------------------------------------------------- strategies
+
+
+def budgeted_search(
+    x: dict[str, torch.Tensor],
+    y: np.ndarray,
+    *,
+    budget: int,
+    n0: int,
+    per_round: int,
+    model: str,
+    hp: dict,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
+    """Predictor-guided search over a pool (features x, labels y): indices of the `budget` queried
+    cells, in query order. n0 random cells first; then, until the budget is spent, a fresh predictor
+    trained on all queried cells picks the `per_round` best-predicted cells not yet queried."""
+    if not 0 < n0 <= budget <= len(y):
+        raise ValueError(f"need 0 < --n0 ({n0}) <= --budget ({budget}) <= labelled cells ({len(y)})")
+    rng = np.random.default_rng(seed)
+    queried = rng.choice(len(y), n0, replace=False).tolist()
+    seen = np.zeros(len(y), bool)
+    seen[queried] = True
+    rnd = 0
+    while len(queried) < budget:
+        idx = torch.as_tensor(queried)
+        train_x = {k: v[idx] for k, v in x.items()}
+        net, _ = train_model(model, train_x, y[queried], hp, seed=1000 * seed + rnd, device=device, quiet=True)
+        pred = predict(net, x)
+        pred[seen] = -np.inf
+        new = top_k(pred, min(per_round, budget - len(queried)))
+        queried += new.tolist()
+        seen[new] = True
+        rnd += 1
+    return np.asarray(queried)
+
+
+def random_search(n: int, budget: int, seed: int = 0) -> np.ndarray:
+    """`budget` distinct cells of a pool of n, uniformly at random (a stream apart from the guided one)."""
+    return np.random.default_rng([seed, 1]).choice(n, budget, replace=False)
+
+
+def best_so_far(queried: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Index (into the pool) of the best cell found after each query."""
+    v = y[queried]
+    improved = v >= np.maximum.accumulate(v)  # this query matched or beat every earlier one
+    return queried[np.maximum.accumulate(np.where(improved, np.arange(len(v)), 0))]
+
+
+def run_seeds(
+    x: dict[str, torch.Tensor],
+    y: np.ndarray,
+    *,
+    seeds: int,
+    budget: int,
+    n0: int,
+    per_round: int,
+    model: str,
+    hp: dict,
+    device: str | torch.device = "cpu",
+) -> dict[str, list[np.ndarray]]:
+    """Guided and random search with seeds 0..seeds-1: the queried pool indices of each, per method."""
+    runs = {name: [] for name in METHODS}
+    for seed in tqdm(range(seeds), desc="seeds", unit="seed"):
+        guided = budgeted_search(
+            x, y, budget=budget, n0=n0, per_round=per_round, model=model, hp=hp, seed=seed, device=device
+        )
+        runs["guided"].append(guided)
+        runs["random"].append(random_search(len(y), budget, seed))
+    return runs
+
+
+# ----------------------------------------------------------------------------- results
+
+
+def summarize_runs(
+    runs: dict[str, list[np.ndarray]], true_val: np.ndarray, true_test: np.ndarray, hashes: np.ndarray
+) -> dict:
+    """best_in_pool {hash, val, test} and, per method, the final best found (mean, std over seeds),
+    how many seeds found the pool's best, the best-so-far curve and each seed's run."""
+    best = int(np.argmax(true_val))
+    result = {
+        "best_in_pool": {"hash": str(hashes[best]), "val": float(true_val[best]), "test": json_number(true_test[best])}
+    }
+    for name, queries in runs.items():
+        found = [best_so_far(q, true_val) for q in queries]  # pool index of the best cell after each query
+        val = np.array([true_val[f] for f in found])  # [seeds, budget]
+        test = np.array([true_test[f[-1]] for f in found])
+        result[name] = {
+            "final_val_mean": float(val[:, -1].mean()),
+            "final_val_std": float(val[:, -1].std()),
+            "final_test_mean": json_number(float(np.mean(test))),
+            "found_best_in_pool": int(sum(f[-1] == best for f in found)),
+            "curve_val_mean": val.mean(0).tolist(),  # index q-1: after q queries
+            "curve_val_std": val.std(0).tolist(),
+            "runs": [
+                {
+                    "seed": seed,
+                    "best_hash": str(hashes[f[-1]]),
+                    "best_val": float(v[-1]),
+                    "best_test": json_number(t),
+                    "queried": hashes[q].tolist(),
+                }
+                for seed, (q, f, v, t) in enumerate(zip(queries, found, val, test))
+            ],
+        }
+    return result
+
+
+def val_curves(runs: dict[str, list[np.ndarray]], true_val: np.ndarray) -> dict[str, np.ndarray]:
+    """Best true val accuracy found after each query, [seeds, budget] per method (for plot_curves)."""
+    return {name: np.array([true_val[best_so_far(q, true_val)] for q in queries]) for name, queries in runs.items()}
+
+
+def budget_table(r: dict) -> str:
+    """The final best val (and test) accuracy per method and the pool's best, as printed by search.py."""
+    c, b = r["config"], r["best_in_pool"]
+    lines = [
+        f"best true val accuracy found with {c['budget']} queries, {c['seeds']} seeds, pool of {c['pool']:,} "
+        f"(n0 {c['n0']}, {c['per_round']} per round, {c['model']} {c['hp']['epochs']} epochs)",
+        f"{'method':<8} {'val % mean +- std':>18} {'test % mean':>12} {'found the best':>15}",
+    ]
+    for name in METHODS:
+        m = r[name]
+        lines.append(
+            f"{name:<8} {100 * m['final_val_mean']:>10.2f} +- {100 * m['final_val_std']:.2f} "
+            f"{pct(m['final_test_mean'], 12)} {m['found_best_in_pool']:>8}/{c['seeds']}"
+        )
+    lines.append(f"{'pool':<8} {100 * b['val']:>10.2f}         {pct(b['test'], 12)}   (best cell {b['hash'][:12]})")
+    return "\n".join(lines)
+
+
+def plot_curves(path: Path, curves: dict[str, np.ndarray], best: float, title: str, n0: int = 0) -> None:
+    """Best true accuracy found vs queries: mean line, +-std shaded, per method; the pool's best dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, c in curves.items():
+        q = np.arange(1, c.shape[1] + 1)
+        m, s = 100 * c.mean(0), 100 * c.std(0)
+        ax.plot(q, m, label=f"{name} ({c.shape[0]} seeds)")
+        ax.fill_between(q, m - s, m + s, alpha=0.25)
+    ax.axhline(100 * best, color="k", ls="--", lw=0.8, label=f"best in pool {100 * best:.2f}%")
+    if n0:
+        ax.axvline(n0, color="gray", ls=":", lw=0.8, label=f"first predictor ({n0} random cells)")
+    ax.set(xlabel="queries (labelled cells)", ylabel="best true val accuracy found (%)", title=title)
+    lo = min(100 * c.mean(0)[min(9, c.shape[1] - 1)] for c in curves.values())
+    ax.set_ylim(max(lo - 1, 0), 100 * best + 0.3)
+    ax.grid(ls="--", alpha=0.5)
+    ax.legend(loc="lower right")
+    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight"), "wb")
+    plt.close(fig)

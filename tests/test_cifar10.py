@@ -1,0 +1,105 @@
+"""Tests for lib/cifar10.py: both on-disk formats, NB101's split, the cache, the data order and the augmentation.
+
+Tiny data is written in the real on-disk formats: cifar-10-batches-py pickles (Python 2 str keys,
+so b'data' / b'labels' with encoding='bytes' as NB101 reads them, 'data' with latin1 as torchvision
+does) and JPEG / PNG image folders, by tests/cifar10_files.py.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from cifar10_files import CLASSES, images, write_batches, write_folders
+from PIL import Image
+
+from lib import cifar10
+
+# ----------------------------------------------------------------------------- reading and splitting
+
+
+def test_batches_format_is_the_real_one(tmp_path: Path):
+    write_batches(tmp_path)
+    with open(tmp_path / "cifar-10-batches-py" / "data_batch_1", "rb") as f:
+        as_nb101 = pickle.load(f, encoding="bytes")  # how NB101's generate_cifar10_tfrecords reads it
+    assert {b"data", b"labels"} <= as_nb101.keys() and as_nb101[b"data"].shape == (64, 3072)
+
+
+def test_batches_split_like_nb101(tmp_path: Path):
+    written = write_batches(tmp_path)
+    d = cifar10.load_cifar10(tmp_path)
+    assert len(d["train_x"]) == 256 and len(d["valid_x"]) == 64 and len(d["test_x"]) == 64
+    np.testing.assert_array_equal(d["valid_x"], written["data_batch_5"][0])  # data_batch_5 is validation
+    np.testing.assert_array_equal(d["valid_y"], written["data_batch_5"][1])
+    np.testing.assert_array_equal(d["train_x"][:64], written["data_batch_1"][0])
+    np.testing.assert_array_equal(d["test_x"], written["test_batch"][0])
+
+
+def test_folders_decode_split_and_cache(tmp_path: Path):
+    written = write_folders(tmp_path)
+    d = cifar10.load_cifar10(tmp_path)
+    assert d["train_x"].dtype == np.uint8 and d["train_x"].shape[1:] == (32, 32, 3)
+    # PNG is lossless: test images come back exactly (ImageFolder orders by class, then file name).
+    x, y = written["test"]
+    order = sorted(range(len(y)), key=lambda i: (CLASSES[y[i]], i))
+    np.testing.assert_array_equal(d["test_x"], x[order])
+    # validation: a fifth of each training class, disjoint from train
+    counts = np.bincount(written["train"][1], minlength=10)
+    np.testing.assert_array_equal(np.bincount(d["valid_y"], minlength=10), counts // 5)
+    assert len(d["train_x"]) + len(d["valid_x"]) == 100
+    cache = tmp_path / cifar10.CACHE_NAME
+    assert cache.exists() and not list(tmp_path.glob("*.tmp"))
+    again = cifar10.load_cifar10(tmp_path)  # from the cache, same arrays
+    for k in d:
+        np.testing.assert_array_equal(d[k], again[k])
+    # an edited tree invalidates the cache
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "test" / "cat" / "9999.png")
+    assert len(cifar10.load_cifar10(tmp_path)["test_x"]) == 31
+
+
+def test_no_data_error_names_both_ways(tmp_path: Path):
+    with pytest.raises(cifar10.CIFAR10Error, match="cifar-10-batches-py.*--download.*train/<class>"):
+        cifar10.load_cifar10(tmp_path)
+
+
+def test_epoch_plan_is_a_pure_stream_of_permutations():
+    n, batch, epochs = 100, 32, 5
+    plans = [cifar10.epoch_plan(7, e, n, batch) for e in range(epochs)]
+    assert sum(p.shape[1] for p in plans) == epochs * n // batch  # NB101: int(epochs * n / batch) steps
+    stream = np.concatenate([p[0].reshape(-1) for p in plans])
+    for k in range(len(stream) // n):  # every full pass is a permutation
+        assert sorted(stream[k * n : (k + 1) * n]) == list(range(n))
+    np.testing.assert_array_equal(plans[3], cifar10.epoch_plan(7, 3, n, batch))  # pure in (seed, epoch)
+    assert not np.array_equal(plans[3], cifar10.epoch_plan(8, 3, n, batch))
+    assert plans[0][1:3].max() <= 8 and plans[0][3].max() == 1
+
+
+def test_augment_matches_pad_crop_flip():
+    x, _ = images(6, seed=0)
+    padded = cifar10.pad_for_crops(torch.from_numpy(x))
+    plan = torch.tensor([[0, 1, 2, 3, 4, 5], [0, 8, 3, 4, 1, 7], [8, 0, 5, 4, 2, 1], [0, 1, 0, 1, 1, 0]])
+    got = cifar10.augment(padded, plan)
+    assert got.shape == (6, 3, 32, 32) and got.is_contiguous(memory_format=torch.channels_last)
+    for j, (i, dy, dx, flip) in enumerate(plan.T.tolist()):
+        ref = np.pad(x[i], ((4, 4), (4, 4), (0, 0)))[dy : dy + 32, dx : dx + 32]  # pad 4 with 0, crop
+        ref = ref[:, ::-1] if flip else ref
+        np.testing.assert_array_equal(got[j].permute(1, 2, 0).numpy(), ref)
+
+
+def test_subset_is_fixed_and_zero_means_all():
+    x, y = np.arange(100) * 10, np.arange(100)
+    sx, sy = cifar10.subset(x, y, 30)
+    assert len(sx) == 30 and np.array_equal(sx, sy * 10) and np.all(np.diff(sy) > 0)  # pairs kept, order kept
+    np.testing.assert_array_equal(sy, cifar10.subset(x, y, 30)[1])  # the same subset every call
+    assert cifar10.subset(x, y, 0)[0] is x and cifar10.subset(x, y, 500)[0] is x
+
+
+def test_normalize_uses_nb101_rgb_statistics():
+    x = torch.full((2, 3, 4, 4), 200, dtype=torch.uint8)
+    got = cifar10.normalize(x, *cifar10.normalizer(torch.device("cpu")))
+    want = (200 - np.array(cifar10.RGB_MEAN)) / np.array(cifar10.RGB_STD)
+    np.testing.assert_allclose(got[0, :, 0, 0].numpy(), want, rtol=1e-6)
+    assert got.shape == x.shape and got.dtype == torch.float32

@@ -1,0 +1,114 @@
+"""Tests for lib/nb101_training.py: TF1's RMSProp, the LR schedule, TF's initialisers, frozen dummies, the steps."""
+
+from __future__ import annotations
+
+import json
+from contextlib import nullcontext
+
+import numpy as np
+import pytest
+import torch
+from conftest import REAL_TFRECORD, require
+
+from lib import cifar10, nb101_training
+from lib.nb101_records import decode_record, metric_values, read_tfrecord
+from lib.nb101_space import build_network, count_parameters, make_cell, trainable_parameters
+
+TINY_CELL = make_cell([[0, 1, 1], [0, 0, 1], [0, 0, 0]], ["input", "conv3x3-bn-relu", "output"])
+
+
+def test_tf_rmsprop_matches_tensorflow_formula():
+    rng = np.random.default_rng(0)
+    w0, grads = rng.normal(size=5), rng.normal(size=(4, 5))
+    lrs = [0.0, 0.2, 0.1, 0.05]
+    w, ms, mom = w0.copy(), np.ones(5), np.zeros(5)  # TF1 RMSProp: ms starts at 1
+    for g, lr in zip(grads, lrs, strict=True):
+        ms = 0.9 * ms + 0.1 * g**2
+        mom = 0.9 * mom + lr * g / np.sqrt(ms + 1.0)
+        w = w - mom
+    p = torch.nn.Parameter(torch.tensor(w0))
+    opt = nb101_training.TFRMSprop([p], lr=0.0, decay=0.9, momentum=0.9, eps=1.0)
+    for g, lr in zip(grads, lrs, strict=True):
+        p.grad, opt.param_groups[0]["lr"] = torch.tensor(g), lr
+        opt.step()
+    np.testing.assert_allclose(p.detach().numpy(), w, rtol=1e-12)
+
+
+def test_lr_schedule_is_nb101_cosine_by_step():
+    assert nb101_training.lr_at(0, 100, 0.2) == 0.0  # NB101 trains step 0 with LR 0
+    assert nb101_training.lr_at(1, 100, 0.2) == pytest.approx(0.2 * 0.5 * (1 + np.cos(np.pi / 100)))
+    assert nb101_training.lr_at(50, 100, 0.2) == pytest.approx(0.1)
+
+
+def test_network_settings_and_parameter_count():
+    cell = make_cell(
+        [[0, 1, 1, 0], [0, 0, 1, 1], [0, 0, 0, 1], [0, 0, 0, 0]],
+        ["input", "conv3x3-bn-relu", "conv1x1-bn-relu", "output"],
+    )
+    net = build_network(cell, 16, 2, 2)
+    nb101_training.init_like_tf(net)
+    nb101_training.freeze_dummies(net)
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and all(m.momentum == 0.003 and m.eps == 1e-5 for m in bns)
+    adj, labels = cell.padded()
+    expected = trainable_parameters(adj[None], labels[None], np.array([cell.num_vertices]), 16, 2, 2)[0]
+    assert count_parameters(net) == expected == sum(p.numel() for p in net.parameters() if p.requires_grad)
+    conv = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.weight[0].numel() >= 72)
+    std = (1 / conv.weight[0].numel()) ** 0.5
+    assert conv.weight.abs().max() <= 2 * std / 0.8796 + 1e-6  # truncated normal at 2 sigma
+
+
+def test_parameter_counts_match_the_real_file():
+    """nb101_training.py's network (dummies frozen) has NB101's trainable_parameters for real cells."""
+    path = require(REAL_TFRECORD)
+    seen = {}
+    for _, _, data in read_tfrecord(path):
+        h, _, adj, ops, _ = json.loads(data)
+        n = int(len(adj) ** 0.5)
+        if n not in seen:  # one cell per vertex count, 2..7
+            seen[n] = (np.array([int(c) for c in adj]).reshape(n, n), ops.split(","), decode_record(data).metrics)
+        if len(seen) == 6:
+            break
+    for matrix, ops, pb in seen.values():
+        net = build_network(make_cell(matrix, ops))
+        nb101_training.freeze_dummies(net)
+        assert count_parameters(net) == metric_values(pb)[0] > 0
+
+
+def tiny_net() -> torch.nn.Module:
+    torch.manual_seed(0)
+    net = build_network(TINY_CELL, 8, 1, 1)
+    nb101_training.init_like_tf(net)
+    nb101_training.freeze_dummies(net)
+    return net
+
+
+def test_train_epoch_follows_the_plan_and_its_lrs():
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.integers(0, 256, (32, 32, 32, 3), dtype=np.uint8))
+    y = torch.from_numpy(rng.integers(0, 10, 32))
+    padded, norm = cifar10.pad_for_crops(x), cifar10.normalizer(torch.device("cpu"))
+    plan = torch.from_numpy(cifar10.epoch_plan(0, 0, 32, 8))
+    net = tiny_net()
+    params = [p for p in net.parameters() if p.requires_grad]
+    before = [p.detach().clone() for p in params]
+    opt = nb101_training.TFRMSprop(params, lr=0.0)
+    stats = nb101_training.train_epoch(net, opt, params, padded, y, plan, [0.0] * 4, 1e-4, norm, nullcontext())
+    assert stats.tolist()[2:] == [32, 0] and 0 <= stats[1] <= 32 and stats[0] > 0  # 4 steps of 8, all finite
+    assert all(torch.equal(a, b) for a, b in zip(before, params))  # LR 0: the weights stay put
+    nb101_training.train_epoch(net, opt, params, padded, y, plan, [0.0, 0.0, 0.0, 0.1], 1e-4, norm, nullcontext())
+    assert opt.param_groups[0]["lr"] == 0.1 and not all(torch.equal(a, b) for a, b in zip(before, params))
+
+
+def test_eval_sums_are_cross_entropy_and_correct_counts():
+    rng = np.random.default_rng(1)
+    x = torch.from_numpy(rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8))
+    y = torch.from_numpy(rng.integers(0, 10, 20))
+    norm, net = cifar10.normalizer(torch.device("cpu")), tiny_net()
+    loss_sum, correct, images = nb101_training.eval_sums(net, x, y, norm, nullcontext(), 7).tolist()
+    assert net.training  # eval_sums puts the model back in training mode
+    net.eval()
+    with torch.no_grad():
+        logits = net(cifar10.normalize(x.permute(0, 3, 1, 2), *norm))
+    assert images == 20 and correct == (logits.argmax(1) == y).sum().item()
+    assert loss_sum == pytest.approx(torch.nn.functional.cross_entropy(logits, y, reduction="sum").item(), rel=1e-5)
