@@ -1,8 +1,8 @@
 """Where torch runs: the device choice and the CPU thread settings every stage shares.
 
-    from lib.devices import pick_device, cpu_math
-    device = pick_device("auto")              # cuda, then mps, then cpu
-    with cpu_math(device, threads=1): ...     # denormals flushed, `threads` intra-op threads
+from lib.devices import pick_device, cpu_math
+device = pick_device("auto")              # cuda, then mps, then cpu
+with cpu_math(device, threads=1): ...     # denormals flushed, `threads` intra-op threads
 """
 
 from __future__ import annotations

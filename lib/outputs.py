@@ -1,7 +1,7 @@
 """Outputs that are complete or absent: every file the toolkit writes goes through here.
 
-    from lib.outputs import write_atomic
-    write_atomic("runs/x/metrics.json", lambda f: json.dump(m, f))
+from lib.outputs import write_atomic
+write_atomic("runs/x/metrics.json", lambda f: json.dump(m, f))
 """
 
 from __future__ import annotations
