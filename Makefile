@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 DEMO_CELLS ?= 3000
 
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test lint bench gpu
 setup: .venv/.installed
 
 .venv/.installed: requirements.txt pyproject.toml
@@ -51,3 +51,7 @@ bench: setup
 	$(PY) bench/search_speed.py
 	$(PY) bench/budgeted_search.py
 	$(PY) bench/trainer.py
+
+# trainer.py's acceptance on a CUDA GPU (about 9 minutes): bench/README.md says what it measures.
+gpu:
+	bash bench/gpu.sh

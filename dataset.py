@@ -10,6 +10,8 @@ HDF5 schema (neuralpredictor.pytorch's, plus attributes): hash [N] S32, num_vert
 trainable_parameters [N], adjacency [N,7,7] int8, operations [N,7] int8 (NB101 labels, 0-padded),
 metrics [N,4,3,2,4] float32 = budget (4/12/36/108) × repeat × (halfway, final) ×
 (training_time, train_acc, val_acc, test_acc); NaN where the source had no value.
+The attribute synthetic_labels (NB101.synthetic) marks demo data whose labels are made up: every
+stage says SYNTHETIC wherever it shows or saves them.
 """
 
 from __future__ import annotations
@@ -54,6 +56,11 @@ class NB101:
 
     def __len__(self) -> int:
         return len(self.hash)
+
+    @property
+    def synthetic(self) -> bool:
+        """True for demo data (tools/make_demo_data.py): its labels are made up, not NB101's measurements."""
+        return bool(self.attrs.get("synthetic_labels", False))
 
     @cached_property
     def _index(self) -> dict[str, int]:

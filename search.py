@@ -9,17 +9,26 @@
 Ranking mode: scores every cell (of --data, or of the enumerated space with --space all) in large
 batches, ranks them, prints the top-k with the truth where the data file knows it (true mean val /
 test accuracy, the cell's true rank) and a summary (best true accuracy in the file, regret of the
-top-1, how much of the true top-1% the top-k holds). With --space all the truth is joined by hash.
+top-1, how much of the true top-1% the top-k holds). With --space all the truth is joined by cell
+(nb101_space.space_rows) and NB101's md5 hash is computed for the cells shown only. The scores come
+from the checkpoint when train.py stored predictions of exactly these cells (same data fingerprint, or
+all of NB101 in enumeration order; --recompute ignores them); otherwise they are computed on --threads
+CPU threads (default: the free cores) at --precision (auto: bf16 where the CPU has bf16 hardware).
 Then it builds the top-1 as the stacked nasbench_pytorch network (stem 128, 3x3 cells, 10 classes)
 and checks its parameter count against the closed form. Writes, atomically, into --out (default:
 the checkpoint's run folder, so `runs/latest/top1.json` is the newest pick; a new search over the
 same checkpoint replaces them):
-  search.json  checkpoint, model, data, fingerprint_match, space, n_scored, top_k, seconds,
+  search.json  checkpoint, model, data, fingerprint_match, space, n_scored, scoring (reused, why; if
+               computed: device, threads, precision, batch_size), top_k, seconds,
                ranked (rank, hash, adjacency, ops, num_vertices, num_edges, trainable_parameters,
-               predicted, true_val, true_test, true_rank, trained_on), summary (lib.metrics.pick_summary)
-  top1.json    adjacency, ops, hash (+ predicted, true_val): for nb101_space.Cell.from_json and
-               `python trainer.py --arch top1.json`; --train runs exactly that (with --data, so the run
+               predicted, true_val, true_test, true_rank, trained_on), summary (lib.metrics.pick_summary),
+               synthetic_labels, top1 (= top1.json)
+  top1.json    adjacency, ops, hash (+ predicted, true_val, synthetic_labels): for nb101_space.Cell.from_json
+               and `python trainer.py --arch top1.json`; --train runs exactly that (with --data, so the run
                records NB101's numbers for the cell), plus anything after `--`.
+The old top1.json goes first and the new one is written last, so a top1.json beside a search.json is
+always its top1, even after a failure in between. On demo data (synthetic labels) the outputs, the
+printed summary and search_curve.png say SYNTHETIC: those "true" accuracies are made up.
 
 Budget mode (--budget B): what Neural Predictor / BANANAS do with a query budget. Start from
 --n0 random labelled cells of --data, train a fresh predictor (lib.fitting.train_model), "query" the
@@ -37,6 +46,7 @@ usable repeats (dataset.NB101.labels), null where the file has none (the real 20
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 import time
@@ -47,10 +57,20 @@ import torch
 
 from dataset import DEFAULT_DATA, NB101, DataFileError, load_nb101
 from lib.budget import budget_table, guided_vs_random, plot_curves
-from lib.devices import available_device
-from lib.fitting import TARGETS, hyperparams, predict_cells
+from lib.devices import available_device, free_cores
+from lib.fitting import PRECISIONS, TARGETS, hyperparams, inference_plan, predict_cells, reusable_predictions
 from lib.metrics import pick_summary, top_k, true_ranks
-from lib.nb101_space import Cell, build_network, cell_from_row, count_parameters, enumerate_space, trainable_parameters
+from lib.nb101_space import (
+    Cell,
+    build_network,
+    cell_from_row,
+    count_parameters,
+    enumerate_space,
+    space_fingerprint,
+    space_hashes,
+    space_rows,
+    trainable_parameters,
+)
 from lib.outputs import dumps, json_number, pct, write_atomic
 from model import MODELS, load_checkpoint
 
@@ -81,9 +101,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     p.add_argument("--out", help="output folder (default: the checkpoint's folder; budget mode runs/budget-<time>)")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cuda, mps, cpu")
     p.add_argument("--eval-batch-size", type=int, help="cells per inference batch (default: lib.fitting.predict's)")
-    # One thread with cache-sized batches beats two on a shared CPU: per-op barriers stall whenever
-    # another process holds a core (bench/search_speed.py).
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--threads", type=int, help="CPU threads scoring cells (default: the cores the load leaves free)")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS, help="auto: bf16 on CPUs with bf16 hardware")
+    p.add_argument("--recompute", action="store_true", help="score the cells even if the checkpoint stores predictions")
     p.add_argument("--train", action="store_true", help="then run `trainer.py --arch <out>/top1.json [-- ARGS]`")
     b = p.add_argument_group("budget mode: predictor-guided search with a query budget")
     b.add_argument("--budget", type=int, help="labels to spend; turns budget mode on (no checkpoint needed)")
@@ -99,6 +119,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     b.add_argument("--lr", type=float, help="override the learning rate")
     b.add_argument("--wd", type=float, help="override the weight decay")
     args = p.parse_args(argv)
+    args.threads = free_cores() if args.threads is None else args.threads
     for flag in ("top_k", "threads", "n0", "per_round", "seeds"):
         if getattr(args, flag) < 1:
             p.error(f"--{flag.replace('_', '-')} {getattr(args, flag)}: must be at least 1")
@@ -112,7 +133,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
 def main(argv: list[str] | None = None) -> dict:
     args, extra = parse_args(argv)
     threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)  # what budget mode's predictions run on (lib.fitting.inference_plan)
     try:
         return run_budget(args) if args.budget is not None else run_search(args, extra)
     finally:
@@ -130,9 +151,9 @@ def run_search(args: argparse.Namespace, extra: list[str]) -> dict:
     fp_match, train_rows = training_rows(args.checkpoint, info, data)
     t_load = time.perf_counter()
 
-    if len(cells["hash"]) == 0:
+    if len(cells["num_vertices"]) == 0:
         raise SearchError(f"--data {data.path}: no cells to rank")
-    pred = predict_cells(model, cells, args.eval_batch_size, device)
+    pred, scoring = score_cells(args, model, info, cells, data)
     t_score = time.perf_counter()
     pick = top_k(pred, min(args.top_k, len(pred)))
     t_rank = time.perf_counter()
@@ -141,19 +162,24 @@ def run_search(args: argparse.Namespace, extra: list[str]) -> dict:
     if data is not None:  # the benchmark's mean 108-epoch accuracies, NaN where the file has none
         val = data.labels("val", 108, "mean")
         truth = {"val": val, "test": data.labels("test", 108, "mean"), "rank": true_ranks(val)}
-    ranked = ranked_list(pick, cells, pred, rows, truth, train_rows)
+    ranked = ranked_list(pick, cells, pred, rows, truth, train_rows, pick_hashes(cells, pick, rows, data))
     summary = pick_summary(rows[pick], truth["val"], data.hash) if truth else {"labelled": False}
+    how = "reused" if scoring["reused"] else f"scored ({scoring['precision']}, {scoring['threads']} thread(s))"
     print(
-        f"{model.name} predictor {args.checkpoint} | scored {len(pred):,} cells "
+        f"{model.name} predictor {args.checkpoint} | {how} {len(pred):,} cells "
         f"({'all of NB101' if args.space == 'all' else data.path}) in {t_score - t_load:.2f} s, ranked in "
         f"{t_rank - t_score:.3f} s"
     )
     print_table(ranked, summary)
+    synthetic = data is not None and data.synthetic
+    if synthetic:
+        print(f"SYNTHETIC labels: {data.path} is demo data; its true accuracies above are made up, not NB101's")
     seen = sum(c["trained_on"] for c in ranked)
     if seen:
         print(f"note: {seen} of the top-{len(ranked)} were training cells of the predictor: it saw their labels")
 
     top1 = {k: ranked[0][k] for k in ("adjacency", "ops", "hash", "predicted", "true_val")}
+    top1["synthetic_labels"] = synthetic
     n_net = check_network(top1)
 
     out = Path(args.out) if args.out else Path(args.checkpoint).parent
@@ -165,11 +191,15 @@ def run_search(args: argparse.Namespace, extra: list[str]) -> dict:
         "fingerprint_match": fp_match,
         "space": args.space,
         "n_scored": len(pred),
+        "scoring": scoring,
         "top_k": len(ranked),
         "seconds": {"load": t_load - t0, "score": t_score - t_load, "rank": t_rank - t_score},
         "ranked": ranked,
         "summary": {**summary, "top1_network_parameters": n_net},
+        "synthetic_labels": synthetic,
+        "top1": top1,
     }
+    (out / "top1.json").unlink(missing_ok=True)  # never an old top1.json beside a new search.json
     write_atomic(out / "search.json", lambda f: f.write(dumps(result)))
     write_atomic(out / "top1.json", lambda f: f.write(dumps(top1)))
     print(f"saved {out}/search.json and {out}/top1.json")
@@ -211,13 +241,45 @@ def hand_off(top1: Path, data: NB101 | None, extra: list[str]) -> None:
     cmd += ["--data", str(data.path)] if data is not None else []
     print("running", " ".join(cmd + extra))
     rc = subprocess.call(cmd + extra)
+    if rc < 0:
+        raise SearchError(f"trainer.py was killed by signal {-rc} ({signal.Signals(-rc).name})")
     if rc:
-        raise SearchError(f"trainer.py exited with status {rc}")
+        raise SearchError(f"trainer.py exited with status {rc} (its error is above)")
+
+
+def score_cells(args, model, info: dict, cells: dict, data: NB101 | None) -> tuple[np.ndarray, dict]:
+    """The checkpoint's stored predictions of these cells when they fit (lib.fitting.reusable_predictions),
+    else predict_cells; and how they came, for search.json ("scoring"). Says which, and why, on stdout."""
+    kind, cells_fp = ("space", space_fingerprint(cells)) if args.space == "all" else ("data", data.fingerprint)
+    pred, why = reusable_predictions(info, kind, cells_fp, args.precision)
+    if pred is not None and not args.recompute:
+        print(f"predictions: reused ({why})")
+        return pred, {"reused": True, "why": why}
+    why = "--recompute" if pred is not None else why
+    plan = inference_plan(model, args.eval_batch_size, args.threads, args.precision)
+    print(f"predictions: computing them ({why})")
+    pred = predict_cells(model, cells, plan["batch_size"], plan["threads"], plan["precision"])
+    return pred, {"reused": False, "why": why, **plan}
+
+
+def pick_hashes(cells: dict, pick: np.ndarray, rows: np.ndarray, data: NB101 | None) -> np.ndarray:
+    """NB101 hashes of the picked cells (computed here for enumerated cells, which carry none), each
+    checked against the data file's hash of the row the cell was joined to."""
+    hashes = space_hashes(cells, pick)
+    joined = rows[pick]
+    bad = np.flatnonzero((joined >= 0) & (data.hash[joined.clip(0)] != hashes)) if data is not None else []
+    if len(bad):
+        i = bad[0]
+        raise SearchError(
+            f"--data {data.path}: row {joined[i]} claims hash {data.hash[joined[i]]}, but its cell's NB101 hash is "
+            f"{hashes[i]}; convert the file again"
+        )
+    return hashes
 
 
 def load_cells(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], NB101 | None, np.ndarray]:
-    """The cells to score (adjacency, operations, num_vertices, hash), the data file if any, and
-    each cell's row in it (-1 where the file lacks the cell)."""
+    """The cells to score (adjacency, operations, num_vertices; hash for --space data), the data file
+    if any, and each cell's row in it (-1 where the file lacks the cell)."""
     path = Path(args.data or DEFAULT_DATA)
     data = None
     if args.space == "data" or args.data or path.exists():  # --space all: labels only when there is a file
@@ -225,19 +287,21 @@ def load_cells(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], NB101 |
     if args.space == "data":
         cells = {k: getattr(data, k) for k in ("adjacency", "operations", "num_vertices", "hash")}
         return cells, data, np.arange(len(data))
-    cells = enumerate_space()
-    return cells, data, rows_by_hash(data, cells["hash"]) if data is not None else np.full(len(cells["hash"]), -1)
+    cells = enumerate_space(hashes=False)  # hashes: only of the cells shown (pick_hashes)
+    return cells, data, data_rows(cells, data)
 
 
-def rows_by_hash(data: NB101, hashes: np.ndarray) -> np.ndarray:
-    """Row of each hash in `data`, -1 where absent (vectorised: one sort, one searchsorted)."""
-    order = np.argsort(data.hash)
-    pos = np.searchsorted(data.hash, hashes, sorter=order).clip(0, len(order) - 1)
-    found = data.hash[order[pos]] == hashes
-    return np.where(found, order[pos], -1)
+def data_rows(space: dict[str, np.ndarray], data: NB101 | None) -> np.ndarray:
+    """Row in `data` of each cell of the space, -1 where absent: joined by cell (nb101_space.space_rows),
+    not by md5 hash, which would cost ~50 s for the space."""
+    rows = np.full(len(space["num_vertices"]), -1)
+    if data is not None:
+        at = space_rows(space, data.adjacency, data.operations, data.num_vertices)
+        rows[at[at >= 0]] = np.flatnonzero(at >= 0)
+    return rows
 
 
-def ranked_list(pick, cells, pred, rows, truth: dict | None, train_rows: set) -> list[dict]:
+def ranked_list(pick, cells, pred, rows, truth: dict | None, train_rows: set, hashes: np.ndarray) -> list[dict]:
     """One record per picked cell (see the module docstring for the keys)."""
     adj, ops, nv = cells["adjacency"][pick], cells["operations"][pick], cells["num_vertices"][pick]
     params = trainable_parameters(adj, ops, nv)
@@ -249,7 +313,7 @@ def ranked_list(pick, cells, pred, rows, truth: dict | None, train_rows: set) ->
         out.append(
             {
                 "rank": r + 1,
-                "hash": str(cells["hash"][i]),
+                "hash": str(hashes[r]),
                 "adjacency": cell.matrix.tolist(),
                 "ops": list(cell.ops),
                 "num_vertices": cell.num_vertices,
@@ -326,13 +390,17 @@ def run_budget(args: argparse.Namespace) -> dict:
     loop = {k: getattr(args, k) for k in ("target", "seeds", "budget", "n0", "per_round", "model")}
     result, curves = guided_vs_random(data, **loop, hp=hp, device=device)
     result["seconds"] = time.perf_counter() - t0
+    result["synthetic_labels"] = data.synthetic
 
     out = Path(args.out) if args.out else Path("runs") / f"budget-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "budget.json", lambda f: f.write(dumps(result)))
     title = f"{args.model}-guided vs random, budget {args.budget}, {Path(data.path).name}"
+    title = f"SYNTHETIC labels (demo data): {title}" if data.synthetic else title
     plot_curves(out / "search_curve.png", curves, result["best_in_pool"]["val"], title, args.n0)
     print(budget_table(result))
+    if data.synthetic:
+        print(f"SYNTHETIC labels: {data.path} is demo data; these accuracies are made up, not NB101's")
     print(f"saved {out}/budget.json and {out}/search_curve.png ({result['seconds']:.0f} s)")
     return result
 

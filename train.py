@@ -6,11 +6,16 @@
     python train.py --data data/demo.hdf5 --epochs 50 --quiet
 
 Writes into the run folder (default runs/<model>-<split>-s<seed>-<time>, every file atomically):
-  checkpoint.pt  model name + args, weights, label normalisation, split, target, data path + fingerprint
+  checkpoint.pt  model name + args, weights, label normalisation, split, target, data path + fingerprint,
+                 predictions (with --eval-split all) of every row of --data and, when --data holds all
+                 423,624 cells or --predict-space asks, of the whole space: search.py reuses them
   metrics.json   kendall_tau, spearman, mse (pp^2), precision_at_k {"10","100"}, top1_true,
                  top10_true_mean, best_true, n_train, n_eval, seconds, timing, config
   scatter.png    predicted vs true accuracy, full range and zoomed to >= 90%
 and points the symlink runs/latest at it (relative, replaced atomically), which search.py reads.
+The folder is built beside its place and renamed into it when complete: a failed or interrupted
+run leaves no folder and runs/latest as it was; a rerun with the same --out replaces that run.
+On demo data (synthetic labels) the summary, metrics.json ("synthetic_labels") and the plot say SYNTHETIC.
 
 --target is METRIC[:REPEAT]: val or test accuracy of one repeat (0, 1, 2) or the mean over repeats;
 "val" means "val:0". Training hyper-parameters default to the model's DEFAULTS (model.py).
@@ -31,10 +36,21 @@ from pathlib import Path
 import numpy as np
 
 from dataset import BUDGETS, DEFAULT_DATA, SPLITS, DataFileError, load_nb101
-from lib.devices import pick_device
-from lib.fitting import TARGETS, TrainError, hyperparams, parse_target, predict, train_model
+from lib.devices import free_cores, pick_device
+from lib.fitting import (
+    PRECISIONS,
+    TARGETS,
+    TrainError,
+    hyperparams,
+    inference_plan,
+    parse_target,
+    predict_cells,
+    space_predictions,
+    stored_predictions,
+    train_model,
+)
 from lib.metrics import prediction_metrics
-from lib.outputs import write_atomic
+from lib.outputs import atomic_dir, write_atomic
 from model import LOSSES, MODELS, save_checkpoint
 
 RUNS = Path("runs")
@@ -63,9 +79,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="model init, batch order and dropout")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cuda, mps, cpu")
     p.add_argument("--eval-batch-size", type=int, help="cells per inference batch (default: lib.fitting.predict's)")
+    p.add_argument("--threads", type=int, help="CPU threads for predicting (default: the cores the load leaves free)")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS, help="of predictions; auto: bf16 on bf16 CPUs")
+    p.add_argument("--predict-space", action="store_true", help="store predictions of all 423,624 cells (see above)")
     p.add_argument("--out", help="run folder (default: a new folder under runs/)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.threads = free_cores() if args.threads is None else args.threads
+    if args.threads < 1:
+        p.error(f"--threads {args.threads}: must be at least 1")
+    return args
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -96,16 +119,18 @@ def save_scatter(path: Path, pred: np.ndarray, true: np.ndarray, title: str) -> 
     plt.close(fig)
 
 
-def new_run_dir(args: argparse.Namespace) -> Path:
+def run_dir(args: argparse.Namespace) -> Path:
+    """Where the run will go (made at the end, whole); an existing --out must be a run's to be replaced."""
     if args.out:
         out = Path(args.out)
-    else:
-        base = RUNS / f"{args.model}-{args.split}-s{args.split_seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-        out, i = base, 1
-        while out.exists():
-            i += 1
-            out = base.with_name(f"{base.name}-{i}")
-    out.mkdir(parents=True, exist_ok=True)
+        if out.exists() and (not out.is_dir() or any(out.iterdir()) and not (out / "metrics.json").is_file()):
+            raise TrainError(f"--out {out} exists and is not a train.py run folder; choose another")
+        return out
+    base = RUNS / f"{args.model}-{args.split}-s{args.split_seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out, i = base, 1
+    while out.exists():
+        i += 1
+        out = base.with_name(f"{base.name}-{i}")
     return out
 
 
@@ -134,6 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
 def run(args: argparse.Namespace) -> dict:
     """Train, evaluate and save one run (see the module docstring); returns metrics.json's content."""
     t0 = time.perf_counter()
+    out = run_dir(args)
     metric, repeat = parse_target(args.target)
     hp = hyperparams(args.model, vars(args))
     device = pick_device(args.device)
@@ -159,38 +185,54 @@ def run(args: argparse.Namespace) -> dict:
     model, history = train_model(args.model, x_train, y[train_idx], hp, seed=args.seed, device=device, quiet=args.quiet)
     t_train = time.perf_counter()
 
-    # -- evaluation: once, on the final model's predictions
-    pred = predict(model, data.features(eval_idx), args.eval_batch_size)
+    # -- evaluation: once, on the final model's predictions; with --eval-split all of every row, stored
+    # in the checkpoint with those of the whole space (when they come free or are asked for) for search.py
+    plan = inference_plan(model, args.eval_batch_size, args.threads, args.precision)
+    rows = np.arange(len(data)) if args.eval_split == "all" else eval_idx
+    cells = {k: getattr(data, k)[rows] for k in ("adjacency", "operations", "num_vertices")}
+    pred_rows = predict_cells(model, cells, plan["batch_size"], plan["threads"], plan["precision"])
+    pred = pred_rows[eval_idx] if args.eval_split == "all" else pred_rows
+    predictions = {}
+    if args.eval_split == "all":
+        predictions["data"] = stored_predictions(pred_rows, data.fingerprint, plan["precision"])
+    space = space_predictions(model, cells, pred_rows, plan, rest=args.predict_space)
+    if space is not None:
+        predictions["space"] = space
     t_pred = time.perf_counter()
     m = prediction_metrics(pred, y[eval_idx])
     t_metrics = time.perf_counter()
 
-    # -- save
-    out = new_run_dir(args)
+    # -- save, into a folder that becomes `out` once complete (runs/latest moves only then)
     split = {"name": args.split, "seed": args.split_seed, "eval": args.eval_split}
     target = {"metric": metric, "repeat": repeat, "budget": args.budget}
     source = {"path": str(Path(args.data).resolve()), "fingerprint": data.fingerprint}
-    save_checkpoint(out / "checkpoint.pt", model, split=split, target=target, data=source, hp=hp, seed=args.seed)
-    title = f"{args.model}, split {args.split} seed {args.split_seed} ({len(train_idx)} cells)"
-    save_scatter(out / "scatter.png", pred, y[eval_idx], f"{title}: Kendall tau {m['kendall_tau']:.3f}")
-    m.update(
-        n_train=len(train_idx),
-        top1_hash=str(data.hash[eval_idx[int(np.argmax(pred))]]),
-        final_train_loss=history[-1],
-        seconds=time.perf_counter() - t0,
-        timing=dict(load=t_load - t0, train=t_train - t_load, predict=t_pred - t_train, metrics=t_metrics - t_pred),
-        config={
-            **vars(args),
-            **hp,
-            "model_args": model.args,
-            "device": str(device),
-            "split": split,
-            "target": target,
-            "data": source,
-            "run": str(out),
-        },
-    )
-    write_atomic(out / "metrics.json", lambda f: json.dump(m, f, indent=2))
+    with atomic_dir(out, replace=bool(args.out)) as tmp:
+        info = dict(split=split, target=target, data=source, hp=hp, seed=args.seed, predictions=predictions)
+        save_checkpoint(tmp / "checkpoint.pt", model, **info)
+        title = f"{args.model}, split {args.split} seed {args.split_seed} ({len(train_idx)} cells)"
+        title = f"SYNTHETIC labels (demo data) - {title}" if data.synthetic else title
+        save_scatter(tmp / "scatter.png", pred, y[eval_idx], f"{title}: Kendall tau {m['kendall_tau']:.3f}")
+        m.update(
+            synthetic_labels=data.synthetic,
+            n_train=len(train_idx),
+            top1_hash=str(data.hash[eval_idx[int(np.argmax(pred))]]),
+            final_train_loss=history[-1],
+            seconds=time.perf_counter() - t0,
+            timing=dict(load=t_load - t0, train=t_train - t_load, predict=t_pred - t_train, metrics=t_metrics - t_pred),
+            config={
+                **vars(args),
+                **hp,
+                "model_args": model.args,
+                "device": str(device),
+                "inference": plan,
+                "stored_predictions": sorted(predictions),
+                "split": split,
+                "target": target,
+                "data": source,
+                "run": str(out),
+            },
+        )
+        write_atomic(tmp / "metrics.json", lambda f: json.dump(m, f, indent=2))
     latest = point_latest(out)
     if not args.quiet:
         print(summary(m, out, latest))
@@ -201,6 +243,7 @@ def summary(m: dict, out: Path, latest: Path) -> str:
     c, t, p = m["config"], m["timing"], m["precision_at_k"]
     hp = f"{c['epochs']} epochs, batch {c['batch_size']}, lr {c['lr']:g}, wd {c['wd']:g}, loss {c['loss']}"
     target = f"{c['target']['metric']}:{c['target']['repeat']} at {c['budget']} epochs"
+    target += ", SYNTHETIC labels (demo data, not NB101's measurements)" if m["synthetic_labels"] else ""
     lines = [
         f"model    {c['model']} {c['model_args']} | {hp}",
         f"data     {c['data']['path']} (fingerprint {c['data']['fingerprint']})",

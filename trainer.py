@@ -12,17 +12,18 @@ or an image-folder tree `train/<class>/*` + `test/<class>/*` such as ../shared/d
 unpacked (decoded once, cached beside it). lib/cifar10.py holds the data and its augmentation,
 lib/nb101_training.py NB101's initialisers, optimiser, LR schedule and training steps.
 
-Speed: the whole uint8 dataset lives on the device and crops/flips are one gather per batch,
-channels_last + bf16 autocast on CUDA, optional --compile. The data order and augmentation are a
-pure function of (seed, epoch), so --resume and DDP see exactly the same stream.
-Writes <out>/ckpt.pt (atomic, every epoch) and <out>/metrics.json.
+Speed: the whole uint8 dataset lives on the device and crops/flips are one gather per batch;
+channels_last (--no-channels-last), bf16 autocast on CUDA (--dtype), --compile [MODE] (reduce-overhead:
+CUDA graphs), a large evaluation batch, and no wait for the device inside a step. The data order and
+augmentation are a pure function of (seed, epoch), so --resume and DDP see exactly the same stream.
+Writes <out>/ckpt.pt (atomic, every epoch), <out>/metrics.json (status running, done, failed or
+interrupted) and <out>/curves.png. SIGINT / SIGTERM stop it cleanly: --resume <out> continues.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -34,14 +35,18 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from dataset import BUDGETS, METRICS, DataFileError, load_nb101
+from dataset import BUDGETS, DataFileError, load_nb101
 from lib.cifar10 import CIFAR10Error, epoch_plan, load_cifar10, normalizer, pad_for_crops, subset
 from lib.devices import pick_device
 from lib.nb101_space import Cell, InvalidSpecError, build_network, cell_from_row, count_parameters, make_cell
-from lib.nb101_training import TFRMSprop, eval_sums, freeze_dummies, init_like_tf, lr_at, train_epoch
+from lib.nb101_training import TFRMSprop, eval_sums, freeze_dummies, init_like_tf, lr_at, streamline_cells, train_epoch
 from lib.outputs import write_atomic
+from lib.run_control import DDPError, Interrupted, agree, deferred_signals, start_ddp, stop_on_signals
+from lib.trainer_report import nb101_record, params_line, plot_curves, summary_line
 
 EVAL = ("valid", "test")  # evaluated after every epoch
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+GRAPH_MODES = ("reduce-overhead", "max-autotune")  # the modes that capture CUDA graphs
 
 
 class TrainerError(Exception):
@@ -82,8 +87,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cuda, mps, cpu")
     run.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp32"], help="auto: bf16 on CUDA")
-    run.add_argument("--compile", action="store_true", help="torch.compile the network")
-    run.add_argument("--eval-batch-size", type=int, default=500)
+    run.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True, help="NHWC tensors")
+    run.add_argument(
+        "--compile",
+        nargs="?",
+        const="default",
+        choices=COMPILE_MODES,
+        help="torch.compile the network "
+        "(bare --compile: mode default; reduce-overhead adds CUDA graphs, max-autotune also tunes kernels)",
+    )
+    run.add_argument("--eval-batch-size", type=int, default=0, help="0: 2500 on CUDA, 500 elsewhere")
+    run.add_argument("--ddp-timeout", type=float, default=600, help="seconds DDP ranks wait for each other")
     run.add_argument("--out", help="run dir (default runs/train-<timestamp>)")
     run.add_argument("--resume", help="run dir to continue exactly; its saved config is used")
     run.add_argument("--stop-after", type=int, default=None, help="stop after N epochs of this invocation")
@@ -137,23 +151,39 @@ def select_cell(args: argparse.Namespace) -> tuple[Cell, dict | None]:
     return cell, nb101_record(nb, i)
 
 
-def nb101_record(nb, i: int) -> dict:
-    """NB101's record of row i: trainable_parameters and, per budget, each repeat's final values."""
-    final = np.asarray(nb.metrics[i, :, :, 1, :], dtype=np.float64)  # [budget, repeat, METRICS]
-    rec = {"row": int(i), "trainable_parameters": int(nb.trainable_parameters[i])}
-    for b, epochs in enumerate(BUDGETS):
-        per_metric = final[b].T.tolist()  # [METRICS][repeat]
-        rec[str(epochs)] = {m: [None if math.isnan(v) else v for v in vs] for m, vs in zip(METRICS, per_metric)}
-    return rec
-
-
 # ----------------------------------------------------------------------------- main
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(argv)
+    args, ckpt = resolve_config(parse_args(argv))
+    if args.epochs not in BUDGETS:
+        print(f"note: --epochs {args.epochs} is not an NB101 budget {BUDGETS}")
 
-    # -- resume: the saved config wins, so the continuation is the same run
+    # -- devices and DDP (torchrun sets RANK / LOCAL_RANK / WORLD_SIZE); joining is bounded by --ddp-timeout
+    ddp = "RANK" in os.environ and "WORLD_SIZE" in os.environ
+    rank, world = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])) if ddp else (0, 1)
+    device = pick_device(args.device)
+    if ddp and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    with stop_on_signals():  # SIGINT / SIGTERM: Interrupted, metrics.json says so, --resume continues
+        if ddp:
+            try:
+                start_ddp("nccl" if device.type == "cuda" else "gloo", args.ddp_timeout, rank, world)
+            except DDPError as e:
+                raise TrainerError(str(e)) from None
+        try:
+            return _run(args, ckpt, device, rank, world)
+        finally:
+            if ddp and dist.is_initialized():
+                dist.destroy_process_group()
+
+
+def resolve_config(args: argparse.Namespace) -> tuple[argparse.Namespace, dict | None]:
+    """With --resume the saved config wins (over today's defaults), so the continuation is the same run."""
     ckpt = None
     if args.resume:
         path = Path(args.resume) / "ckpt.pt"
@@ -161,59 +191,66 @@ def main(argv: list[str] | None = None) -> dict:
             raise TrainerError(f"--resume {args.resume}: no ckpt.pt there")
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
         cli = args
-        args = argparse.Namespace(**ckpt["config"])
+        args = argparse.Namespace(**(vars(parse_args([])) | ckpt["config"]))
         args.resume, args.out, args.stop_after = cli.resume, cli.resume, cli.stop_after
         args.data_root = cli.data_root or args.data_root
+        args.compile = {True: "default", False: None}.get(args.compile, args.compile)  # once a plain flag
     args.data_root = str(Path(args.data_root or "data").resolve())
-    if args.epochs not in BUDGETS:
-        print(f"note: --epochs {args.epochs} is not an NB101 budget {BUDGETS}")
+    return args, ckpt
 
-    # -- devices and DDP (torchrun sets RANK / LOCAL_RANK / WORLD_SIZE)
-    ddp = "RANK" in os.environ and "WORLD_SIZE" in os.environ
-    rank, world = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])) if ddp else (0, 1)
-    device = pick_device(args.device)
-    if ddp and device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    if ddp:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    master = rank == 0
-    if args.batch_size % world:
-        raise TrainerError(f"--batch-size {args.batch_size} must divide among {world} processes")
-    use_bf16 = args.dtype == "bf16" or (args.dtype == "auto" and device.type == "cuda")
-    amp = torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+
+def on_every_rank(fn, world: int):
+    """fn() on this rank; under DDP every rank then learns whether any rank failed, and all stop if so."""
+    if world == 1:
+        return fn()
+    result, error = None, None
     try:
-        return _run(args, ckpt, device, ddp, rank, world, master, amp)
-    finally:
-        if ddp:
-            dist.destroy_process_group()
+        result = fn()
+    except Exception as e:  # noqa: BLE001 - passed to every rank, raised there as one line
+        error = str(e) if isinstance(e, TrainerError) else one_line(e)
+    try:
+        agree(error, world)
+    except DDPError as e:
+        raise TrainerError(str(e)) from None
+    return result
 
 
-def _run(args, ckpt, device, ddp, rank, world, master, amp) -> dict:
-    cell, record = select_cell(args)
+def one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return (text if isinstance(e, TrainerError) else f"{type(e).__name__}: {text}")[:500]
+
+
+def _run(args, ckpt, device, rank, world) -> dict:
+    master, ddp = rank == 0, world > 1
+    cell, record = on_every_rank(lambda: select_cell(args), world)
     out = Path(args.out or time.strftime("runs/train-%Y%m%d-%H%M%S"))
     args.out = str(out)
     if ckpt is None and (out / "ckpt.pt").exists():
         raise TrainerError(f"--out {out} already holds a run; continue it with --resume {out}")
 
     # -- data: all of it on the device
-    t, n_eval = load_to_device(args, device, ddp, rank, world, master)
+    t, n_eval = load_to_device(args, device, rank, world)
     padded, norm = pad_for_crops(t["train_x"]), normalizer(device)
     n_train = len(padded)
     total_steps = args.epochs * n_train // args.batch_size
     if total_steps < 1:
         raise TrainerError(f"{args.epochs} epochs of {n_train} images is not one batch of {args.batch_size}")
 
+    # -- speed levers: bf16 autocast, memory layout, compilation (CUDA graphs), evaluation batch
+    use_bf16 = args.dtype == "bf16" or (args.dtype == "auto" and device.type == "cuda")
+    amp = torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    graphs = args.compile in GRAPH_MODES and device.type == "cuda"
+    args.eval_batch_size = args.eval_batch_size or (2500 if device.type == "cuda" else 500)
+
     # -- model
     torch.manual_seed(args.seed)
     raw = build_network(cell, args.stem_channels, args.num_stacks, args.cells_per_stack, bn_momentum=args.bn_momentum)
     init_like_tf(raw)
     freeze_dummies(raw)
+    streamline_cells(raw)  # one graph for torch.compile, same outputs
     n_params = count_parameters(raw)
-    raw = raw.to(device, memory_format=torch.channels_last)
+    raw = raw.to(device, memory_format=fmt)
     params = [p for p in raw.parameters() if p.requires_grad]
     opt = TFRMSprop(params, lr=0.0, decay=args.rms_decay, momentum=args.momentum, eps=args.rms_eps)
     history, start_epoch, train_time, wall_time = [], 0, 0.0, 0.0
@@ -224,105 +261,142 @@ def _run(args, ckpt, device, ddp, rank, world, master, amp) -> dict:
         train_time, wall_time = ckpt["train_time"], ckpt["wall_time"]
         torch.set_rng_state(ckpt["rng"]["torch"])
         np.random.set_state(ckpt["rng"]["numpy"])
-    model = torch.compile(raw) if args.compile else raw
+    model = torch.compile(raw, mode=args.compile, dynamic=False) if args.compile else raw  # a graph per shape
     eval_model = model
     if ddp:
         model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
     local = args.batch_size // world
     rank_slice = slice(rank * local, (rank + 1) * local)  # this rank's share of every global batch
+    network = {"stem_channels": args.stem_channels, "num_stacks": args.num_stacks}
+    network |= {"cells_per_stack": args.cells_per_stack, "num_classes": 10}
+    levers = {"dtype": "bf16" if use_bf16 else "fp32", "channels_last": args.channels_last}
+    levers |= {"compile": args.compile, "cuda_graphs": graphs, "eval_batch_size": args.eval_batch_size}
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
     if master:
-        print(f"cell {cell.hash} {list(cell.ops)} | params {n_params:,} (NB101 trainable_parameters)")
+        print(f"cell {cell.hash} {list(cell.ops)} | {params_line(n_params, network, record)}")
         print(
-            f"device {device} x{world} | {n_train} train / {n_eval['valid']} valid / {n_eval['test']} test"
+            f"device {device} x{world} ({gpu}) | {n_train} train / {n_eval['valid']} valid / {n_eval['test']} test"
             f" | {args.epochs} epochs = {total_steps} steps of {args.batch_size} | out {out}"
         )
+        print("levers: " + ", ".join(f"{k} {v}" for k, v in levers.items()))
 
     def all_sum(x: torch.Tensor) -> torch.Tensor:
         if ddp:
             dist.all_reduce(x)
         return x
 
-    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+    saved_epoch = start_epoch  # the epoch ckpt.pt holds: what --resume continues from
 
-    def write_metrics(status: str) -> dict:
-        m = {"status": status, "cell": cell.to_json(), "hash": cell.hash, "params": n_params, "config": vars(args)}
+    def finish(status: str, **extra) -> dict:
+        """metrics.json (and curves.png once there is an epoch) as they stand, on rank 0."""
+        m = {"status": status, **extra, "cell": cell.to_json(), "hash": cell.hash, "params": n_params}
+        m |= {"network": network, "config": vars(args), "levers": levers, "checkpoint_epoch": saved_epoch}
         m |= {"device": str(device), "world_size": world, "device_name": gpu, "torch": torch.__version__}
-        m |= {"nb101": record, "epochs": history, "final": history[-1] if history else None}
+        labels = None if record is None else "SYNTHETIC (demo data)" if record["synthetic"] else "recorded"
+        m |= {"nb101": record, "nb101_labels": labels, "epochs": history, "final": history[-1] if history else None}
+        m["summary"] = summary_line(history[-1], record, args.epochs) if history else None
         if master:
             write_atomic(out / "metrics.json", lambda f: f.write(json.dumps(m, indent=1)))
+            if history and status != "running":
+                title = f"cell {cell.hash} | {n_params:,} params | {args.epochs}-epoch run on {gpu}"
+                plot_curves(out / "curves.png", history, record, args.epochs, title)
         return m
 
     # -- loop
-    metrics = write_metrics("running")
-    for epoch in range(start_epoch, args.epochs):
-        if args.stop_after is not None and epoch - start_epoch >= args.stop_after:
-            break
-        t0 = time.perf_counter()
-        plan = torch.from_numpy(epoch_plan(args.seed, epoch, n_train, args.batch_size)).to(device)
-        first = epoch * n_train // args.batch_size
-        lrs = [lr_at(s, total_steps, args.lr) for s in range(first, first + plan.shape[1])]
-        mine, desc = plan[:, :, rank_slice], f"epoch {epoch + 1}/{args.epochs}"
-        stats = train_epoch(
-            model, opt, params, padded, t["train_y"], mine, lrs, args.weight_decay, norm, amp, desc, master
-        )
-        stats = all_sum(stats)
-        if stats[3].item() > 0:  # checked once per epoch: the checkpoint below is never a NaN state
-            write_metrics("nan")
-            last = f"{out / 'ckpt.pt'} (epoch {history[-1]['epoch']})" if history else "none (first epoch)"
-            raise TrainerError(f"loss became NaN/inf in epoch {epoch + 1}; stopped. Last good checkpoint: {last}")
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        dt_train = time.perf_counter() - t0
-        if ddp:  # rank 0's BatchNorm running stats for everyone, as the checkpoint holds rank 0's
-            for b in raw.buffers():
-                dist.broadcast(b, 0)
-        bs = args.eval_batch_size
-        ev = {s: all_sum(eval_sums(eval_model, t[f"{s}_x"], t[f"{s}_y"], norm, amp, bs)) for s in EVAL}
-        train_time += dt_train
-        wall_time += time.perf_counter() - t0
-        h = {"epoch": epoch + 1, "step": first + plan.shape[1], "lr": opt.param_groups[0]["lr"]}
-        h |= {"train_loss": stats[0].item() / stats[2].item(), "train_acc": stats[1].item() / stats[2].item()}
-        h |= {f"{s}_loss": v[0].item() / v[2].item() for s, v in ev.items()}
-        h |= {f"{s}_acc": v[1].item() / v[2].item() for s, v in ev.items()}
-        h |= {"epoch_time_s": time.perf_counter() - t0, "train_time_s": train_time, "wall_time_s": wall_time}
-        history.append(h | {"images_per_s": stats[2].item() / dt_train})
+    metrics = finish("running")
+    try:
+        for epoch in range(start_epoch, args.epochs):
+            if args.stop_after is not None and epoch - start_epoch >= args.stop_after:
+                break
+            t0 = time.perf_counter()
+            plan = torch.from_numpy(epoch_plan(args.seed, epoch, n_train, args.batch_size)).to(device)
+            first = epoch * n_train // args.batch_size
+            lrs = [lr_at(s, total_steps, args.lr) for s in range(first, first + plan.shape[1])]
+            mine, desc = plan[:, :, rank_slice], f"epoch {epoch + 1}/{args.epochs}"
+            stats = train_epoch(
+                model,
+                opt,
+                params,
+                padded,
+                t["train_y"],
+                mine,
+                lrs,
+                args.weight_decay,
+                norm,
+                amp,
+                desc,
+                master,
+                memory_format=fmt,
+                graphs=graphs,
+            )
+            stats = all_sum(stats)
+            if stats[3].item() > 0:  # checked once per epoch: the checkpoint below is never a NaN state
+                last = f"{out / 'ckpt.pt'} (epoch {saved_epoch})" if saved_epoch else "none (first epoch)"
+                raise TrainerError(f"loss became NaN/inf in epoch {epoch + 1}; stopped. Last good checkpoint: {last}")
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            dt_train = time.perf_counter() - t0
+            if ddp:  # rank 0's BatchNorm running stats for everyone, as the checkpoint holds rank 0's
+                for b in raw.buffers():
+                    dist.broadcast(b, 0)
+            bs = args.eval_batch_size
+            ev = {s: all_sum(eval_sums(eval_model, t[f"{s}_x"], t[f"{s}_y"], norm, amp, bs, fmt, graphs)) for s in EVAL}
+            with deferred_signals():  # the epoch's record, checkpoint and metrics are written whole
+                train_time += dt_train
+                wall_time += time.perf_counter() - t0
+                h = {"epoch": epoch + 1, "step": first + plan.shape[1], "lr": lrs[-1] if lrs else 0.0}
+                h |= {"train_loss": stats[0].item() / stats[2].item(), "train_acc": stats[1].item() / stats[2].item()}
+                h |= {f"{s}_loss": v[0].item() / v[2].item() for s, v in ev.items()}
+                h |= {f"{s}_acc": v[1].item() / v[2].item() for s, v in ev.items()}
+                h |= {"epoch_time_s": time.perf_counter() - t0, "train_time_s": train_time, "wall_time_s": wall_time}
+                history.append(h | {"images_per_s": stats[2].item() / dt_train})
+                if master:
+                    print(
+                        f"epoch {h['epoch']:3d} | train {h['train_loss']:.4f} {h['train_acc']:.4f} | valid "
+                        f"{h['valid_loss']:.4f} {h['valid_acc']:.4f} | test {h['test_acc']:.4f} | "
+                        f"{history[-1]['images_per_s']:,.0f} img/s"
+                    )
+                    state = {"model": raw.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1}
+                    state |= {"config": vars(args), "cell": cell.to_json(), "history": history}
+                    state |= {"train_time": train_time, "wall_time": wall_time}
+                    state["rng"] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}
+                    write_atomic(out / "ckpt.pt", lambda f, s=state: torch.save(s, f), "wb")
+                saved_epoch = epoch + 1
+                metrics = finish("running")
+    except Interrupted as e:
+        with deferred_signals():
+            finish("interrupted", signal=str(e))
         if master:
-            h = history[-1]
-            print(
-                f"epoch {h['epoch']:3d} | train {h['train_loss']:.4f} {h['train_acc']:.4f} | valid "
-                f"{h['valid_loss']:.4f} {h['valid_acc']:.4f} | test {h['test_acc']:.4f} | "
-                f"{h['images_per_s']:,.0f} img/s"
-            )
-            state = {"model": raw.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1}
-            state |= {"config": vars(args), "cell": cell.to_json(), "history": history}
-            state |= {"train_time": train_time, "wall_time": wall_time}
-            state["rng"] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}
-            write_atomic(out / "ckpt.pt", lambda f, s=state: torch.save(s, f), "wb")
-        metrics = write_metrics("done" if epoch + 1 == args.epochs else "running")
-    if master and record and history and history[-1]["epoch"] == args.epochs and str(args.epochs) in record:
-        vals = [v for v in record[str(args.epochs)]["val"] if v is not None]
-        if vals:
-            print(
-                f"valid acc after {args.epochs} epochs: ours {history[-1]['valid_acc']:.4f}, NB101 recorded "
-                f"{np.mean(vals):.4f} (mean of {len(vals)} repeat(s))"
-            )
+            where = f"from epoch {saved_epoch}" if saved_epoch else "from the start (no checkpoint yet)"
+            print(f"interrupted by {e}; `python trainer.py --resume {out}` continues {where}", file=sys.stderr)
+        raise
+    except Exception as e:
+        with deferred_signals():
+            finish("failed", error=one_line(e))
+        raise
+    done = bool(history) and history[-1]["epoch"] == args.epochs
+    metrics = finish("done" if done else "stopped")
+    if master and history:
+        print(summary_line(history[-1], record, args.epochs))
     return metrics
 
 
-def load_to_device(args, device, ddp, rank, world, master) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+def load_to_device(args, device, rank, world) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
     """CIFAR-10's arrays on the device, and the full valid / test sizes.
 
-    Rank 0 decodes first, so only it writes the cache. Each rank keeps every world-th valid and
-    test image; the evaluation sums are all-reduced.
+    Rank 0 decodes first, so only it writes the cache; a rank that cannot read the data stops all
+    of them. Each rank keeps every world-th valid and test image; the evaluation sums are all-reduced.
     """
-    if ddp and not master:
-        dist.barrier()
-    try:
-        d = load_cifar10(Path(args.data_root), args.download and master)
-    except CIFAR10Error as e:
-        raise TrainerError(str(e)) from None
-    if ddp and master:
-        dist.barrier()
+
+    def load(download: bool) -> dict[str, np.ndarray]:
+        try:
+            return load_cifar10(Path(args.data_root), download)
+        except CIFAR10Error as e:
+            raise TrainerError(str(e)) from None
+
+    first = on_every_rank(lambda: load(args.download) if rank == 0 else None, world)  # rank 0 writes the cache
+    then = on_every_rank(lambda: None if rank == 0 else load(False), world)
+    d = first if rank == 0 else then
     d["train_x"], d["train_y"] = subset(d["train_x"], d["train_y"], args.train_images)
     n_eval = {}
     for s in EVAL:
@@ -336,3 +410,5 @@ if __name__ == "__main__":
         main()
     except (TrainerError, InvalidSpecError) as e:
         sys.exit(f"trainer.py: error: {e}")
+    except Interrupted as e:
+        sys.exit(128 + e.signum)

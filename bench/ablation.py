@@ -18,7 +18,8 @@ import argparse
 import json
 import sys
 import time
-from multiprocessing import Pool
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import torch
@@ -130,9 +131,12 @@ def main() -> None:
         for row in (args.only or ROWS)
         for s in (args.seeds or ROWS[row][1])
     ]
-    if args.jobs > 1:
-        with Pool(args.jobs) as pool:
-            results = pool.map(run_one, jobs, chunksize=1)
+    if args.jobs > 1:  # concurrent.futures, not multiprocessing.Pool: a worker that dies is an error, not a hang
+        try:
+            with ProcessPoolExecutor(args.jobs) as pool:
+                results = list(pool.map(run_one, jobs))
+        except BrokenProcessPool:
+            sys.exit("ablation.py: error: a worker process died (out of memory?); rerun resumes from the cached runs")
     else:
         results = [run_one(j) for j in jobs]
     rows, md = table(results)

@@ -8,6 +8,12 @@ The reference parses each record as NB101's api.py does: json.loads, base64.b64d
 ModelMetrics.FromString, then the 9 values with HasField (trainable_parameters, halfway and final
 training_time/train/val/test). Its records are read into memory first, so its time leaves out the
 framing. By default it runs on the first 1,000,000 records and is extrapolated to the file.
+The converter checks the framing and CRCs of the whole file before decoding it; the baseline in
+the same run converts without that pass (convert(check_first=False): the CRCs are computed as each
+range is decoded), so the table gives what the pass adds to a good conversion.
+Then bad input: a copy with one byte flipped in its first, middle or last record. The check pass
+finds it in seconds; the baseline finds damage in the last record only after decoding everything
+before it (--no-error-run skips these; --no-baseline skips the two baseline runs).
 Prints a table and writes bench/results/converter.json (machine, load, timings, peak RSS).
 """
 
@@ -32,7 +38,8 @@ import numpy as np
 
 from bench.common import REPO, RESULTS, machine
 from lib.nb101_convert import convert
-from lib.nb101_records import FIELDS, ModelMetrics, read_tfrecord
+from lib.nb101_records import FIELDS, ModelMetrics, RecordError, read_tfrecord
+from lib.outputs import write_atomic
 
 
 def decoding_extras() -> dict:
@@ -99,11 +106,74 @@ def reference_loop(datas: list[bytes]) -> None:
         _ = [getattr(e, f) if e.HasField(f) else nan for e in (half, final) for f in FIELDS]
 
 
+def time_conversion(src: Path, workers: int | None, check_first: bool | None) -> dict:
+    """Convert src in this process (its workers are children) to a temp dir: wall, CPU, peak RSS."""
+    load = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp, PeakRSS() as rss:
+        out = Path(tmp) / "bench.hdf5"
+        self0, kids0 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        table = convert(src, out, workers=workers, check_first=check_first)
+        wall = time.perf_counter() - t0
+        self1, kids1 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        with h5py.File(out) as f:
+            num_records, num_cells = int(f.attrs["num_records"]), len(f["hash"])
+            synthetic = bool(f.attrs["synthetic_labels"])
+    assert table.num_records == num_records
+    cpu_main = sum(getattr(self1, k) - getattr(self0, k) for k in ("ru_utime", "ru_stime"))
+    cpu_workers = sum(getattr(kids1, k) - getattr(kids0, k) for k in ("ru_utime", "ru_stime"))
+    return {
+        "check_first": check_first,
+        "records": num_records,
+        "cells": num_cells,
+        "synthetic_labels": synthetic,
+        "workers": workers or len(os.sched_getaffinity(0)),
+        "load_before": load,
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu_main + cpu_workers, 2),
+        "cpu_s_main": round(cpu_main, 2),
+        "cpu_s_workers": round(cpu_workers, 2),
+        "us_per_record_wall": round(wall / num_records * 1e6, 3),
+        "peak_rss_main_mb": round(self1.ru_maxrss / 1024),  # the process's peak so far
+        "peak_rss_largest_worker_mb": round(kids1.ru_maxrss / 1024),
+        "peak_rss_sum_sampled_mb": round(rss.peak / 2**20),
+    }
+
+
+def time_errors(src: Path, workers: int | None, baseline: bool) -> dict:
+    """Convert a copy of src with one byte flipped in its first, middle or last record (each in turn,
+    then put back): the time to the error, with the check pass and (last record) without it."""
+    size = src.stat().st_size
+    runs = [("first", 30, None), ("middle", size // 2, None), ("last", size - 20, None)]
+    runs += [("last", size - 20, False)] if baseline else []
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        bad = Path(tmp) / src.name
+        subprocess.run(["cp", "--reflink=auto", str(src), str(bad)], check=True)  # cheap where the disk can
+        for where, at, check_first in runs:
+            with open(bad, "r+b") as f:
+                byte = os.pread(f.fileno(), 1, at)
+                os.pwrite(f.fileno(), bytes([byte[0] ^ 0x01]), at)
+                load, t0 = os.getloadavg(), time.perf_counter()
+                try:
+                    convert(bad, Path(tmp) / "bad.hdf5", workers=workers, check_first=check_first)
+                    raise AssertionError(f"a flipped byte at {at} was not caught")
+                except RecordError as e:
+                    wall, error = time.perf_counter() - t0, str(e).replace(tmp, "TMP")
+                os.pwrite(f.fileno(), byte, at)
+            suffix = ("", "") if check_first is None else ("_no_check_pass", ", no check pass")
+            name, what = where + suffix[0], f"bad {where} record{suffix[1]}"
+            out[name] = {"what": what, "byte": at, "wall_s": round(wall, 2), "load_before": load, "error": error}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--input", default=str(REPO / "data" / "demo_full.tfrecord"))
     ap.add_argument("--reference-records", type=int, default=1_000_000, help="sample size (0: every record)")
     ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--no-error-run", action="store_true", help="skip timing the errors of damaged copies")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the runs without the check pass")
     ap.add_argument("--output-json", default=str(RESULTS / "converter.json"))
     args = ap.parse_args()
     src = Path(args.input)
@@ -115,34 +185,9 @@ def main() -> None:
         made = round(time.perf_counter() - t0, 1)
     info = machine() | decoding_extras()
 
-    # The converter, in this process (its workers are children), to a temp dir.
-    with tempfile.TemporaryDirectory() as tmp, PeakRSS() as rss:
-        out = Path(tmp) / "bench.hdf5"
-        self0, kids0 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-        t0 = time.perf_counter()
-        table = convert(src, out, workers=args.workers)
-        wall = time.perf_counter() - t0
-        self1, kids1 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-        with h5py.File(out) as f:
-            num_records, num_cells = int(f.attrs["num_records"]), len(f["hash"])
-            synthetic = bool(f.attrs["synthetic_labels"])
-    cpu_main = sum(getattr(self1, k) - getattr(self0, k) for k in ("ru_utime", "ru_stime"))
-    cpu_workers = sum(getattr(kids1, k) - getattr(kids0, k) for k in ("ru_utime", "ru_stime"))
-    conv = {
-        "records": num_records,
-        "cells": num_cells,
-        "synthetic_labels": synthetic,
-        "workers": args.workers or len(os.sched_getaffinity(0)),
-        "wall_s": round(wall, 2),
-        "cpu_s": round(cpu_main + cpu_workers, 2),
-        "cpu_s_main": round(cpu_main, 2),
-        "cpu_s_workers": round(cpu_workers, 2),
-        "us_per_record_wall": round(wall / num_records * 1e6, 3),
-        "peak_rss_main_mb": round(self1.ru_maxrss / 1024),
-        "peak_rss_largest_worker_mb": round(kids1.ru_maxrss / 1024),
-        "peak_rss_sum_sampled_mb": round(rss.peak / 2**20),
-    }
-    assert table.num_records == num_records
+    conv = time_conversion(src, args.workers, None)  # the default: framing and CRCs checked first
+    base = None if args.no_baseline else time_conversion(src, args.workers, False)
+    num_records = conv["records"]
 
     # The reference loop, on a sample read into memory first.
     n = args.reference_records or num_records
@@ -164,6 +209,7 @@ def main() -> None:
         "wall_s_full_file": round(ref_wall * scale, 1),
         "cpu_s_full_file": round(ref_cpu * scale, 1),
     }
+    errors = {} if args.no_error_run else time_errors(src, args.workers, baseline=not args.no_baseline)
     result = {
         "input": src.name,
         "input_bytes": src.stat().st_size,
@@ -171,7 +217,9 @@ def main() -> None:
         "machine": info,
         "load_average_after": os.getloadavg(),
         "converter": conv,
+        "converter_no_check_pass": base,
         "reference": ref,
+        "time_to_error": errors,
         "speedup_wall": round(ref["wall_s_full_file"] / conv["wall_s"], 2),
         "cpu_ratio": round(ref["cpu_s_full_file"] / conv["cpu_s"], 2),  # machine load hits wall times, less CPU
     }
@@ -181,14 +229,26 @@ def main() -> None:
         ("converter", f"{num_records:,}", conv["wall_s"], conv["cpu_s"], conv["us_per_record_wall"], rss_text),
         (ref_name, f"{num_records:,}", ref["wall_s_full_file"], ref["cpu_s_full_file"], ref["us_per_record_wall"], "-"),
     ]
+    if base:
+        rss = f"{base['peak_rss_sum_sampled_mb']:,} MB (sum)"
+        rows.insert(1, ("converter, no check pass", f"{num_records:,}", base["wall_s"], base["cpu_s"], "-", rss))
+        result["check_pass_adds_s"] = {k: round(conv[k] - base[k], 2) for k in ("wall_s", "cpu_s")}
+    for e in errors.values():
+        rows.append((f"{e['what']}: time to the error", f"{num_records:,}", e["wall_s"], "-", "-", "-"))
     load = info["load_average_1_5_15"]
     print(f"\n{src.name}: {info['cpu']}, {info['usable_cores']} cores, python {info['python']}, load {load}")
     print("| what | records | wall s | CPU s | µs/record (wall) | peak RSS |\n|---|---|---|---|---|---|")
     for r in rows:
         print("| " + " | ".join(str(x) for x in r) + " |")
     print(f"speed-up: {result['speedup_wall']}x wall, {result['cpu_ratio']}x CPU (reference CPU / converter CPU)")
-    Path(args.output_json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output_json).write_text(json.dumps(result, indent=2) + "\n")
+    if base:
+        adds = result["check_pass_adds_s"]
+        print(f"the check pass adds {adds['wall_s']} s wall, {adds['cpu_s']} s CPU to a good conversion")
+    if "last_no_check_pass" in errors:
+        ratio = round(errors["last_no_check_pass"]["wall_s"] / errors["last"]["wall_s"], 1)
+        result["error_in_last_record_speedup"] = ratio
+        print(f"damage in the last record: the error comes {ratio}x sooner with the check pass")
+    write_atomic(args.output_json, lambda f: f.write(json.dumps(result, indent=2) + "\n"))
     print(f"wrote {args.output_json}")
 
 

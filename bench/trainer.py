@@ -1,15 +1,27 @@
-"""Training throughput: trainer.py vs nasbench_pytorch's own `train` with a torchvision DataLoader.
+"""Training throughput: trainer.py's speed levers, one at a time, against nasbench_pytorch's own loop.
 
-    python bench/trainer.py                        # CPU: reduced network, ~1-2 min
-    python bench/trainer.py --gpu --compile        # CUDA: full NB101 network, a median-size cell
+    python bench/trainer.py                                   # CPU: reduced network, ~2 min
+    python bench/trainer.py --device cuda --network full      # GPU: NB101's network, the median-size cell
+    python bench/trainer.py --levers fp32,bf16 --images 512 --rounds 1 --out /tmp/trainer.json
 
-Same network, device, batch (256) and process for both sides; the images are random (content
-does not change the speed). The baseline is what nasbench_pytorch offers today: torchvision's
-CIFAR10 dataset with PIL transforms (RandomCrop(32, padding=4), RandomHorizontalFlip, ToTensor,
-Normalize) in a DataLoader, fed to `nasbench_pytorch.trainer.train` (fp32, its RMSprop, grad
-clipping). Ours: uint8 data on the device, one-gather augmentation, channels_last, bf16 on CUDA.
-GPU mode also extrapolates a full 108-epoch NB101 run (40k train images, valid + test eval per
-epoch) from the measured rates. Writes bench/results/trainer.json.
+Same cell, network, device, batch (256) and process for every row; the images are random uint8
+(content does not change the speed). The baseline is how nasbench_pytorch trains: its
+`trainer.train` (fp32, its RMSprop, grad clipping) fed by torchvision's CIFAR10 with PIL transforms
+(RandomCrop(32, padding=4), RandomHorizontalFlip, ToTensor, Normalize) in a DataLoader. Ours is
+trainer.py's step (lib/nb101_training.train_epoch) with the data on the device, adding one lever a row:
+
+    fp32      the device-resident data and one-gather augmentation alone (eager, fp32, NCHW)
+    bf16      + channels_last + bf16 autocast
+    compile   + torch.compile (inductor; one graph, as streamline_cells makes the cells traceable)
+    graphs    + CUDA graphs (torch.compile mode reduce-overhead; CUDA only)
+    autotune  + max-autotune's kernel search (minutes to compile; not in the default list)
+
+then, with the last lever's network: a host wait after every step (what trainer.py avoids; CUDA
+only), and the evaluation at batch 500 and 2500. On CUDA each lever's step also runs under
+torch.cuda.set_sync_debug_mode("error"), to show that nothing in it waits for the GPU. Rows
+alternate over --rounds (medians), and each records its warm-up (compilation) time.
+--time-limit skips what would start after it.
+Writes bench/results/trainer.json.
 """
 
 from __future__ import annotations
@@ -33,7 +45,8 @@ from nasbench_pytorch.trainer import train as nasbench_train
 from bench.common import machine
 from lib import cifar10
 from lib.nb101_space import build_network, count_parameters, make_cell
-from lib.nb101_training import TFRMSprop, eval_sums, freeze_dummies, init_like_tf, lr_at, train_epoch
+from lib.nb101_training import TFRMSprop, eval_sums, freeze_dummies, init_like_tf, lr_at, streamline_cells, train_epoch
+from lib.outputs import write_atomic
 
 # Median trainable_parameters (5,356,682) of all 423,624 NB101 cells (nb101_space.enumerate_space
 # + trainable_parameters); hash f4f70a97275d1c8636268845a5167803.
@@ -42,19 +55,31 @@ MEDIAN_CELL = {
     "ops": ["input", "conv3x3-bn-relu", "conv3x3-bn-relu", "conv1x1-bn-relu", "output"],
 }
 BATCH = 256
+NETWORKS = {"full": (128, 3, 3), "reduced": (16, 1, 1)}  # stem channels, stacks, cells per stack
+# lever -> (bf16 + channels_last, torch.compile mode); each row adds its lever to the ones above
+LEVERS = {
+    "fp32": (False, None),
+    "bf16": (True, None),
+    "compile": (True, "default"),
+    "graphs": (True, "reduce-overhead"),
+    "autotune": (True, "max-autotune"),
+}
+EVAL_BATCHES = (500, 2500)
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--gpu", action="store_true", help="full network (stem 128, 3x3 cells) on CUDA")
-    p.add_argument("--compile", action="store_true", help="torch.compile our network")
-    p.add_argument("--images", type=int, default=None, help="timed images per side (default 10240 GPU, 2048 CPU)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
+    p.add_argument("--network", choices=NETWORKS, help="full: NB101's (default on CUDA); reduced: stem 16, 1x1 cell")
+    p.add_argument("--levers", help=f"comma-separated, from {','.join(LEVERS)} (default: all but autotune)")
+    p.add_argument("--images", type=int, default=None, help="timed images a row, a round (10240 GPU, 1024 CPU)")
     p.add_argument("--workers", type=int, default=None, help="baseline DataLoader workers (default 8 GPU, 0 CPU)")
     p.add_argument("--arch", help="cell JSON (adjacency, ops) instead of the median-size cell")
-    p.add_argument("--skip-baseline", action="store_true", help="time trainer.py only (a speed probe)")
-    p.add_argument("--rounds", type=int, default=3, help="alternating timed rounds per side (median)")
+    p.add_argument("--skip-baseline", action="store_true", help="time trainer.py's rows only")
+    p.add_argument("--rounds", type=int, default=3, help="alternating timed rounds per row (median)")
+    p.add_argument("--time-limit", type=float, default=None, help="seconds; later rows are skipped, and said so")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "trainer.json"))
-    return p.parse_args()
+    return p.parse_args(argv)
 
 
 def write_batches(root: Path, x: np.ndarray, y: np.ndarray) -> None:
@@ -62,8 +87,7 @@ def write_batches(root: Path, x: np.ndarray, y: np.ndarray) -> None:
     d = root / "cifar-10-batches-py"
     d.mkdir(parents=True)
     rows = x.transpose(0, 3, 1, 2).reshape(len(x), -1)
-    parts = np.array_split(np.arange(len(x)), 5)
-    for i, part in enumerate(parts, 1):
+    for i, part in enumerate(np.array_split(np.arange(len(x)), 5), 1):
         with open(d / f"data_batch_{i}", "wb") as f:
             pickle.dump({"data": rows[part], "labels": y[part].tolist()}, f)
     with open(d / "test_batch", "wb") as f:
@@ -74,7 +98,15 @@ def write_batches(root: Path, x: np.ndarray, y: np.ndarray) -> None:
 
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device) -> float:
+    sync(device)
+    t = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - t
 
 
 def baseline_runner(net, root: Path, n: int, workers: int, device: torch.device):
@@ -82,132 +114,190 @@ def baseline_runner(net, root: Path, n: int, workers: int, device: torch.device)
     # nasbench_pytorch.datasets.cifar10.prepare_dataset's training transform, verbatim.
     normalize = T.Normalize((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
     tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), normalize])
-    ds = cifar10.CIFAR10Batches(str(root), train=True, transform=tf)
-
+    ds = torch.utils.data.Subset(cifar10.CIFAR10Batches(str(root), train=True, transform=tf), range(n))
     # One DataLoader for all rounds, its workers kept alive: start-up is paid once, as over a full epoch.
-    sub = torch.utils.data.Subset(ds, range(n))
     pin, persist = device.type == "cuda", workers > 0
     loader = torch.utils.data.DataLoader(
-        sub, batch_size=BATCH, shuffle=True, num_workers=workers, pin_memory=pin, persistent_workers=persist
+        ds, batch_size=BATCH, shuffle=True, num_workers=workers, pin_memory=pin, persistent_workers=persist
     )
 
     def epoch() -> float:
         with open(os.devnull, "w") as quiet:  # its per-epoch prints are not the benchmark's
             stdout, sys.stdout = sys.stdout, quiet
             try:
-                sync(device)
-                t = time.perf_counter()
-                nasbench_train(net, loader, num_epochs=1, device=device, print_frequency=10**9)
-                sync(device)
+                run = lambda: nasbench_train(net, loader, num_epochs=1, device=device, print_frequency=10**9)  # noqa: E731
+                return n / timed(run, device)
             finally:
                 sys.stdout = stdout
-        return n / (time.perf_counter() - t)
 
-    epoch()  # warm-up: workers, cudnn autotune
-    return epoch
-
-
-def ours_runner(net, x: np.ndarray, y: np.ndarray, n: int, device: torch.device, compile_: bool):
-    """Functions timing trainer.py's training steps over n images and its evaluation (images/s)."""
-    use_bf16 = device.type == "cuda"
-    amp = torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
-    net = net.to(device, memory_format=torch.channels_last)
-    params = [p for p in net.parameters() if p.requires_grad]
-    opt = TFRMSprop(params, lr=0.0)
-    model = torch.compile(net) if compile_ else net
-    xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-    padded, norm = cifar10.pad_for_crops(xt), cifar10.normalizer(device)
-    plan = torch.from_numpy(cifar10.epoch_plan(0, 0, len(x), BATCH)).to(device)
-    total = plan.shape[1] * 10
-
-    def steps(k: int, start: int) -> float:
-        lrs = [lr_at(s, total, 0.2) for s in range(start, start + k)]
-        sync(device)
-        t = time.perf_counter()
-        train_epoch(model, opt, params, padded, yt, plan[:, :k], lrs, 1e-4, norm, amp, show=False)
-        sync(device)
-        return time.perf_counter() - t
-
-    def evaluate() -> float:
-        sync(device)
-        t = time.perf_counter()
-        eval_sums(model, xt, yt, norm, amp, 500)
-        sync(device)
-        return len(x) / (time.perf_counter() - t)
-
-    steps(3, 0)  # warm-up: cudnn autotune, torch.compile (train and eval mode)
-    eval_sums(model, xt[:1000], yt[:1000], norm, amp, 500)
-    k = n // BATCH
-    return lambda: k * BATCH / steps(k, 3), evaluate
+    warmup = timed(epoch, device)  # workers, cudnn autotune
+    return epoch, warmup
 
 
-def main() -> None:
-    args = parse_args()
-    gpu = args.gpu
-    if gpu and not torch.cuda.is_available():
-        sys.exit("bench/trainer.py: --gpu needs CUDA; run without it for the CPU mode")
-    device = torch.device("cuda" if gpu else "cpu")
-    sizes = (128, 3, 3) if gpu else (16, 1, 1)
-    n = args.images or (10240 if gpu else 2048)
+class Ours:
+    """trainer.py's steps for one lever: a fresh network (same seed), warmed up (compiled) on creation."""
+
+    def __init__(self, lever: str, cell, sizes, x: torch.Tensor, y: torch.Tensor, device: torch.device):
+        bf16, mode = LEVERS[lever]
+        self.device, self.x, self.y = device, x, y
+        self.amp = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+        self.fmt = torch.channels_last if bf16 else torch.contiguous_format
+        self.graphs = mode in ("reduce-overhead", "max-autotune") and device.type == "cuda"
+        torch.manual_seed(0)
+        net = build_network(cell, *sizes)
+        init_like_tf(net)
+        freeze_dummies(net)
+        streamline_cells(net)
+        net = net.to(device, memory_format=self.fmt)
+        self.params = [p for p in net.parameters() if p.requires_grad]
+        self.opt = TFRMSprop(self.params, lr=0.0)
+        self.model = torch.compile(net, mode=mode, dynamic=False) if mode else net
+        self.padded, self.norm = cifar10.pad_for_crops(x), cifar10.normalizer(device)
+        self.plan = torch.from_numpy(cifar10.epoch_plan(0, 0, len(x), BATCH)).to(device)
+        self.step = 0
+        self.warmup_s = timed(lambda: self.steps(3), device)  # compiles (train mode), cudnn autotune
+
+    def steps(self, k: int) -> None:
+        lrs = [lr_at(s, 10**6, 0.2) for s in range(self.step, self.step + k)]
+        plan = self.plan[:, torch.arange(self.step, self.step + k, device=self.device) % self.plan.shape[1]]
+        self.step += k
+        args = (self.model, self.opt, self.params, self.padded, self.y, plan, lrs, 1e-4, self.norm, self.amp)
+        train_epoch(*args, show=False, memory_format=self.fmt, graphs=self.graphs)
+
+    def train(self, k: int) -> float:
+        """k steps; images/s."""
+        return k * BATCH / timed(lambda: self.steps(k), self.device)
+
+    def host_waits(self) -> str:
+        """'none' if 2 steps run without an operation that waits for the GPU, else CUDA's message."""
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            self.steps(2)
+            return "none"
+        except RuntimeError as e:
+            return " ".join(str(e).split())[:300]
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+            torch.cuda.synchronize(self.device)
+
+    def evaluate(self, batch: int) -> tuple[float, float]:
+        """(warm-up s, images/s) of the evaluation of all images at `batch`."""
+        args = (self.model, self.x, self.y, self.norm, self.amp, batch, self.fmt, self.graphs)
+        run = lambda: eval_sums(*args)  # noqa: E731
+        warmup = timed(run, self.device)  # compiles the eval-mode graph for this shape
+        return warmup, len(self.x) / timed(run, self.device)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    start = time.perf_counter()
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        sys.exit("bench/trainer.py: --device cuda: no CUDA device on this machine")
+    gpu = device.type == "cuda"
+    if gpu:
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    network = args.network or ("full" if gpu else "reduced")
+    sizes = NETWORKS[network]
+    default = [k for k in LEVERS if k != "autotune" and (gpu or k != "graphs")]
+    levers = args.levers.split(",") if args.levers else default
+    if unknown := set(levers) - set(LEVERS):
+        sys.exit(f"bench/trainer.py: --levers: unknown {','.join(sorted(unknown))}; choose from {','.join(LEVERS)}")
+    n = args.images or (10240 if gpu else 1024)
     workers = args.workers if args.workers is not None else (min(8, os.cpu_count() or 1) if gpu else 0)
     spec = json.loads(Path(args.arch).read_text()) if args.arch else MEDIAN_CELL
     cell = make_cell(spec["adjacency"], spec["ops"])
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
-    y = rng.integers(0, 10, n).astype(np.int64)
+    x, y = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n).astype(np.int64)
+    xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+    torch.manual_seed(0)
+    base_net = build_network(cell, *sizes)
+    init_like_tf(base_net)
+    n_params = count_parameters(base_net)
+    print(f"cell {cell.hash} | {network} network {sizes} | {n_params:,} params | {device} | {n} images a row and round")
 
-    def fresh_net():
-        torch.manual_seed(0)
-        net = build_network(cell, *sizes)
-        init_like_tf(net)
-        return net
+    def over_time() -> bool:
+        return args.time_limit is not None and time.perf_counter() - start > args.time_limit
 
-    print(
-        f"cell {cell.hash} | network stem {sizes[0]}, {sizes[1]} stacks x {sizes[2]} cells | "
-        f"{count_parameters(fresh_net()):,} params | {device} | {n} timed images per side"
-    )
-    net = fresh_net()
-    freeze_dummies(net)
-    ours_train, ours_eval = ours_runner(net, x, y, n, device, args.compile)
+    rows, skipped, runners = {}, {}, {}
     with tempfile.TemporaryDirectory() as tmp:
-        write_batches(Path(tmp), x, y)
-        base_train = None if args.skip_baseline else baseline_runner(fresh_net(), Path(tmp), n, workers, device)
-        # Alternate the sides and take medians: a shared machine's load drifts during the run.
-        rounds = [(base_train() if base_train else math.nan, ours_train()) for _ in range(args.rounds)]
-    base = None if args.skip_baseline else float(np.median([r[0] for r in rounds]))
-    ours = {"train": float(np.median([r[1] for r in rounds])), "eval": ours_eval()}
-    ratio = ours["train"] / base if base else None
-    rows = [("nasbench_pytorch train + DataLoader", base)] * (base is not None) + [("trainer.py", ours["train"])]
-    print(f"\n| {'trainer':36s} | {'train img/s':>11s} |\n|{'-' * 38}|{'-' * 13}|")
-    for name, ips in rows:
-        print(f"| {name:36s} | {ips:11,.0f} |")
-    speedup = f"speed-up {ratio:.2f}x, " if ratio else ""
-    print(f"\n{speedup}eval {ours['eval']:,.0f} img/s")
+        if not args.skip_baseline:
+            write_batches(Path(tmp), x, y)
+            base_epoch, warm = baseline_runner(base_net, Path(tmp), n, workers, device)
+            rows["baseline"] = {"warmup_s": warm, "rounds": []}
+        for lever in levers:
+            if LEVERS[lever][1] in ("reduce-overhead", "max-autotune") and not gpu:
+                skipped[lever] = "CUDA graphs need a CUDA device"
+            elif over_time():
+                skipped[lever] = f"--time-limit {args.time_limit:g} s reached"
+            else:
+                print(f"warming up {lever} ...", flush=True)
+                runners[lever] = Ours(lever, cell, sizes, xt, yt, device)
+                rows[lever] = {"warmup_s": runners[lever].warmup_s, "rounds": []}
+        # Alternate the rows and take medians: a shared machine's load drifts during the run.
+        for r in range(args.rounds):
+            if r and over_time():
+                break
+            if "baseline" in rows:
+                rows["baseline"]["rounds"].append(base_epoch())
+            for lever, ours in runners.items():
+                rows[lever]["rounds"].append(ours.train(n // BATCH))
+    for lever, ours in runners.items() if gpu else ():  # CUDA's sync debug mode: does a step wait for the GPU?
+        rows[lever]["host_waits"] = ours.host_waits()
+    last = next(reversed(runners), None)
+    if last and gpu and not over_time():  # what a host wait after every step costs the fastest setup
+        ours = runners[last]
+        hook = ours.opt.register_step_post_hook(lambda *_: torch.cuda.synchronize(device))
+        rows[f"{last} + host wait per step"] = {"warmup_s": 0.0, "rounds": [ours.train(n // BATCH)]}
+        hook.remove()
+    elif last:
+        skipped["host wait per step"] = "the CPU runs each op to completion anyway" if not gpu else "time limit"
+    evaluation = {}
+    for bs in EVAL_BATCHES if last else ():
+        if over_time():
+            skipped[f"eval batch {bs}"] = f"--time-limit {args.time_limit:g} s reached"
+            continue
+        warm, ips = runners[last].evaluate(bs)
+        evaluation[str(bs)] = {"warmup_s": warm, "images_per_s": ips}
+
+    base = float(np.median(rows["baseline"]["rounds"])) if "baseline" in rows else None
+    print(f"\n| {'setup':36s} | {'train img/s':>11s} | {'vs baseline':>11s} | {'warm-up s':>9s} |")
+    print(f"|{'-' * 38}|{'-' * 13}|{'-' * 13}|{'-' * 11}|")
+    for name, row in rows.items():
+        row["images_per_s"] = float(np.median(row["rounds"])) if row["rounds"] else None
+        row["speedup"] = row["images_per_s"] / base if base and row["images_per_s"] else None
+        label = "nasbench_pytorch train + DataLoader" if name == "baseline" else f"trainer.py {name}"
+        ratio = f"{row['speedup']:.2f}x" if row["speedup"] else "-"
+        print(f"| {label:36s} | {row['images_per_s'] or math.nan:11,.0f} | {ratio:>11s} | {row['warmup_s']:9.1f} |")
+    for bs, e in evaluation.items():
+        print(f"eval batch {bs}: {e['images_per_s']:,.0f} img/s (warm-up {e['warmup_s']:.1f} s)")
+    for what, why in skipped.items():
+        print(f"skipped {what}: {why}")
+    best = max((k for k in runners if rows[k]["images_per_s"]), key=lambda k: rows[k]["images_per_s"], default=None)
+    eval_ips = max((e["images_per_s"] for e in evaluation.values()), default=None)
     # A full NB101 run: 108 epochs x 40k training images, plus valid + test (20k) after each epoch.
-    full = {name: 108 * (40000 / ips + 20000 / ours["eval"]) for name, ips in rows}
-    if gpu:
-        print("108-epoch NB101 run, extrapolated:", ", ".join(f"{k} {v / 60:.1f} min" for k, v in full.items()))
+    full_s = 108 * (40000 / rows[best]["images_per_s"] + 20000 / eval_ips) if best and eval_ips else None
+    if full_s:
+        print(f"108-epoch NB101 run at the best setup ({best}), from these rates: {full_s / 60:.1f} min")
     result = {
-        "mode": "gpu" if gpu else "cpu",
+        "device": str(device),
         "cell": cell.to_json(),
-        "params": count_parameters(net),
+        "params": n_params,
         "network": dict(zip(("stem_channels", "num_stacks", "cells_per_stack"), sizes, strict=True)),
         "batch_size": BATCH,
         "timed_images": n,
         "baseline_workers": workers,
-        "compile": args.compile,
-        "bf16": gpu,
-        "baseline_images_per_s": base,
-        "ours_images_per_s": ours["train"],
-        "ours_eval_images_per_s": ours["eval"],
-        "speedup": ratio,
-        "rounds": [[None if math.isnan(b) else b, o] for b, o in rounds],  # (baseline, ours) img/s
-        "extrapolated_108_epochs_s": full if gpu else None,
+        "rows": rows,
+        "best": best,
+        "speedup": rows[best]["speedup"] if best else None,
+        "evaluation": evaluation,
+        "skipped": skipped,
+        "extrapolated_108_epochs_s": full_s,
+        "elapsed_s": time.perf_counter() - start,
         "machine": machine(device),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
+    write_atomic(args.out, lambda f: f.write(json.dumps(result, indent=1)))
     print(f"wrote {args.out}")
 
 

@@ -1,9 +1,17 @@
 """The converter's decoding in byte ranges: a NB101 TFRecord file cut at record starts, each range
-decoded (lib/nb101_records_fast.parse_chunk) and its cells checked, in worker processes.
+checked and decoded (lib/nb101_records_fast) and its cells checked, in worker processes.
 
-    from lib.nb101_chunks import decode_range, plan_chunks
-    for start, end, first_index, starts in plan_chunks(path, size, chunk_bytes):
-        part = decode_range(path, start, end, first_index, starts)   # part.error: its first bad record
+    from lib.nb101_chunks import decode_parts
+    for part in decode_parts(path, size, chunk_bytes, workers=2, check_first=True):   # in file order
+        part.error                                                  # its first bad record, if any
+
+decode_parts plans the ranges (plan_chunks) and decodes each (decode_range) here or in a pool of
+worker processes. With check_first it first checks the framing and both CRCs of every range
+(check_range, ~0.4 us a record), in parallel, and decodes nothing until all are sound: damage
+anywhere in a large file then fails in seconds, not after everything before it is decoded.
+Bad input comes back inside the parts as a RecordError, or the check raises it; a worker that
+fails or dies raises WorkerError at once (concurrent.futures notices a dead worker, so nothing
+waits forever).
 
 A cell is checked here as its text appears in the records: a square 0/1 adjacency of a pruned NB101
 cell and known ops. What spans records (one cell per hash, repeats, budgets, parameters) is
@@ -14,15 +22,21 @@ from __future__ import annotations
 
 import ctypes
 import math
+import multiprocessing as mp
 import os
+import signal
 import struct
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import numpy as np
 
 from lib import nb101_space
-from lib.nb101_records import FOOTER, HEADER, RecordError
-from lib.nb101_records_fast import parse_chunk
+from lib.nb101_records import FOOTER, HEADER, RecordError, masked_crc32c
+from lib.nb101_records_fast import check_framing, parse_chunk
 
 # ----------------------------------------------------------------------------- planning
 
@@ -31,26 +45,51 @@ def plan_chunks(path: str, size: int, chunk_bytes: int):
     """(start, end, first_index, record starts in the range) of byte ranges of about chunk_bytes,
     each starting at a record.
 
-    Hops on the record lengths without checking them; the worker checks. If a length leads
-    past the end of the file, the rest of the file is one range and its worker reports why.
+    Hops on the record lengths without checking them; the worker checks. Only the last hop of
+    each block read is checked here (its length may lead anywhere): a damaged one ends the plan
+    with a range that ends at its header, so no range holds a long run of bytes after a damaged
+    length. If a sound length leads past the end of the file, the rest of the file is one range
+    and its worker reports why.
     """
-    unpack = struct.Struct("<Q").unpack_from
+    unpack, frame = struct.Struct("<Q").unpack_from, HEADER + FOOTER
+    block = bytearray(8 << 20)  # reused: a new 8 MiB object per read costs as much as the hops
     start = index = 0
     with open(path, "rb") as f:
         while start < size:
             found, off, target = [], start, start + chunk_bytes
             while off < target and off + HEADER <= size:
-                block = os.pread(f.fileno(), min(8 << 20, size - off), off)
-                hops, p, stop = [], 0, min(len(block) - HEADER, target - off - 1)
+                got = os.preadv(f.fileno(), [memoryview(block)[: size - off]], off)
+                if got < HEADER:  # the file shrank meanwhile: its worker finds it torn
+                    size = off + got
+                    break
+                hops, p, stop = [], 0, min(got - HEADER, target - off - 1)
+                append = hops.append
                 while p <= stop:  # the hot loop: one record per turn
-                    hops.append(p)
-                    p += unpack(block, p)[0] + HEADER + FOOTER
+                    append(p)
+                    p += unpack(block, p)[0] + frame
                 found.append(np.array(hops, np.int64) + (off - start))
+                if not _length_ok(block, hops[-1]):  # the worker reports it, or a bad record before it
+                    yield start, off + hops[-1] + HEADER, index, np.concatenate(found)
+                    return
                 off += p
             end = off if off + HEADER <= size else size  # a bad length or a torn tail: the worker says which
             starts = np.concatenate(found) if found else np.zeros(0, np.int64)
             yield start, end, index, starts
             start, index = end, index + len(starts)
+
+
+def _length_ok(block: bytes, p: int) -> bool:
+    """The length of the record at block[p:] matches its CRC."""
+    return struct.unpack_from("<I", block, p + 8)[0] == masked_crc32c(block[p : p + 8])
+
+
+def check_range(path: str, start: int, end: int, first_index: int, starts: np.ndarray | None = None):
+    """The first framing or CRC error of the records in bytes [start, end) of path, or None."""
+    arr = np.empty(end - start + 256, np.uint8)  # a tail for check_framing's fixed-width reads
+    with open(path, "rb") as f:
+        n = os.preadv(f.fileno(), [arr[: end - start]], start)  # short if the file shrank: a torn record
+    arr[n:] = 0
+    return check_framing(arr, n, path, start, first_index, starts)
 
 
 # ----------------------------------------------------------------------------- workers
@@ -77,11 +116,14 @@ class Part:
     error: RecordError | None
 
 
-def decode_range(path: str, start: int, end: int, first_index: int, starts: np.ndarray | None = None) -> Part:
-    """Decode the records in bytes [start, end) of path, which starts at record first_index."""
+def decode_range(
+    path: str, start: int, end: int, first_index: int, starts: np.ndarray | None = None, crcs_checked: bool = False
+) -> Part:
+    """Decode the records in bytes [start, end) of path, which starts at record first_index
+    (crcs_checked: check_range found the range sound)."""
     with open(path, "rb") as f:
         buf = os.pread(f.fileno(), end - start, start)
-    chunk = parse_chunk(buf, path, start, first_index, starts)
+    chunk = parse_chunk(buf, path, start, first_index, starts, crcs_checked)
     n, error = len(chunk.epochs), chunk.error
     adjacency = np.zeros((len(chunk.cell_hash), 7, 7), np.int8)
     operations = np.zeros((len(chunk.cell_hash), 7), np.int8)
@@ -170,18 +212,109 @@ def _labels(ops: bytes, k: int) -> np.ndarray:
     return hit
 
 
+class WorkerError(RuntimeError):
+    """A decoding worker failed or died: not bad input, but the run cannot go on."""
+
+
+def decode_parts(
+    path: str, size: int, chunk_bytes: int, workers: int = 1, check_first: bool = False, on_checked=None
+) -> Iterator[Part]:
+    """The decoded parts of the file, in file order: in this process (workers=1) or in a pool,
+    with at most 2 tasks per worker in flight (bounded memory). Close it to stop early: the pool
+    is shut down and no worker outlives it.
+
+    check_first: check every range (check_range) before decoding any; the first damaged one
+    raises its RecordError. on_checked(end) is called as each range checks out, in file order.
+    The decoding then leaves the CRCs out, and a file changed meanwhile raises RecordError.
+    """
+    tasks = ((path, *r) for r in plan_chunks(path, size, chunk_bytes))
+    pool = None
+    if workers > 1:
+        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=worker_init)
+    try:
+        if check_first:  # the plan is kept (~8 bytes a record) so that it is made once
+            before = _version(path)
+            tasks = [(*t, True) for t in _checked(pool, workers, tasks, on_checked or (lambda end: None))]
+        for _, part in _in_order(pool, workers, decode_task, tasks):
+            yield part
+        if check_first and _version(path) != before:  # what was decoded may not be what was checked
+            raise RecordError(path, 0, 0, "the file changed while it was read")
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)  # waits for the tasks already running (seconds at most)
+
+
+def _version(path: str) -> tuple:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def _checked(pool, workers: int, tasks, on_checked) -> Iterator[tuple]:
+    """The tasks, as each range checks out; RecordError at the first damaged one."""
+    for task, error in _in_order(pool, workers, check_task, tasks):
+        if error is not None:
+            raise error
+        on_checked(task[2])
+        yield task
+
+
+def _in_order(pool, workers: int, fn, tasks) -> Iterator[tuple]:
+    """(task, fn(task)) in task order: here without a pool, else with 2 tasks per worker in flight."""
+    if pool is None:
+        for task in tasks:
+            yield task, fn(task)
+        return
+    pending: deque[tuple[tuple, Future]] = deque()
+    for task in tasks:
+        try:
+            pending.append((task, pool.submit(fn, task)))
+        except BrokenProcessPool:  # a worker died before its result was asked for
+            raise _died(task[0]) from None
+        if len(pending) >= 2 * workers:
+            yield _result(fn, *pending.popleft())
+    while pending:
+        yield _result(fn, *pending.popleft())
+
+
+def _result(fn, task: tuple, future: Future) -> tuple:
+    path, start, end = task[:3]
+    try:
+        return task, future.result()
+    except BrokenProcessPool:
+        raise _died(path) from None
+    except Exception as e:  # a bug, MemoryError, ...: said in one line, with the byte range it was on
+        what = "checking" if fn is check_task else "decoding"
+        raise WorkerError(f"{path}: {what} bytes {start}-{end} failed in a worker: {type(e).__name__}: {e}") from e
+
+
+def _died(path: str) -> WorkerError:
+    return WorkerError(
+        f"{path}: a decoding worker process died (killed, or out of memory?); nothing written. "
+        "--workers 1 decodes in one process"
+    )
+
+
+def check_task(task: tuple) -> RecordError | None:
+    """check_range(*task), for the pool."""
+    return check_range(*task)
+
+
 def decode_task(task: tuple) -> Part:
-    """decode_range(*task), for Pool.imap."""
+    """decode_range(*task), for the pool."""
     return decode_range(*task)
 
 
 def worker_init() -> None:
-    """Keep freed memory in the worker: each task allocates the same large temporaries, and with
+    """Ctrl-C is the parent's to handle (it stops the pool), and a worker dies with its parent.
+
+    Keep freed memory in the worker: each task allocates the same large temporaries, and with
     glibc's defaults they are mapped and faulted in anew every time (measured: sys time 0.9 ->
     0.2 us per record)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         libc = ctypes.CDLL("libc.so.6")
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: a killed parent leaves no worker behind
         libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
         libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD
-    except OSError:  # not glibc: defaults
+    except (OSError, AttributeError):  # not Linux / glibc: defaults
         pass

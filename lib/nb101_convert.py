@@ -6,14 +6,16 @@ the checks that span records, NB101's hash of each cell, and the HDF5 written at
     table.n, table.num_records, sorted(table.budgets), table.synthetic
 
 The byte ranges are decoded in worker processes (lib/nb101_chunks) and merged here in file order.
+With a pool (or a file of POOL_BYTES or more) the framing and CRCs of every range are checked first,
+so damage anywhere fails in seconds. A worker that fails or dies raises
+lib.nb101_chunks.WorkerError; nothing is written then either.
 tools/nasbench_tfrecord_converter.py is its command line and documents the HDF5 schema.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
-import tempfile
+from contextlib import closing
 from pathlib import Path
 
 import h5py
@@ -21,12 +23,14 @@ import numpy as np
 from tqdm import tqdm
 
 from lib import nb101_space
-from lib.nb101_chunks import Part, decode_task, plan_chunks, worker_init
+from lib.nb101_chunks import Part, decode_parts
 from lib.nb101_hash import hash_cells
 from lib.nb101_records import RecordError
 from lib.nb101_space import BUDGETS
+from lib.outputs import atomic_path
 
 SCHEMA_VERSION = nb101_space.HDF5_SCHEMA_VERSION
+POOL_BYTES = 16 << 20  # files from this size are decoded by a pool of workers, their framing checked first
 MAX_REPEATS = 3
 _BUDGET_INDEX = np.full(max(BUDGETS) + 1, -1, np.int64)
 _BUDGET_INDEX[list(BUDGETS)] = np.arange(len(BUDGETS))
@@ -40,8 +44,12 @@ def convert(
     workers: int | None = None,
     chunk_bytes: int | None = None,
     progress: bool = False,
+    check_first: bool | None = None,
 ) -> Table:
-    """Read `input`, check it, write `output`; RecordError on bad input (nothing written then)."""
+    """Read `input`, check it, write `output`; RecordError on bad input, WorkerError if a worker
+    fails or dies (nothing written then). check_first: check the framing and CRCs of the whole
+    file before decoding (default: with a pool or from POOL_BYTES; a damaged file then fails in
+    seconds at any size)."""
     path = str(input)
     try:
         with open(path, "rb") as f:
@@ -51,23 +59,30 @@ def convert(
     if size == 0:
         raise RecordError(path, 0, 0, "empty file, no records")
     if workers is None:  # small files: a pool costs more than it saves
-        workers = len(os.sched_getaffinity(0)) if size >= 16 << 20 else 1
+        workers = len(os.sched_getaffinity(0)) if size >= POOL_BYTES else 1
     chunk_bytes = chunk_bytes or int(np.clip(size // (8 * workers), 1 << 20, 32 << 20))
-    tasks = ((path, *r) for r in plan_chunks(path, size, chunk_bytes))
+    if check_first is None:  # wherever decoding everything takes long; a small file is decoded at once
+        check_first = workers > 1 or size >= POOL_BYTES
     table = Table()
-    pool = mp.get_context("fork").Pool(workers, worker_init) if workers > 1 else None
-    try:
-        parts = pool.imap(decode_task, tasks) if pool else map(decode_task, tasks)
-        with tqdm(total=size, unit="B", unit_scale=True, disable=None if progress else True) as bar:
+    with _bar(size, "check", progress and check_first) as checked, _bar(size, "decode", progress) as decoded:
+
+        def on_checked(end: int) -> None:
+            checked.update(end - checked.n)
+            if end == size:  # done: the bar keeps the check's own rate
+                checked.close()
+
+        parts = decode_parts(path, size, chunk_bytes, workers, check_first, on_checked)
+        with closing(parts):  # closing stops the pool on any error
             for part in parts:
                 table.add(path, part)
-                bar.update(part.end - bar.n)
-    finally:
-        if pool:
-            pool.terminate()
+                decoded.update(part.end - decoded.n)
     check_cells(path, table)
     write_hdf5(Path(output), Path(path).name, table)
     return table
+
+
+def _bar(size: int, desc: str, show: bool) -> tqdm:
+    return tqdm(total=size, unit="B", unit_scale=True, desc=desc, disable=None if show else True)
 
 
 # ----------------------------------------------------------------------------- merging
@@ -212,10 +227,7 @@ def verify_hashes(adjacency: np.ndarray, operations: np.ndarray, num_vertices: n
 def write_hdf5(output: Path, source: str, t: Table) -> None:
     """Write to a temp file beside the output, then rename: the output is whole or untouched."""
     n = t.n
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(output) as tmp:
         with h5py.File(tmp, "w") as f:
             f["hash"] = np.array(t.hash, "S32")
             f["num_vertices"] = t.num_vertices[:n]
@@ -229,7 +241,3 @@ def write_hdf5(output: Path, source: str, t: Table) -> None:
             f.attrs["num_records"] = t.num_records
             f.attrs["num_cells"] = n
             f.attrs["synthetic_labels"] = t.synthetic > 0
-        os.replace(tmp, output)
-    except BaseException:
-        os.unlink(tmp)
-        raise

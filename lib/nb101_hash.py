@@ -10,7 +10,10 @@ Reference: google-research/nasbench lib/graph_util.py (hash_module).
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
@@ -39,6 +42,9 @@ def _md5(s: str) -> str:
     return hashlib.md5(s.encode()).hexdigest()
 
 
+POOL_MIN_CELLS = 50_000  # below this, starting worker processes costs more than it saves
+
+
 def hash_cells(
     adjacency: np.ndarray, labels: np.ndarray, num_vertices: np.ndarray, workers: int | None = None
 ) -> np.ndarray:
@@ -46,22 +52,36 @@ def hash_cells(
 
     The hash is Weisfeiler-Lehman refinement with md5 hex strings as colours. Each round builds
     every distinct vertex message with numpy and leaves only the md5 calls to a Python loop.
-    Large inputs are split over `workers` processes (default: all cores).
+    From POOL_MIN_CELLS cells on, the rows are split over `workers` processes (default: all cores).
     """
     num_vertices = np.asarray(num_vertices)
     workers = workers or os.cpu_count() or 1
-    if workers > 1 and len(num_vertices) >= 50_000:
-        from concurrent.futures import ProcessPoolExecutor
-
+    if workers > 1 and len(num_vertices) >= POOL_MIN_CELLS:
         chunks = np.array_split(np.arange(len(num_vertices)), workers)
-        with ProcessPoolExecutor(workers) as pool:
-            parts = pool.map(hash_cells, *zip(*[(adjacency[c], labels[c], num_vertices[c], 1) for c in chunks]))
-            return np.concatenate(list(parts))
+        return np.concatenate(
+            _in_processes(hash_cells, [(adjacency[c], labels[c], num_vertices[c], 1) for c in chunks])
+        )
     out = np.empty(len(num_vertices), dtype="U32")
     for n in np.unique(num_vertices):
         rows = np.flatnonzero(num_vertices == n)
         out[rows] = _hash_group(adjacency[rows, :n, :n].astype(bool), labels[rows, :n].astype(np.int64))
     return out
+
+
+def _in_processes(fn, tasks: list[tuple]) -> list:
+    """[fn(*t) for t in tasks], one process per task. Workers are spawned, not forked: a fork copies
+    the caller's threads' locks (torch's and BLAS's thread pools) and can leave a child waiting on one
+    forever. An exception in a worker is re-raised here; a worker that dies (killed, out of memory)
+    raises RuntimeError at once instead of leaving the caller waiting for its result."""
+    with ProcessPoolExecutor(len(tasks), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(fn, *t) for t in tasks]
+        try:
+            return [f.result() for f in futures]
+        except BrokenProcessPool as e:
+            raise RuntimeError(f"a hashing worker process died before it finished ({e}); nothing was hashed") from None
+        finally:
+            for f in futures:
+                f.cancel()
 
 
 _HEX = np.frombuffer(b"0123456789abcdef", np.uint8)

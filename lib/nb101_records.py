@@ -54,6 +54,9 @@ class RecordError(ValueError):
         super().__init__(f"{path}: record {index} at byte {offset}: {msg}")
         self.path, self.index, self.offset, self.msg = str(path), index, offset, msg
 
+    def __reduce__(self):  # pickled by worker processes; the default would call __init__(message) alone
+        return type(self), (self.path, self.index, self.offset, self.msg)
+
 
 # ----------------------------------------------------------------------------- framing
 

@@ -1,10 +1,14 @@
-"""The NAS-Bench-101 search space: cell specs, pruning, parameter counts, the network, enumeration.
+"""The NAS-Bench-101 search space: cell specs, pruning, parameter counts, the network, enumeration,
+and joining cells to the enumeration without NB101's md5 hash.
 
 Every stage imports this module; nothing else in the repo re-implements these rules.
 
     from lib.nb101_space import make_cell
     cell = make_cell([[0, 1, 1], [0, 0, 1], [0, 0, 0]], ["input", "conv3x3-bn-relu", "output"])
     cell.hash, trainable_parameters(*cell.padded()[None], ...)
+    space = enumerate_space(hashes=False)                      # all 423,624 cells, ~1 s (cached: 0.01 s)
+    rows = space_rows(space, adjacency, operations, num_vertices)   # a file's cells located in it
+    space_hashes(space, rows[:10])                             # NB101 hashes of the cells shown
 
 Reference: Ying et al. 2019, "NAS-Bench-101", and google-research/nasbench lib/ (graph_util.py,
 model_spec.py, generate_graphs.py). The module hash itself lives in lib/nb101_hash.py.
@@ -12,6 +16,7 @@ model_spec.py, generate_graphs.py). The module hash itself lives in lib/nb101_ha
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,28 +250,151 @@ def count_parameters(net) -> int:
 # ----------------------------------------------------------------------------- enumeration
 
 
-def enumerate_space(cache: Path | None = DEFAULT_SPACE_CACHE) -> dict[str, np.ndarray]:
-    """All 423,624 unique NB101 cells: adjacency [N,7,7], operations [N,7], num_vertices [N], hash [N].
+def enumerate_space(cache: Path | None = DEFAULT_SPACE_CACHE, hashes: bool = True) -> dict[str, np.ndarray]:
+    """All 423,624 unique NB101 cells: adjacency [N,7,7], operations [N,7], num_vertices [N] (int8),
+    and with `hashes` their NB101 hash [N] (U32).
 
     Each cell is NB101's own representative (the first met by generate_graphs.py), in that order.
-    Loaded from `cache` when present; otherwise built and written there atomically.
+    The cells take ~1 s to enumerate, their md5 hashes ~50 s (2 processes), so the hashes are
+    computed only when asked for. Cached: `cache` holds cells and hashes, cells_cache(cache) the
+    cells alone; each is loaded when present (< 0.1 s), otherwise built and written atomically.
+    Without hashes, join cells by cell_codes / space_rows, and hash only the cells shown.
     """
-    if cache is not None and Path(cache).exists():
+    cache = None if cache is None else Path(cache)
+    if cache is not None and cache.exists():
         with np.load(cache) as f:
-            return {k: f[k] for k in f.files}
-    parts = [_enumerate_n(n) for n in range(2, MAX_VERTICES + 1)]
-    adjacency = np.concatenate([a for a, _ in parts])
-    labels = np.concatenate([lab for _, lab in parts])
-    num_vertices = np.concatenate([np.full(len(a), n, np.int8) for n, (a, _) in zip(range(2, 8), parts)])
-    space = {
-        "adjacency": adjacency,
-        "operations": labels,
-        "num_vertices": num_vertices,
-        "hash": hash_cells(adjacency, labels, num_vertices),
-    }
-    if cache is not None:
-        save_npz_atomic(Path(cache), space)
+            return {k: f[k] for k in f.files if hashes or k != "hash"}
+    cells_path = None if cache is None else cells_cache(cache)
+    if cells_path is not None and cells_path.exists():
+        with np.load(cells_path) as f:
+            space = {k: f[k] for k in f.files}
+    else:
+        parts = [_enumerate_n(n) for n in range(2, MAX_VERTICES + 1)]
+        space = {
+            "adjacency": np.concatenate([a for a, _ in parts]),
+            "operations": np.concatenate([lab for _, lab in parts]),
+            "num_vertices": np.concatenate([np.full(len(a), n, np.int8) for n, (a, _) in zip(range(2, 8), parts)]),
+        }
+        if cells_path is not None:
+            save_npz_atomic(cells_path, space)
+    if hashes:
+        space["hash"] = hash_cells(space["adjacency"], space["operations"], space["num_vertices"])
+        if cache is not None:
+            save_npz_atomic(cache, space)
     return space
+
+
+def cells_cache(cache: Path) -> Path:
+    """Where enumerate_space keeps the cells alone, beside `cache` (cells and hashes)."""
+    return cache.with_name(cache.stem + "_cells.npz")
+
+
+def space_hashes(space: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
+    """NB101 hashes (U32) of the space's cells `rows`: from the space when it holds them, else computed."""
+    rows = np.asarray(rows, np.int64)
+    if "hash" in space:
+        return space["hash"][rows]
+    return hash_cells(space["adjacency"][rows], space["operations"][rows], space["num_vertices"][rows])
+
+
+def space_fingerprint(space: dict[str, np.ndarray]) -> str:
+    """Identifies the enumerated cells and their order (stored beside predictions made in that order)."""
+    h = hashlib.sha1()
+    for key in ("adjacency", "operations", "num_vertices"):
+        h.update(np.ascontiguousarray(space[key]).tobytes())
+    return h.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- joining cells to the space
+# NB101's md5 hash names a cell up to isomorphism, but costs ~0.1 ms a cell. NB101's own files store each
+# cell as its representative (the same matrix and ops as the enumeration's), so an exact code of the
+# padded arrays joins them to the space; cells in another encoding are first brought to their
+# representative (canonical_cells), which equals the hash join because hash classes are isomorphism classes.
+
+
+def cell_codes(adjacency: np.ndarray, operations: np.ndarray, num_vertices: np.ndarray) -> np.ndarray:
+    """One int64 per padded cell, equal iff the cells' arrays are equal: the 49 adjacency bits, the
+    labels of the interior vertices (base 3) and n. -1 for a cell that breaks NB101's layout: an edge
+    on or below the diagonal or past n, or an op other than input first, output at n-1, convs and
+    pools between."""
+    adjacency, operations = np.asarray(adjacency), np.asarray(operations)
+    n = np.asarray(num_vertices).astype(np.int64)
+    packed = np.packbits(adjacency.reshape(len(n), -1) != 0, axis=1, bitorder="little")
+    bits = np.pad(packed, ((0, 0), (0, 8 - packed.shape[1]))).view("<u8").ravel().astype(np.int64)
+    interior = np.arange(1, MAX_VERTICES - 1)[None, :] < n[:, None] - 1
+    ops = operations[:, 1 : MAX_VERTICES - 1].astype(np.int64)
+    labels = np.where(interior, ops, 0) @ (3 ** np.arange(MAX_VERTICES - 2, dtype=np.int64))
+    ok = (bits & _OUTSIDE[n.clip(0, MAX_VERTICES)]) == 0
+    ok &= (operations[:, 0] == -1) & (np.take_along_axis(operations, (n[:, None] - 1).clip(0, 6), 1)[:, 0] == -2)
+    ok &= ((ops >= 0) & (ops <= 2) | ~interior).all(1) & (n >= 2) & (n <= MAX_VERTICES)
+    return np.where(ok, bits | labels << 49 | n << 57, -1)
+
+
+def _outside_masks() -> np.ndarray:
+    """For each n: the adjacency bits (row-major, as cell_codes packs them) that must be 0."""
+    masks = np.zeros(MAX_VERTICES + 1, np.int64)
+    for n in range(MAX_VERTICES + 1):
+        allowed = np.triu(np.ones((MAX_VERTICES, MAX_VERTICES), bool), 1)
+        allowed[n:], allowed[:, n:] = False, False
+        masks[n] = int((~allowed).ravel() @ (1 << np.arange(MAX_VERTICES**2, dtype=np.uint64)))
+    return masks
+
+
+_OUTSIDE = _outside_masks()
+
+
+def space_rows(space: dict[str, np.ndarray], adjacency, operations, num_vertices) -> np.ndarray:
+    """Row in `space` (enumerate_space) of each given cell, -1 where it is no NB101 cell.
+
+    Exact codes first (NB101's files hold representatives); the cells left over are brought to their
+    representative (isomorphism) and looked up again."""
+    space_code = cell_codes(space["adjacency"], space["operations"], space["num_vertices"])
+    order = np.argsort(space_code)
+
+    def lookup(code: np.ndarray) -> np.ndarray:
+        at = order[np.searchsorted(space_code, code, sorter=order).clip(0, len(order) - 1)]
+        return np.where((space_code[at] == code) & (code >= 0), at, -1)
+
+    num_vertices = np.asarray(num_vertices)
+    rows = lookup(cell_codes(adjacency, operations, num_vertices))
+    todo = np.flatnonzero(rows < 0)
+    if len(todo):
+        adj, ops = canonical_cells(np.asarray(adjacency)[todo], np.asarray(operations)[todo], num_vertices[todo])
+        rows[todo] = lookup(cell_codes(adj, ops, num_vertices[todo]))
+    return rows
+
+
+def canonical_cells(adjacency: np.ndarray, operations: np.ndarray, num_vertices: np.ndarray):
+    """Each padded cell re-encoded as NB101's representative of its isomorphism class: of the vertex
+    orders that keep input first, output last and the matrix upper-triangular, the smallest matrix in
+    generate_graphs.py's bit order, then the smallest labeling (see _enumerate_n). Cells with no such
+    order come back unchanged."""
+    adjacency, operations = np.array(adjacency, np.int8), np.array(operations, np.int8)
+    num_vertices = np.asarray(num_vertices)
+    for n in np.unique(num_vertices).tolist():
+        if not 2 < n <= MAX_VERTICES:
+            continue
+        rows = np.flatnonzero(num_vertices == n)
+        adj, lab = adjacency[rows, :n, :n] != 0, operations[rows, :n]
+        xs, ys = zip(*[(x, y) for y in range(n) for x in range(y)])  # bit index of x->y: x + y(y-1)/2
+        bit = np.int64(1) << np.arange(len(xs), dtype=np.int64)
+        lex = 3 ** np.arange(n - 3, -1, -1, dtype=np.int64)
+        best, best_perm = np.full(len(rows), np.iinfo(np.int64).max), np.tile(np.arange(n), (len(rows), 1))
+        for p in itertools.permutations(range(1, n - 1)):
+            p = np.array((0, *p, n - 1))
+            a = adj[:, p][:, :, p]
+            labels = lab[:, p[1:-1]].astype(np.int64).clip(0, 2) @ lex
+            key = (a[:, xs, ys].astype(np.int64) @ bit) * 3 ** (n - 2) + labels  # matrix first, then labeling
+            key[np.tril(a).any((1, 2))] = np.iinfo(np.int64).max  # not upper-triangular in this order
+            better = key < best
+            best[better], best_perm[better] = key[better], p
+        found = best < np.iinfo(np.int64).max
+        r, perm = rows[found], best_perm[found]
+        adjacency[r, :n, :n] = np.take_along_axis(
+            np.take_along_axis(adj[found], perm[:, :, None], 1), perm[:, None, :], 2
+        )
+        operations[r, :n] = np.take_along_axis(lab[found], perm, 1)
+    return adjacency, operations
 
 
 def _enumerate_n(n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,18 +1,20 @@
 """NB101's TensorFlow training protocol in PyTorch: initialisers, TF1's RMSProp, the LR schedule, the steps.
 
-    from lib.nb101_training import init_like_tf, freeze_dummies, TFRMSprop, lr_at, train_epoch, eval_sums
-    init_like_tf(net); freeze_dummies(net)
+    from lib.nb101_training import init_like_tf, freeze_dummies, streamline_cells, TFRMSprop, lr_at, train_epoch
+    init_like_tf(net); freeze_dummies(net); streamline_cells(net)
     opt = TFRMSprop(params, lr=0.0)                              # train_epoch sets each step's LR
     lrs = [lr_at(s, total_steps, 0.2) for s in range(first, first + plan.shape[1])]
     stats = train_epoch(net, opt, params, padded, labels, plan, lrs, 1e-4, norm, amp)
     loss_sum, correct, images = eval_sums(net, x, y, norm, amp, 500)
 
 docs/trainer_protocol.md lists each piece against its source in google-research/nasbench.
-Every function returns local sums, so DDP callers all-reduce them before dividing.
+Every function returns local sums on the device, so DDP callers all-reduce them before dividing;
+nothing inside a step waits for the device (no .item()), so the host queues steps ahead.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -48,6 +50,50 @@ def freeze_dummies(net: nn.Module) -> None:
             m.requires_grad_(False)
         if isinstance(getattr(m, "dev_param", None), nn.Parameter):
             m.dev_param.requires_grad_(False)
+
+
+def streamline_cells(net: nn.Module) -> None:
+    """Give each nasbench_pytorch Cell a forward that computes the same sums, but that torch.compile traces
+    as one graph and that launches fewer kernels.
+
+    nasbench_pytorch's Cell.forward reads its adjacency from a CPU tensor and compares channel counts
+    with a new CPU tensor: each is a graph break for torch.compile (6 in a one-cell network, dozens
+    in NB101's 9 cells) and a little host work per edge. It also sums each vertex's inputs into a
+    fresh zeros tensor. Here the adjacency is a list of ints and the sum starts from the first input;
+    0 + a == a, so the outputs are bitwise the same (tests/test_nb101_training.py).
+    """
+    fast = _streamlined_cell_class()
+    for m in net.modules():
+        if isinstance(m, fast.__base__):
+            m.__class__ = fast
+            m.edges = m.matrix.tolist()
+
+
+@functools.cache
+def _streamlined_cell_class() -> type:
+    from nasbench_pytorch.model.model import Cell
+
+    class StreamlinedCell(Cell):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            n, m = self.num_vertices, self.edges
+            tensors, out_concat = [x], []
+            for t in range(1, n - 1):
+                c = self.vertex_channels[t]
+                fan_in = [tensors[s][:, :c] if tensors[s].shape[1] > c else tensors[s] for s in range(1, t) if m[s][t]]
+                if m[0][t]:
+                    fan_in.append(self.input_op[t](x))
+                total = fan_in[0]
+                for v in fan_in[1:]:
+                    total = total + v
+                tensors.append(self.vertex_op[t](total))
+                if m[t][n - 1]:
+                    out_concat.append(tensors[t])
+            if not out_concat:
+                return self.last_inop(x)
+            out = out_concat[0] if len(out_concat) == 1 else torch.cat(out_concat, 1)
+            return out + self.last_inop(x) if m[0][n - 1] else out
+
+    return StreamlinedCell
 
 
 class TFRMSprop(torch.optim.Optimizer):
@@ -102,19 +148,26 @@ def train_epoch(
     amp,
     desc: str = "",
     show: bool = True,
+    memory_format: torch.memory_format = torch.channels_last,
+    graphs: bool = False,
 ) -> torch.Tensor:
     """One step per plan[:, j] (epoch_plan's batches) at LR lrs[j], with NB101's L2 term in the loss.
 
-    Returns the device tensor [ce loss sum, correct, images, non-finite steps] (local).
+    memory_format: the layout of the network's input (its weights' layout is the caller's choice);
+    graphs: the model was compiled with CUDA graphs (mode reduce-overhead), so each step starts a new
+    graph generation. Returns the device tensor [ce loss sum, correct, images, non-finite steps] (local).
     """
     model.train()
-    stats = torch.zeros(4, dtype=sum_dtype(padded.device), device=padded.device)
+    sums = torch.zeros(3, dtype=sum_dtype(padded.device), device=padded.device)  # ce sum, correct, non-finite
     # disable=None: a bar on a terminal only, so logs and CI output stay clean
     bar = tqdm(range(plan.shape[1]), desc=desc, disable=None if show else True, leave=False, mininterval=1)
     for j in bar:
         batch = plan[:, j]
-        x, y = normalize(augment(padded, batch), *norm), labels[batch[0]]
+        x = normalize(augment(padded, batch), *norm).contiguous(memory_format=memory_format)
+        y = labels[batch[0]]
         opt.param_groups[0]["lr"] = lrs[j]
+        if graphs:
+            torch.compiler.cudagraph_mark_step_begin()
         with amp:
             logits = model(x)
         ce = F.cross_entropy(logits.float(), y)
@@ -125,25 +178,39 @@ def train_epoch(
         loss.backward()
         opt.step()
         with torch.no_grad():
-            stats += torch.stack([ce * len(y), (logits.argmax(1) == y).sum(), ce.new_tensor(len(y)), ~loss.isfinite()])
+            # a Python number times a tensor is a kernel argument; a new tensor would be a copy that waits
+            sums += torch.stack([ce * len(y), (logits.argmax(1) == y).sum(), ~loss.isfinite()])
         if show and j % 50 == 49:
-            bar.set_postfix(loss=f"{stats[0].item() / stats[2].item():.3f}", lr=f"{opt.param_groups[0]['lr']:.4f}")
-    return stats
+            bar.set_postfix(lr=f"{lrs[j]:.4f}")  # the loss would need .item(): a wait for the device
+    images = sums.new_tensor([plan.shape[1] * plan.shape[2]])  # known on the host: one copy an epoch
+    return torch.cat([sums[:2], images, sums[2:]])
 
 
 @torch.no_grad()
-def eval_sums(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm, amp, batch: int) -> torch.Tensor:
+def eval_sums(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    norm,
+    amp,
+    batch: int,
+    memory_format: torch.memory_format = torch.channels_last,
+    graphs: bool = False,
+) -> torch.Tensor:
     """[ce loss sum, correct, images] (local) of the unaugmented images x (uint8 NHWC), in eval mode."""
     model.eval()
-    stats = torch.zeros(3, dtype=sum_dtype(x.device), device=x.device)
+    sums = torch.zeros(2, dtype=sum_dtype(x.device), device=x.device)  # ce sum, correct
     for i in range(0, len(x), batch):
-        xb, yb = normalize(x[i : i + batch].permute(0, 3, 1, 2), *norm), y[i : i + batch]
+        xb = normalize(x[i : i + batch].permute(0, 3, 1, 2), *norm).contiguous(memory_format=memory_format)
+        yb = y[i : i + batch]
+        if graphs:
+            torch.compiler.cudagraph_mark_step_begin()
         with amp:
             logits = model(xb).float()
         ce = F.cross_entropy(logits, yb, reduction="sum")
-        stats += torch.stack([ce, (logits.argmax(1) == yb).sum(), ce.new_tensor(len(yb))])
+        sums += torch.stack([ce, (logits.argmax(1) == yb).sum()])
     model.train()
-    return stats
+    return torch.cat([sums, sums.new_tensor([len(x)])])
 
 
 def sum_dtype(device: torch.device) -> torch.dtype:

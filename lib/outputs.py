@@ -1,7 +1,13 @@
 """Outputs that are complete or absent: every file the toolkit writes goes through here.
 
-from lib.outputs import write_atomic
-write_atomic("runs/x/metrics.json", lambda f: json.dump(m, f))
+    from lib.outputs import write_atomic, atomic_path, atomic_dir
+    write_atomic("runs/x/metrics.json", lambda f: json.dump(m, f))
+    with atomic_path("data/x.hdf5") as tmp: h5py.File(tmp, "w")...      # libraries that want a path
+    with atomic_dir("runs/x") as tmp: ...                                # a folder of files, all or none
+
+Each writes beside its target and renames at the end, so a reader (or a crash, or Ctrl-C) never
+sees half an output. New files and folders get the usual modes under the user's umask
+(0644 / 0755 with umask 022), as open() and mkdir() would give them.
 """
 
 from __future__ import annotations
@@ -10,24 +16,69 @@ import json
 import math
 import os
 import re
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 
-def write_atomic(path: str | Path, write, mode: str = "w") -> None:
-    """write(f) into a temp file beside `path`, then rename: readers never see a half-written file."""
+def umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temp file beside `path` to write; renamed onto `path` if the block ends well, removed if not."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: str | Path, write, mode: str = "w") -> None:
+    """write(f) into a temp file beside `path`, then rename: readers never see a half-written file."""
+    with atomic_path(path) as tmp, open(tmp, mode) as f:
+        write(f)
+
+
+@contextmanager
+def atomic_dir(path: str | Path, replace: bool = False) -> Iterator[Path]:
+    """A temp folder beside `path` to fill; it becomes `path` if the block ends well, else it is removed.
+
+    replace: an existing folder at `path` is swapped out and deleted (two renames: for an instant
+    `path` is absent, never partial). Without it, an existing non-empty `path` is an OSError.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes 0700
+        if replace and path.is_dir() and not path.is_symlink():
+            old = tmp.with_name(tmp.name + ".old")
+            os.rename(path, old)
+            try:
+                os.rename(tmp, path)
+            except BaseException:
+                os.rename(old, path)
+                raise
+            shutil.rmtree(old)
+        else:
+            os.rename(tmp, path)  # fails on a non-empty folder: never merged into another run
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

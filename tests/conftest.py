@@ -1,7 +1,10 @@
 """Shared fixtures, and the cells and records that several test files build. Real data lives in
 ../shared/data beside the checkout; tests that need it skip without it."""
 
+import faulthandler
 import math
+import signal
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +24,23 @@ def require(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"real data {path} is absent (it lives in ../shared/data beside the checkout)")
     return path
+
+
+@pytest.fixture
+def hang_guard():
+    """For tests that run worker pools in this process: after 120 s the test fails with TimeoutError;
+    should it hang even then, the session ends at 180 s (exit status 1) instead of stalling."""
+
+    def fail(signum, frame):
+        raise TimeoutError("hung for 120 s")
+
+    previous = signal.signal(signal.SIGALRM, fail)
+    signal.alarm(120)
+    faulthandler.dump_traceback_later(180, exit=True, file=sys.__stderr__)  # sys.stderr may be capsys'
+    yield
+    faulthandler.cancel_dump_traceback_later()
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture(scope="session")

@@ -89,6 +89,39 @@ def test_augment_matches_pad_crop_flip():
         np.testing.assert_array_equal(got[j].permute(1, 2, 0).numpy(), ref)
 
 
+def test_augment_matches_a_per_image_reference_pixel_for_pixel():
+    """The one-gather crop/flip of a whole epoch against numpy pad + crop + flip, image by image:
+    every offset 0..8 in both axes, both flips, repeated images, channels_last output."""
+    x, _ = images(300, seed=3)
+    padded = cifar10.pad_for_crops(torch.from_numpy(x))
+    plan = torch.from_numpy(cifar10.epoch_plan(5, 2, len(x), 64))
+    offsets = set()
+    for j in range(plan.shape[1]):
+        got = cifar10.augment(padded, plan[:, j])
+        assert got.dtype == torch.uint8 and got.is_contiguous(memory_format=torch.channels_last)
+        for k, (i, dy, dx, flip) in enumerate(plan[:, j].T.tolist()):
+            crop = np.zeros((40, 40, 3), np.uint8)
+            crop[4:36, 4:36] = x[i]
+            crop = crop[dy : dy + 32, dx : dx + 32]
+            want = np.flip(crop, axis=1) if flip else crop
+            np.testing.assert_array_equal(got[k].permute(1, 2, 0).numpy(), want)
+            offsets.add((dy, dx, flip))
+    assert len(offsets) > 120  # most of the 9 x 9 x 2 crops were checked
+
+
+def test_parallel_decode_equals_serial_and_reports_bad_images(tmp_path: Path, monkeypatch, hang_guard):
+    write_folders(tmp_path, n_train=300, n_test=10)
+    paths = sorted(str(p) for p in (tmp_path / "train").rglob("*.jpg"))
+    serial = cifar10.decode_images(paths, workers=1)
+    monkeypatch.setattr(cifar10, "POOL_MIN_IMAGES", 0)
+    pooled = cifar10.decode_images(paths, workers=2)  # 1024-image chunks: make them small to use both workers
+    np.testing.assert_array_equal(serial, pooled)
+    assert serial.shape == (300, 32, 32, 3) and serial.any()
+    Image.fromarray(np.zeros((16, 32, 3), np.uint8)).save(tmp_path / "small.png")
+    with pytest.raises(cifar10.CIFAR10Error, match="small.png: 32x16 image, CIFAR-10 needs 32x32"):
+        cifar10.decode_images(paths + [str(tmp_path / "small.png")], workers=2)
+
+
 def test_subset_is_fixed_and_zero_means_all():
     x, y = np.arange(100) * 10, np.arange(100)
     sx, sy = cifar10.subset(x, y, 30)

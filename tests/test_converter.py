@@ -4,6 +4,9 @@ of bad input, the real 20k-cell file, and a file written by TensorFlow itself.""
 
 import base64
 import json
+import multiprocessing as mp
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -253,9 +256,17 @@ CASES = [
 ]
 
 
+CHUNKINGS = {  # in this process: one task, or one task per record; in a pool: the same, or ~2 records a task
+    "one task": [],
+    "task per record": ["--chunk-bytes", "1"],
+    "pool, task per record": ["--workers", "2", "--chunk-bytes", "1"],
+    "pool, 2 records a task": ["--workers", "3", "--chunk-bytes", "700"],
+}
+
+
 @pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("chunking", [[], ["--chunk-bytes", "1"]])  # one task, or one task per record
-def test_bad_input_is_one_line_naming_file_record_offset(tmp_path, cells, capsys, case, chunking):
+@pytest.mark.parametrize("chunking", CHUNKINGS.values(), ids=CHUNKINGS.keys())
+def test_bad_input_is_one_line_naming_file_record_offset(tmp_path, cells, capsys, hang_guard, case, chunking):
     _, datas, offsets = small_demo(tmp_path, cells)
     content, index, offset, why = bad_inputs(datas, offsets)[case]
     bad = tmp_path / "bad.tfrecord"
@@ -272,6 +283,19 @@ def test_bad_input_is_one_line_naming_file_record_offset(tmp_path, cells, capsys
     assert err.count("\n") == 1 and err.startswith(f"error: {bad}: record {index} at byte {offset}: "), err
     assert why in err
     assert out.read_bytes() == b"the previous output" and sorted(out.parent.iterdir()) == [out]  # no temp file
+    assert mp.active_children() == []  # the pool is gone with the error
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077])
+def test_output_gets_the_usual_mode_under_the_umask(tmp_path, cells, mask):
+    src = tmp_path / "d.tfrecord"
+    demo.write_demo(src, {k: v[:3] for k, v in cells.items()})
+    old = os.umask(mask)
+    try:
+        convert_ok(src, tmp_path / "d.hdf5")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "d.hdf5").stat().st_mode) == 0o666 & ~mask
 
 
 def test_missing_input_and_no_output_left(tmp_path, capsys):

@@ -9,7 +9,7 @@ import dataset as D
 from lib import nb101_space as S
 
 
-def write_h5(path, metrics, cells=None, version=D.SCHEMA_VERSION):
+def write_h5(path, metrics, cells=None, version=D.SCHEMA_VERSION, synthetic=None):
     """A schema-complete HDF5 with len(metrics) cells (a 3-vertex chain unless given)."""
     n = len(metrics)
     cells = cells or [S.make_cell([[0, 1, 0], [0, 0, 1], [0, 0, 0]], ["input", "conv3x3-bn-relu", "output"])] * n
@@ -22,6 +22,8 @@ def write_h5(path, metrics, cells=None, version=D.SCHEMA_VERSION):
         f["metrics"] = np.asarray(metrics, np.float32)
         if version is not None:
             f.attrs["schema_version"] = version
+        if synthetic is not None:
+            f.attrs["synthetic_labels"] = synthetic
     return path
 
 
@@ -111,3 +113,10 @@ def test_fingerprint_tracks_the_data(tmp_path):
     b = D.load_nb101(write_h5(tmp_path / "b.h5", metrics_with_val(np.full((3, 3), 0.9))))
     c = D.load_nb101(write_h5(tmp_path / "c.h5", metrics_with_val(np.full((3, 3), 0.8))))
     assert a.fingerprint == b.fingerprint != c.fingerprint
+
+
+def test_synthetic_labels_are_exposed(tmp_path):
+    m = metrics_with_val(np.full((2, 3), 0.9))
+    for synthetic, want in ((True, True), (np.bool_(False), False), (None, False)):  # None: no attribute
+        data = D.load_nb101(write_h5(tmp_path / f"{synthetic}.h5", m, synthetic=synthetic))
+        assert data.synthetic is want

@@ -1,5 +1,6 @@
 """model.py: shapes, masks and padding, the reference architectures, losses, checkpoints, and the default
-predictor gin (invariances, ensemble shapes, checkpoint round trip, ranking losses, learning a ranking)."""
+predictor gin (invariances, ensemble shapes, checkpoint round trip, ranking losses, learning a ranking; its
+members batched against each member on its own, old one-module-per-member checkpoints, bf16)."""
 
 import math
 
@@ -260,3 +261,68 @@ def test_gin_learns_a_ranking():
     pred = predict(m, {k: v[150:] for k, v in x.items()})
     assert kendall_tau(pred, y[150:]) > 0.7
     assert abs(np.mean(pred) - np.mean(y[150:])) < 0.5  # the MSE term keeps scores in label units
+
+
+# ----------------------------------------------------------------------------- gin's members, batched
+
+
+class LoopGIN(M.Predictor):
+    """The ensemble as K separate FlowGIN modules evaluated one after the other: the reference."""
+
+    name = "loop-gin"
+
+    def __init__(self, **args):
+        super().__init__(**args)
+        self.members = torch.nn.ModuleList(M.FlowGIN(5, args["hidden"], 3, True) for _ in range(args["members"]))
+
+    def forward(self, x):
+        adj, ops, mask = M._clean(x)
+        scores = torch.stack([m(adj, ops, mask) for m in self.members], 1)
+        return scores if self.training else scores.mean(1)
+
+
+def test_gin_batched_members_equal_their_own_modules(cells):
+    torch.manual_seed(0)
+    gin = M.build_model("gin", hidden=16, members=3)
+    x = features(cells)
+    adj, ops, mask = M._clean(x)
+    for mode in ("train", "eval"):
+        getattr(gin, mode)()
+        with torch.no_grad():
+            batched = gin.members(adj, ops, mask)
+            for i in range(3):  # the batched computation against member i evaluated on its own
+                torch.testing.assert_close(batched[i], gin.members.member(i)(adj, ops, mask), rtol=0, atol=1e-6)
+            assert batched.shape == (3, len(mask)) and batched.std(1).min() > 0
+    with torch.no_grad():
+        torch.testing.assert_close(gin(x), batched.mean(0), rtol=0, atol=1e-6)
+
+
+def test_gin_seed_gives_the_ensemble_of_separate_modules_and_trains_the_same(cells):
+    """Same seed, same initial weights as K FlowGINs built in turn; a few epochs of fit give the same model."""
+    torch.manual_seed(0)
+    loop = LoopGIN(hidden=16, members=3)
+    torch.manual_seed(0)
+    gin = M.build_model("gin", hidden=16, members=3)
+    stacked = M.build_model("gin", hidden=16, members=3)
+    stacked.load_state_dict(loop.state_dict())  # a checkpoint with one module per member loads
+    for key, value in gin.state_dict().items():
+        torch.testing.assert_close(stacked.state_dict()[key], value, rtol=0, atol=0)
+    x, y = features(cells), np.linspace(0.8, 0.95, len(cells["hash"]))
+    hp = dict(epochs=3, batch_size=32, lr=2e-3, wd=0.0, loss="pairwise+mse")
+    loss_loop, loss_gin = fit(loop, x, y, **hp), fit(gin, x, y, **hp)
+    np.testing.assert_allclose(loss_gin, loss_loop, rtol=1e-5)
+    stacked.load_state_dict(loop.state_dict())
+    for key, value in gin.state_dict().items():
+        torch.testing.assert_close(stacked.state_dict()[key], value, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(predict(gin, x, precision="fp32"), predict(loop, x, precision="fp32"), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["mlp", "gcn", "gin"])
+def test_models_run_in_bf16(name, cells):
+    """predict's bf16 path casts the model and its float inputs: every model must accept that."""
+    model = fresh(name).to(torch.bfloat16)
+    x = {k: v.to(torch.bfloat16) for k, v in features(cells).items()}
+    with torch.no_grad():
+        out = model(x)
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
+    torch.testing.assert_close(out.float(), fresh(name)(features(cells)).detach(), rtol=0.05, atol=0.05)

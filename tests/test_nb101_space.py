@@ -1,10 +1,12 @@
-"""lib/nb101_space.py against NB101's own rules: validation, pruning, parameters, enumeration."""
+"""lib/nb101_space.py against NB101's own rules: validation, pruning, parameters, enumeration, and the
+join of data files to the space by cell (against the join by NB101 hash) with hashes only on demand."""
 
 import numpy as np
 import pytest
 from conftest import nb101_hash, random_cells
 from nasbench_pytorch.model import graph_util
 
+from dataset import load_nb101
 from lib import nb101_space as S
 
 CONV3, CONV1, POOL = "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"
@@ -115,3 +117,107 @@ def test_enumeration_reproduces_nb101_cells_of_the_real_file(space, real_h5):
     assert np.array_equal(space["adjacency"][idx], real.adjacency)
     assert np.array_equal(space["operations"][idx], real.operations)
     assert np.array_equal(space["num_vertices"][idx], real.num_vertices)
+
+
+# ----------------------------------------------------------------------------- without hashes: joining by cell
+
+
+def hash_join(space, hashes: np.ndarray) -> np.ndarray:
+    """The join by NB101 hash that space_rows replaces: row of each hash in the space, -1 if absent."""
+    order = np.argsort(space["hash"])
+    at = order[np.searchsorted(space["hash"], hashes, sorter=order).clip(0, len(order) - 1)]
+    return np.where(space["hash"][at] == hashes, at, -1)
+
+
+def test_cell_codes_name_every_cell_once_and_reject_broken_layouts(space):
+    codes = S.cell_codes(space["adjacency"], space["operations"], space["num_vertices"])
+    assert len(np.unique(codes)) == S.NUM_CELLS and (codes >= 0).all()
+    i = np.flatnonzero(space["num_vertices"] == 5)[:1]
+    adj, ops, n = space["adjacency"][i].copy(), space["operations"][i].copy(), space["num_vertices"][i]
+    for broken in ("below", "past n", "input", "op"):
+        a, o = adj.copy(), ops.copy()
+        if broken == "below":
+            a[0, 3, 1] = 1
+        elif broken == "past n":
+            a[0, 1, 5] = 1
+        elif broken == "input":
+            o[0, 0] = 0
+        else:
+            o[0, 2] = 3
+        assert S.cell_codes(a, o, n)[0] == -1, broken
+    junk_ops = ops.copy()
+    junk_ops[0, 5:] = 2  # padding ops are not part of the cell
+    assert S.cell_codes(adj, junk_ops, n)[0] == codes[i][0]
+
+
+def test_space_rows_equals_the_hash_join_on_demo_data(space, demo_h5):
+    data = load_nb101(demo_h5)
+    rows = S.space_rows(space, data.adjacency, data.operations, data.num_vertices)
+    np.testing.assert_array_equal(rows, hash_join(space, data.hash))
+    assert (rows >= 0).all()
+
+
+@pytest.mark.slow
+def test_space_rows_equals_the_hash_join_on_the_real_file(space, real_h5):
+    data = load_nb101(real_h5)
+    rows = S.space_rows(space, data.adjacency, data.operations, data.num_vertices)
+    assert len(rows) == 20_001 and (rows >= 0).all()
+    np.testing.assert_array_equal(rows, hash_join(space, data.hash))
+
+
+def test_space_rows_finds_re_encoded_cells_and_rejects_foreign_ones(space):
+    """Interior vertices renumbered (still upper-triangular): no longer NB101's representative arrays,
+    the same cell; space_rows brings them back (canonical_cells), as the hash would find them."""
+    rng = np.random.default_rng(0)
+    idx = rng.choice(S.NUM_CELLS, 400, replace=False)
+    adj, ops, nv = space["adjacency"][idx].copy(), space["operations"][idx].copy(), space["num_vertices"][idx]
+    moved = []
+    for j, n in enumerate(nv):
+        for _ in range(50):
+            p = np.concatenate([[0], 1 + rng.permutation(n - 2), [n - 1]])
+            a = adj[j, :n, :n][np.ix_(p, p)]
+            if not np.tril(a).any() and (a != adj[j, :n, :n]).any():
+                adj[j, :n, :n], ops[j, :n] = a, ops[j, :n][p]
+                moved.append(j)
+                break
+    assert len(moved) > 100
+    codes = S.cell_codes(space["adjacency"], space["operations"], space["num_vertices"])
+    assert not np.isin(S.cell_codes(adj[moved], ops[moved], nv[moved]), codes).any()  # the exact join misses them
+    for j in moved[:20]:  # the same cell by NB101's hash
+        cell = S.cell_from_row(adj[j], ops[j], nv[j])
+        assert nb101_hash(cell) == space["hash"][idx[j]]
+    np.testing.assert_array_equal(S.space_rows(space, adj, ops, nv), idx)
+    ten_edges = np.triu(np.ones((1, 7, 7), np.int8), 1)
+    ops7 = np.array([[-1, 0, 0, 0, 0, 0, -2]], np.int8)
+    assert S.space_rows(space, ten_edges, ops7, np.array([7])).tolist() == [-1]
+    unpruned = np.zeros((1, 7, 7), np.int8)
+    unpruned[0, 0, 2], unpruned[0, 1, 2] = 1, 1  # vertex 1 has no input: NB101 files hold such cells pruned
+    ops3 = np.array([[-1, 0, -2, 0, 0, 0, 0]], np.int8)
+    assert S.space_rows(space, unpruned, ops3, np.array([3])).tolist() == [-1]
+
+
+def test_enumeration_without_hashes_is_cached_apart_and_hashes_come_on_demand(space, tmp_path, monkeypatch):
+    calls = []
+
+    def fake_hash_cells(adj, ops, nv):  # the real one takes ~50 s here; its values are tested above
+        calls.append(len(nv))
+        return space["hash"][: len(nv)]
+
+    monkeypatch.setattr(S, "hash_cells", fake_hash_cells)
+    cache = tmp_path / "space.npz"
+    cells = S.enumerate_space(cache, hashes=False)
+    assert sorted(cells) == ["adjacency", "num_vertices", "operations"] and calls == []
+    assert not cache.exists() and S.cells_cache(cache).exists()
+    for key in cells:
+        np.testing.assert_array_equal(cells[key], space[key])
+    again = S.enumerate_space(cache, hashes=False)  # from the cells cache
+    assert all(np.array_equal(again[k], cells[k]) for k in cells) and calls == []
+    full = S.enumerate_space(cache)  # hashes asked for: computed once, cached with the cells
+    assert calls == [S.NUM_CELLS] and cache.exists()
+    np.testing.assert_array_equal(S.enumerate_space(cache)["hash"], full["hash"])
+    assert calls == [S.NUM_CELLS] and "hash" not in S.enumerate_space(cache, hashes=False)
+    assert S.space_fingerprint(cells) == S.space_fingerprint(space)
+    rows = np.array([5, 100_000, S.NUM_CELLS - 1])
+    monkeypatch.undo()
+    np.testing.assert_array_equal(S.space_hashes(cells, rows), space["hash"][rows])  # computed for these rows
+    np.testing.assert_array_equal(S.space_hashes(space, rows), space["hash"][rows])

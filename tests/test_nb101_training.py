@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from contextlib import nullcontext
 
 import numpy as np
 import pytest
 import torch
-from conftest import REAL_TFRECORD, require
+from conftest import REAL_TFRECORD, random_cells, require
 
 from lib import cifar10, nb101_training
 from lib.nb101_records import decode_record, metric_values, read_tfrecord
@@ -75,12 +76,30 @@ def test_parameter_counts_match_the_real_file():
         assert count_parameters(net) == metric_values(pb)[0] > 0
 
 
-def tiny_net() -> torch.nn.Module:
+def tiny_net(cell=TINY_CELL) -> torch.nn.Module:
     torch.manual_seed(0)
-    net = build_network(TINY_CELL, 8, 1, 1)
+    net = build_network(cell, 8, 1, 1)
     nb101_training.init_like_tf(net)
     nb101_training.freeze_dummies(net)
+    nb101_training.streamline_cells(net)
     return net
+
+
+def test_streamlined_cells_are_bitwise_nasbench_pytorch_and_trace_whole():
+    """Every vertex count and truncated edges (channel splits with a remainder), training and eval mode."""
+    x = torch.randn(4, 3, 32, 32)
+    for i, cell in enumerate(random_cells(24, seed=5)):
+        torch.manual_seed(0)
+        ref = build_network(cell, 13, 2, 1)  # 13 and 26 channels: uneven splits, so truncation
+        net = copy.deepcopy(ref)
+        nb101_training.streamline_cells(net)
+        assert type(net.layers[1]).__name__ == "StreamlinedCell"
+        for mode in (True, False):
+            ref.train(mode), net.train(mode)
+            assert torch.equal(ref(x), net(x)), cell.hash
+        if i < 6:  # tracing takes ~1 s a network
+            assert torch._dynamo.explain(net)(x).graph_break_count == 0, cell.hash
+            torch._dynamo.reset()
 
 
 def test_train_epoch_follows_the_plan_and_its_lrs():
@@ -112,3 +131,58 @@ def test_eval_sums_are_cross_entropy_and_correct_counts():
         logits = net(cifar10.normalize(x.permute(0, 3, 1, 2), *norm))
     assert images == 20 and correct == (logits.argmax(1) == y).sum().item()
     assert loss_sum == pytest.approx(torch.nn.functional.cross_entropy(logits, y, reduction="sum").item(), rel=1e-5)
+
+
+def test_train_epoch_never_waits_for_the_device(monkeypatch):
+    """No .item() / bool() / .tolist() and no tensor made from host numbers inside the steps (on CUDA each
+    would wait for the device): the host queues steps ahead of the GPU. One copy an epoch (the image count)."""
+    rng = np.random.default_rng(2)
+    x = torch.from_numpy(rng.integers(0, 256, (120, 32, 32, 3), dtype=np.uint8))
+    y = torch.from_numpy(rng.integers(0, 10, 120))
+    padded, norm = cifar10.pad_for_crops(x), cifar10.normalizer(torch.device("cpu"))
+    plan = torch.from_numpy(cifar10.epoch_plan(0, 0, 120, 2))  # 60 steps: past the progress bar's update
+    net = tiny_net()
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = nb101_training.TFRMSprop(params, lr=0.0)
+
+    def wait(*_):
+        raise AssertionError("a step waited for the device")
+
+    copies, new_tensor = [], torch.Tensor.new_tensor
+
+    def counted(self, *a, **k):
+        copies.append(a)
+        return new_tensor(self, *a, **k)
+
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__", "cpu", "numpy"):
+        monkeypatch.setattr(torch.Tensor, name, wait)
+    monkeypatch.setattr(torch, "tensor", wait)
+    monkeypatch.setattr(torch.Tensor, "new_tensor", counted)
+    lrs = [0.01] * 60
+    stats = nb101_training.train_epoch(net, opt, params, padded, y, plan, lrs, 1e-4, norm, nullcontext(), show=True)
+    evaluated = nb101_training.eval_sums(net, x, y, norm, nullcontext(), 7)
+    monkeypatch.undo()
+    assert copies == [([120],), ([120],)]  # one per call: the image count
+    assert stats.tolist()[2:] == [120, 0] and evaluated.tolist()[2] == 120
+
+
+def test_memory_layout_does_not_change_the_steps():
+    rng = np.random.default_rng(3)
+    x = torch.from_numpy(rng.integers(0, 256, (32, 32, 32, 3), dtype=np.uint8))
+    y = torch.from_numpy(rng.integers(0, 10, 32))
+    padded, norm = cifar10.pad_for_crops(x), cifar10.normalizer(torch.device("cpu"))
+    plan = torch.from_numpy(cifar10.epoch_plan(0, 0, 32, 8))
+    got = []
+    for fmt in (torch.channels_last, torch.contiguous_format):
+        net = tiny_net().to(memory_format=fmt)
+        params = [p for p in net.parameters() if p.requires_grad]
+        opt = nb101_training.TFRMSprop(params, lr=0.0)
+        train = nb101_training.train_epoch(
+            net, opt, params, padded, y, plan, [0.0, 0.1, 0.1, 0.1], 1e-4, norm, nullcontext(), memory_format=fmt
+        )
+        evaluated = nb101_training.eval_sums(net, x, y, norm, nullcontext(), 10, memory_format=fmt)
+        got.append((train, evaluated, torch.cat([p.detach().flatten() for p in params])))
+    (t1, e1, w1), (t2, e2, w2) = got
+    torch.testing.assert_close(t1, t2, rtol=1e-4, atol=1e-4)  # summation order only
+    torch.testing.assert_close(e1, e2, rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(w1, w2, rtol=1e-3, atol=1e-4)

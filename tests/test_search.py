@@ -20,7 +20,8 @@ import torch
 import search
 import trainer
 from dataset import SCHEMA_VERSION, DataFileError, load_nb101
-from lib.nb101_space import NUM_CELLS, Cell, build_network, count_parameters, trainable_parameters
+from lib.fitting import stored_predictions
+from lib.nb101_space import NUM_CELLS, Cell, build_network, count_parameters, space_fingerprint, trainable_parameters
 from model import MODELS, Predictor, build_model, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +31,7 @@ class Stub(Predictor):
     """score = 100 * #conv3x3 + 10 * #edges + #conv1x1: integers, exact in float32, with many ties."""
 
     name = "stub"
+    BF16 = False  # its integers are not exact in bf16
 
     def __init__(self):
         super().__init__()
@@ -125,13 +127,14 @@ def test_space_all_scores_every_unique_cell_and_joins_truth(tmp_path, small, stu
     ckpt = stub_checkpoint(tmp_path / "stub.pt", data_path)
     args, _ = search.parse_args(["--checkpoint", str(ckpt), "--space", "all", "--data", str(data_path)])
     cells, data, found = search.load_cells(args)
-    assert len(cells["hash"]) == NUM_CELLS == len(np.unique(cells["hash"]))
+    assert len(cells["num_vertices"]) == NUM_CELLS and "hash" not in cells  # joined by cell, hashed when shown
     assert np.array_equal(found[rows], np.arange(len(rows)))  # every file cell found at its row
     assert (found >= 0).sum() == len(rows)
     res = search.main(["--checkpoint", str(ckpt), "--space", "all", "--data", str(data_path), "--out", str(tmp_path)])
-    assert res["n_scored"] == NUM_CELLS
+    assert res["n_scored"] == NUM_CELLS and res["scoring"]["reused"] is False
     s = stub_score(space["adjacency"], space["operations"], space["num_vertices"])
-    assert res["ranked"][0]["hash"] == space["hash"][np.lexsort((np.arange(NUM_CELLS), -s))[0]]
+    order = np.lexsort((np.arange(NUM_CELLS), -s))
+    assert [c["hash"] for c in res["ranked"]] == space["hash"][order[: len(res["ranked"])]].tolist()
     assert all(c["predicted"] == s.max() for c in res["ranked"])  # 5 conv3x3 and 9 edges: many ties at the top
     assert res["summary"]["topk_in_file"] == sum(c["true_val"] is not None for c in res["ranked"])
 
@@ -232,3 +235,131 @@ def test_train_hands_the_pick_to_trainer(tmp_path, small, stub, monkeypatch):
         search.main(argv)
     with pytest.raises(SystemExit, match="need --train"):
         search.main(argv[:-1] + ["--", "--epochs", "4"])
+
+
+# ----------------------------------------------------------------------------- outputs agree, failures reach the user
+
+
+def test_search_json_and_top1_json_agree_even_after_a_failure(tmp_path, small, stub, monkeypatch):
+    data_path, _ = small
+    ckpt = stub_checkpoint(tmp_path / "stub.pt", data_path)
+    argv = ["--checkpoint", str(ckpt), "--data", str(data_path), "--out", str(tmp_path)]
+    search.main(argv)
+    saved = json.loads((tmp_path / "search.json").read_text())
+    assert json.loads((tmp_path / "top1.json").read_text()) == saved["top1"]
+    assert saved["top1"]["hash"] == saved["ranked"][0]["hash"]
+    write_atomic, failing = search.write_atomic, []
+
+    def crash(path, write, *mode):  # the disk fills up just before the write of `failing`
+        if Path(path).name in failing:
+            raise OSError(28, "No space left on device")
+        write_atomic(path, write, *mode)
+
+    monkeypatch.setattr(search, "write_atomic", crash)
+    for name, top_k, kept in (("top1.json", 3, 3), ("search.json", 5, 3)):
+        failing[:] = [name]
+        with pytest.raises(OSError):
+            search.main([*argv, "--top-k", str(top_k)])
+        assert not (tmp_path / "top1.json").exists()  # absent rather than another search's
+        assert json.loads((tmp_path / "search.json").read_text())["top_k"] == kept  # new before top1.json, else old
+
+
+def test_trainer_failures_reach_the_user(tmp_path, small, stub, monkeypatch):
+    """trainer.py run for real: a bad flag (argparse's exit 2), then a trainer killed by a signal."""
+    data_path, _ = small
+    ckpt = stub_checkpoint(tmp_path / "stub.pt", data_path)
+    argv = ["--checkpoint", str(ckpt), "--data", str(data_path), "--out", str(tmp_path), "--top-k", "1", "--train"]
+    call = subprocess.call  # the module is shared: patching search.subprocess patches it here too
+    monkeypatch.setattr(search.subprocess, "call", lambda cmd: call(cmd, timeout=300))
+    with pytest.raises(search.SearchError, match=r"trainer.py exited with status 2 \(its error is above\)"):
+        search.main([*argv, "--", "--no-such-flag"])
+    suicide = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"]
+    monkeypatch.setattr(search.subprocess, "call", lambda cmd: call(suicide, timeout=60))
+    with pytest.raises(search.SearchError, match=r"trainer.py was killed by signal 9 \(SIGKILL\)"):
+        search.main(argv)
+
+
+def test_synthetic_labels_are_said_everywhere(tmp_path, small, stub, space, monkeypatch, capsys):
+    data_path, _ = small
+    demo = tmp_path / "demo.hdf5"
+    demo.write_bytes(data_path.read_bytes())
+    with h5py.File(demo, "a") as f:
+        f.attrs["synthetic_labels"] = True
+    ckpt = stub_checkpoint(tmp_path / "stub.pt", demo)
+    for path, synthetic in ((demo, True), (data_path, False)):
+        out = tmp_path / str(synthetic)
+        res = search.main(["--checkpoint", str(ckpt), "--data", str(path), "--out", str(out)])
+        printed = capsys.readouterr().out
+        on_disk = [json.loads((out / name).read_text())["synthetic_labels"] for name in ("search.json", "top1.json")]
+        assert on_disk == [synthetic, synthetic] and res["synthetic_labels"] is synthetic
+        assert ("SYNTHETIC labels" in printed) is synthetic
+    titles, plot_curves = [], search.plot_curves
+    monkeypatch.setattr(search, "plot_curves", lambda path, *a: titles.append(a[2]) or plot_curves(path, *a))
+    flags = "--budget 20 --n0 10 --per-round 5 --seeds 1 --model mlp --epochs 2 --batch-size-train 5".split()
+    res = search.main([*flags, "--data", str(demo), "--out", str(tmp_path / "b")])
+    assert json.loads((tmp_path / "b" / "budget.json").read_text())["synthetic_labels"] is True
+    assert "SYNTHETIC labels" in capsys.readouterr().out and titles[0].startswith("SYNTHETIC labels")
+
+
+# ----------------------------------------------------------------------------- predictions stored by train.py
+
+
+def test_stored_predictions_are_reused_and_refused_on_a_mismatch(tmp_path, small, stub, space, capsys):
+    """Stored values that differ from what the stub computes show which of the two ranked the cells."""
+    data_path, _ = small
+    data = load_nb101(data_path)
+    stored = np.random.default_rng(0).permutation(len(data)) / 1000
+    everywhere = np.random.default_rng(1).permutation(NUM_CELLS) / 1e6
+    predictions = {
+        "data": stored_predictions(stored, data.fingerprint, "bf16"),
+        "space": stored_predictions(everywhere, space_fingerprint(space), "bf16"),
+    }
+    ckpt = tmp_path / "stored.pt"
+    save_checkpoint(ckpt, Stub(), data={"fingerprint": data.fingerprint}, predictions=predictions)
+    argv = ["--checkpoint", str(ckpt), "--data", str(data_path), "--out", str(tmp_path), "--top-k", "5"]
+
+    res = search.main(argv)
+    assert "predictions: reused (train.py stored them" in capsys.readouterr().out and res["scoring"]["reused"]
+    assert [data.index_of(c["hash"]) for c in res["ranked"]] == np.argsort(-stored)[:5].tolist()
+    assert [c["predicted"] for c in res["ranked"]] == sorted(stored, reverse=True)[:5]
+
+    for flags, why in (
+        (["--precision", "fp32"], "made in bf16, --precision fp32 asked"),
+        (["--recompute"], "--recompute"),
+    ):
+        res = search.main([*argv, *flags])
+        assert why in res["scoring"]["why"] and f"predictions: computing them ({res['scoring']['why']})" in (
+            capsys.readouterr().out
+        )
+        assert res["scoring"]["reused"] is False
+        s = stub_score(data.adjacency, data.operations, data.num_vertices)
+        assert [c["predicted"] for c in res["ranked"]] == sorted(s, reverse=True)[:5]
+
+    res = search.main([*argv, "--space", "all"])  # all of NB101, in enumeration order
+    assert res["scoring"]["reused"] and "predictions: reused" in capsys.readouterr().out
+    best = np.argsort(-everywhere)[:5]
+    assert [c["hash"] for c in res["ranked"]] == space["hash"][best].tolist()
+
+    other = tmp_path / "other.pt"  # predictions of another file's cells
+    save_checkpoint(other, Stub(), predictions={"data": stored_predictions(stored, "0123456789abcdef", "fp32")})
+    res = search.main([*argv[2:], "--checkpoint", str(other)])
+    assert res["scoring"]["reused"] is False
+    assert f"are of cells 0123456789abcdef, these are {data.fingerprint}" in capsys.readouterr().out
+
+
+def test_thread_and_precision_flags_are_what_runs(tmp_path, small, stub):
+    data_path, _ = small
+    ckpt = stub_checkpoint(tmp_path / "stub.pt", data_path)
+    argv = ["--checkpoint", str(ckpt), "--data", str(data_path), "--out", str(tmp_path)]
+    res = search.main([*argv, "--threads", "2", "--precision", "fp32", "--eval-batch-size", "64"])
+    assert res["scoring"] == {
+        "reused": False,
+        "why": "the checkpoint holds no predictions of the data file's cells",
+        "device": "cpu",
+        "threads": 2,
+        "precision": "fp32",
+        "batch_size": 64,
+    }
+    assert search.main([*argv, "--threads", "1"])["scoring"]["threads"] == 1
+    with pytest.raises(SystemExit, match="--threads 0: must be at least 1"):
+        search.parse_args([*argv, "--threads", "0"])

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -12,8 +13,10 @@ from conftest import REPO
 
 import train as T
 from dataset import load_nb101
-from lib.fitting import predict
+from lib.fitting import predict, predict_cells
 from lib.metrics import prediction_metrics
+from lib.nb101_space import NUM_CELLS, space_fingerprint, space_rows
+from lib.outputs import umask
 from model import load_checkpoint
 
 # ----------------------------------------------------------------------------- a whole run
@@ -123,3 +126,86 @@ def test_predictor_bench_runs_on_demo_data(demo_h5, tmp_path):
     taus = [x["kendall_tau"] for x in r["runs"] if x["model"] == "gcn"]
     assert r["summary"]["gcn"]["kendall_tau"]["mean"] == pytest.approx(np.mean(taus))
     assert "| gcn | 2 |" in out.with_suffix(".md").read_text()
+
+
+# ----------------------------------------------------------------------------- complete or absent, synthetic labels
+
+QUICK = ["--model", "mlp", "--epochs", "2", "--quiet"]
+
+
+def test_a_failed_run_leaves_no_folder_and_latest_unchanged(demo_h5, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = Path(T.main(["--data", str(demo_h5), *QUICK])["config"]["run"])
+    mine = Path(T.main(["--data", str(demo_h5), *QUICK, "--out", "runs/mine"])["config"]["run"])
+    before = {p: p.read_bytes() for p in mine.iterdir()}
+
+    def fail_after_the_checkpoint(path, *args):
+        assert (path.parent / "checkpoint.pt").is_file()  # written, in the folder being built
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(T, "save_scatter", fail_after_the_checkpoint)
+    for out in ([], ["--out", "runs/mine"], ["--out", "runs/new"]):
+        with pytest.raises(RuntimeError, match="disk full"):
+            T.main(["--data", str(demo_h5), *QUICK, *out])
+        assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == sorted([first.name, "latest", "mine"])
+        assert os.readlink(tmp_path / "runs" / "latest") == "mine"  # the last complete run
+        assert {p: p.read_bytes() for p in mine.iterdir()} == before
+
+
+def test_out_replaces_a_run_and_refuses_anything_else(demo_h5, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    T.main(["--data", str(demo_h5), *QUICK, "--out", "r"])
+    (tmp_path / "r" / "search.json").write_text("{}")  # search.py's, about the old predictor
+    T.main(["--data", str(demo_h5), *QUICK, "--out", "r"])
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["checkpoint.pt", "metrics.json", "scatter.png"]
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    with pytest.raises(SystemExit, match="--out notes exists and is not a train.py run folder"):
+        T.main(["--data", str(demo_h5), *QUICK, "--out", "notes"])
+    assert [p.name for p in (tmp_path / "notes").iterdir()] == ["todo.txt"]
+    assert oct((tmp_path / "r").stat().st_mode & 0o777) == oct(0o777 & ~umask())  # a folder's usual mode
+
+
+def test_synthetic_labels_are_said_everywhere(demo_h5, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    titles, save_scatter = [], T.save_scatter
+
+    def spy(path, pred, true, title):
+        titles.append(title)
+        save_scatter(path, pred, true, title)
+
+    monkeypatch.setattr(T, "save_scatter", spy)
+    real = tmp_path / "real.hdf5"
+    real.write_bytes(demo_h5.read_bytes())
+    with h5py.File(real, "r+") as f:
+        f.attrs["synthetic_labels"] = False
+    for path, synthetic in ((demo_h5, True), (real, False)):
+        m = T.main(["--data", str(path), "--model", "mlp", "--epochs", "2", "--out", f"runs/{synthetic}"])
+        summary = capsys.readouterr().out
+        saved = json.loads((tmp_path / "runs" / str(synthetic) / "metrics.json").read_text())
+        assert load_nb101(path).synthetic is m["synthetic_labels"] is saved["synthetic_labels"] is synthetic
+        assert ("SYNTHETIC labels" in summary) is synthetic and ("SYNTHETIC" in titles[-1]) is synthetic
+
+
+def test_predictions_are_stored_with_the_checkpoint_for_search(demo_h5, tmp_path, monkeypatch, space):
+    """Every row of --data, and with --predict-space every NB101 cell (the 423,624-cell path)."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["--data", str(demo_h5), "--model", "mlp", "--epochs", "3", "--quiet", "--threads", "2"]
+    m = T.main([*argv, "--out", "part"])
+    assert m["config"]["stored_predictions"] == ["data"]  # 400 cells: the space would cost a prediction of 423k
+    assert m["config"]["inference"]["threads"] == 2
+    m = T.main([*argv, "--predict-space", "--out", "all"])
+    model, info = load_checkpoint(tmp_path / "all" / "checkpoint.pt")
+    data, stored = load_nb101(demo_h5), info["predictions"]
+    assert m["config"]["stored_predictions"] == ["data", "space"]
+    assert stored["data"]["fingerprint"] == data.fingerprint
+    assert stored["data"]["precision"] == stored["space"]["precision"] == m["config"]["inference"]["precision"]
+    rows = stored["data"]["values"].numpy()
+    np.testing.assert_array_equal(rows, predict(model, data.features(), threads=2))  # the same batches, bit for bit
+    everywhere = stored["space"]["values"].numpy()
+    assert stored["space"]["fingerprint"] == space_fingerprint(space) and everywhere.shape == (NUM_CELLS,)
+    at = space_rows(space, data.adjacency, data.operations, data.num_vertices)
+    np.testing.assert_array_equal(everywhere[at], rows)
+    sample = np.random.default_rng(0).choice(NUM_CELLS, 2000, replace=False)
+    cells = {k: space[k][sample] for k in ("adjacency", "operations", "num_vertices")}
+    np.testing.assert_allclose(everywhere[sample], predict_cells(model, cells), rtol=0, atol=1e-3)

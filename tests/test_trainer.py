@@ -1,10 +1,11 @@
-"""Tests for trainer.py end to end: the cell and its errors, runs, exact resume, DDP, NaN, real data.
+"""Tests for trainer.py end to end: the cell and its errors, runs, exact resume (fp32 and bf16), the speed
+levers on the CPU (bf16, channels_last, --compile), failed / interrupted runs, DDP start-up, NaN, real data.
 
     .venv/bin/python -m pytest tests/test_trainer.py -q                   # all, CI included
     .venv/bin/python -m pytest tests/test_trainer.py -q -m "not slow"     # without the real-JPEG run
 
-The data pieces are tested in tests/test_cifar10.py (whose writers make the tiny CIFAR-10 here) and
-the protocol pieces in tests/test_nb101_training.py.
+The data pieces are tested in tests/test_cifar10.py (whose writers make the tiny CIFAR-10 here), the
+protocol pieces in tests/test_nb101_training.py and the summary and curves in tests/test_trainer_report.py.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +49,16 @@ def cli(*argv: str, env: dict | None = None, timeout: int = 120, torchrun: bool 
     launch = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"] if torchrun else []
     cmd = [sys.executable, *launch, "trainer.py", *argv]
     return subprocess.run(cmd, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def quiet_env(**extra: str) -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1", **extra}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 # ----------------------------------------------------------------------------- the cell and its errors
@@ -99,19 +113,23 @@ def test_run_writes_metrics_and_checkpoint(batches: Path, tmp_path: Path):
         k
     ) in "train_loss train_acc valid_loss valid_acc test_loss test_acc images_per_s wall_time_s train_time_s".split():
         assert np.isfinite(saved["epochs"][-1][k]), k
-    assert saved["epochs"][-1]["step"] == 2 * 256 // 64
+    assert saved["epochs"][-1]["step"] == 2 * 256 // 64 and saved["nb101"] is None
+    assert saved["summary"].startswith("after 2 epochs: valid ") and (out / "curves.png").exists()
     ckpt = torch.load(out / "ckpt.pt", weights_only=False)
     assert ckpt["epoch"] == 2 and not list(out.glob("*.tmp"))
     with pytest.raises(trainer.TrainerError, match="already holds a run"):
         run(*CELL, *TINY, "--epochs", "2", "--data-root", str(batches), "--out", str(out))
 
 
-def test_resume_is_exact(batches: Path, tmp_path: Path):
-    args = [*CELL, *TINY, "--epochs", "2", "--data-root", str(batches), "--seed", "3"]
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_resume_is_exact(batches: Path, tmp_path: Path, dtype: str):
+    args = [*CELL, *TINY, "--epochs", "2", "--data-root", str(batches), "--seed", "3", "--dtype", dtype]
     full = run(*args, "--out", str(tmp_path / "full"))
-    run(*args, "--out", str(tmp_path / "cut"), "--stop-after", "1")
+    cut = run(*args, "--out", str(tmp_path / "cut"), "--stop-after", "1")
+    assert cut["status"] == "stopped" and cut["levers"]["dtype"] == dtype
     assert torch.load(tmp_path / "cut" / "ckpt.pt", weights_only=False)["epoch"] == 1
     resumed = run("--resume", str(tmp_path / "cut"))
+    assert resumed["status"] == "done" and resumed["levers"]["dtype"] == dtype
     a = torch.load(tmp_path / "full" / "ckpt.pt", weights_only=False)
     b = torch.load(tmp_path / "cut" / "ckpt.pt", weights_only=False)
     for k, v in a["model"].items():
@@ -130,7 +148,8 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(batches: Path, tmp_path: 
         run(*CELL, *TINY, "--epochs", "3", "--data-root", str(batches), "--out", str(out))
     assert torch.load(out / "ckpt.pt", weights_only=False)["epoch"] == 1
     saved = json.loads((out / "metrics.json").read_text())
-    assert saved["status"] == "nan" and len(saved["epochs"]) == 1
+    assert saved["status"] == "failed" and len(saved["epochs"]) == 1 and saved["checkpoint_epoch"] == 1
+    assert saved["error"].startswith("loss became NaN/inf in epoch 2") and (out / "curves.png").exists()
 
 
 def test_nan_cli_exits_nonzero(batches: Path, tmp_path: Path):
@@ -139,11 +158,128 @@ def test_nan_cli_exits_nonzero(batches: Path, tmp_path: Path):
     assert not (tmp_path / "o" / "ckpt.pt").exists()
 
 
+# ----------------------------------------------------------------------------- speed levers on the CPU
+
+
+def test_levers_bf16_and_memory_layout(batches: Path, tmp_path: Path):
+    """The GPU's code paths on the CPU: bf16 autocast and both memory layouts train the same network."""
+    args = [*CELL, *TINY, "--epochs", "4", "--stop-after", "1", "--data-root", str(batches)]
+    base = run(*args, "--out", str(tmp_path / "base"))
+    nchw = run(*args, "--no-channels-last", "--out", str(tmp_path / "nchw"))
+    bf16 = run(*args, "--dtype", "bf16", "--out", str(tmp_path / "bf16"))
+    assert base["levers"]["channels_last"] and not nchw["levers"]["channels_last"]
+    assert (base["levers"]["dtype"], bf16["levers"]["dtype"]) == ("fp32", "bf16")
+    a, b, c = base["final"], nchw["final"], bf16["final"]
+    for k in ("train_loss", "valid_loss", "test_loss"):
+        assert b[k] == pytest.approx(a[k], rel=1e-3), k  # layout changes only the summation order
+        assert c[k] != a[k] and c[k] == pytest.approx(a[k], rel=0.05), k  # bf16 rounds, visibly but slightly
+
+
+@pytest.mark.slow
+def test_compile_on_the_cpu(batches: Path, tmp_path: Path):
+    """--compile with inductor on the CPU (C++ kernels; ~30-60 s to compile on a cold cache) matches eager."""
+    args = [*CELL, *TINY, "--epochs", "4", "--stop-after", "1", "--data-root", str(batches)]
+    eager = run(*args, "--out", str(tmp_path / "eager"))
+    compiled = run(*args, "--compile", "--out", str(tmp_path / "compiled"))
+    assert compiled["levers"]["compile"] == "default" and not compiled["levers"]["cuda_graphs"]
+    for k in ("train_loss", "train_acc", "valid_loss", "test_loss"):
+        assert compiled["final"][k] == pytest.approx(eager["final"][k], rel=1e-3, abs=1e-4), k
+
+
+# ----------------------------------------------------------------------------- failed and interrupted runs
+
+
+def test_unexpected_error_marks_the_run_failed(batches: Path, tmp_path: Path, monkeypatch):
+    calls, eval_sums = [], trainer.eval_sums
+
+    def failing(*a, **k):
+        calls.append(1)
+        if len(calls) > 2:  # epoch 2's evaluation
+            raise RuntimeError("device lost\nsecond line")
+        return eval_sums(*a, **k)
+
+    monkeypatch.setattr(trainer, "eval_sums", failing)
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="device lost"):
+        run(*CELL, *TINY, "--epochs", "4", "--data-root", str(batches), "--out", str(out))
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["status"] == "failed" and saved["error"] == "RuntimeError: device lost second line"
+    assert saved["checkpoint_epoch"] == 1 == torch.load(out / "ckpt.pt", weights_only=False)["epoch"]
+    assert (out / "curves.png").exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_stops_cleanly_and_resumes(batches: Path, tmp_path: Path, sig: int):
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "trainer.py",
+        *CELL,
+        *TINY,
+        "--epochs",
+        "100",
+        "--data-root",
+        str(batches),
+        "--out",
+        str(out),
+    ]
+    with open(tmp_path / "stderr", "w") as err:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=quiet_env(), stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            deadline = time.monotonic() + 120
+            while not (out / "metrics.json").exists() or not json.loads((out / "metrics.json").read_text())["epochs"]:
+                assert proc.poll() is None and time.monotonic() < deadline, "no epoch finished"
+                time.sleep(0.2)
+            proc.send_signal(sig)
+            rc = proc.wait(timeout=60)
+        finally:
+            proc.kill()
+    assert rc == 128 + sig
+    saved = json.loads((out / "metrics.json").read_text())
+    ckpt_epoch = torch.load(out / "ckpt.pt", weights_only=False)["epoch"]
+    assert saved["status"] == "interrupted" and saved["signal"] == signal.Signals(sig).name
+    assert saved["checkpoint_epoch"] == ckpt_epoch == len(saved["epochs"]) >= 1
+    assert f"--resume {out}` continues from epoch {ckpt_epoch}" in (tmp_path / "stderr").read_text()
+    resumed = run("--resume", str(out), "--stop-after", "1")
+    assert resumed["status"] == "stopped" and resumed["final"]["epoch"] == ckpt_epoch + 1
+
+
+# ----------------------------------------------------------------------------- DDP
+
+
+def test_ddp_rank_that_never_joins_is_a_clear_error(batches: Path, tmp_path: Path):
+    env = quiet_env(RANK="0", WORLD_SIZE="2", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
+    t = time.monotonic()
+    r = cli(*CELL, *TINY, "--data-root", str(batches), "--out", str(tmp_path / "o"), "--ddp-timeout", "3", env=env)
+    assert r.returncode == 1 and time.monotonic() - t < 60
+    assert "DDP start-up: rank 0 of 2: not all 2 processes joined within 3 s" in r.stderr.splitlines()[-1]
+    assert not (tmp_path / "o").exists()
+
+
+def test_ddp_start_up_failure_reaches_every_rank(batches: Path, tmp_path: Path):
+    """Two gloo ranks launched by hand; rank 1 cannot read its data: both stop, both name rank 1's error."""
+    port, procs = str(free_port()), []
+    for rank, root in ((0, batches), (1, tmp_path / "missing")):
+        env = quiet_env(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+        cmd = [sys.executable, "trainer.py", *CELL, *TINY, "--data-root", str(root), "--out", str(tmp_path / "o")]
+        procs.append(
+            subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        )
+    try:
+        results = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    for p, (_, stderr) in zip(procs, results):
+        assert p.returncode == 1, stderr[-2000:]
+        assert "trainer.py: error: rank 1: no CIFAR-10 under --data-root" in stderr.splitlines()[-1]
+    assert not (tmp_path / "o" / "metrics.json").exists()  # the run never started
+
+
 def test_ddp_two_processes_agree_with_one(batches: Path, tmp_path: Path):
     args = [*CELL, *TINY, "--epochs", "2", "--data-root", str(batches), "--device", "cpu"]
     single = run(*args, "--out", str(tmp_path / "one"))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
-    r = cli(*args, "--out", str(tmp_path / "two"), env=env, timeout=300, torchrun=True)
+    r = cli(*args, "--out", str(tmp_path / "two"), env=quiet_env(), timeout=300, torchrun=True)
     assert r.returncode == 0, r.stderr[-2000:]
     ddp = json.loads((tmp_path / "two" / "metrics.json").read_text())
     assert ddp["world_size"] == 2 and ddp["status"] == "done"
@@ -162,13 +298,15 @@ def test_ddp_two_processes_agree_with_one(batches: Path, tmp_path: Path):
 # ----------------------------------------------------------------------------- real data
 
 
-def write_hdf5(path: Path, cells: list) -> None:
-    """A tiny file in dataset.py's schema: the cells, with a 36-epoch validation accuracy of 0.8."""
+def write_hdf5(path: Path, cells: list, synthetic: bool = False) -> None:
+    """A tiny file in dataset.py's schema: the cells, with a 36-epoch validation accuracy of 0.8 and
+    4-epoch validation / test accuracies of 0.5 / 0.25 (first repeat)."""
     import h5py
 
     n = len(cells)
     metrics = np.full((n, 4, 3, 2, 4), np.nan, np.float32)
     metrics[:, 2, 0, 1, 2] = 0.8
+    metrics[:, 0, 0, 1, 2:] = 0.5, 0.25
     pads = [c.padded() for c in cells]
     with h5py.File(path, "w") as f:
         f["hash"] = np.array([c.hash for c in cells], "S32")
@@ -178,6 +316,7 @@ def write_hdf5(path: Path, cells: list) -> None:
         f["operations"] = np.stack([p[1] for p in pads])
         f["metrics"] = metrics
         f.attrs["schema_version"] = 1
+        f.attrs["synthetic_labels"] = synthetic
 
 
 def test_hash_lookup_in_data(tmp_path: Path):
@@ -200,6 +339,40 @@ def test_hash_lookup_in_data(tmp_path: Path):
     (tmp_path / "junk.hdf5").write_bytes(b"not hdf5")
     with pytest.raises(trainer.TrainerError, match="not an NB101 HDF5"):
         select("--hash", "0123", "--data", str(tmp_path / "junk.hdf5"))
+
+
+@pytest.mark.parametrize("synthetic", [False, True], ids=["recorded", "synthetic"])
+def test_run_beside_nb101_record(batches: Path, tmp_path: Path, capsys, synthetic: bool):
+    """The printed summary, metrics.json and curves.png put the run beside NB101's record, and say SYNTHETIC
+    for demo data; the parameter line gives the reduced network's own count only."""
+    cell = make_cell([[0, 1, 1, 0], [0, 0, 1, 1], [0, 0, 0, 1], [0, 0, 0, 0]], CELL[3].split(","))
+    write_hdf5(tmp_path / "nb.hdf5", [cell], synthetic=synthetic)
+    out = tmp_path / "run"
+    m = run(
+        *CELL,
+        *TINY,
+        "--epochs",
+        "4",
+        "--data",
+        str(tmp_path / "nb.hdf5"),
+        "--data-root",
+        str(batches),
+        "--out",
+        str(out),
+    )
+    printed = capsys.readouterr().out
+    assert f"params {m['params']:,} (this reduced network)" in printed and "trainable_parameters" not in printed
+    tag = ", SYNTHETIC labels" if synthetic else ""
+    final = m["final"]
+    want = (
+        f"after 4 epochs: valid {100 * final['valid_acc']:.2f}% test {100 * final['test_acc']:.2f}% "
+        f"(NB101 at 4 epochs{tag}: valid 50.00% test 25.00%)"
+    )
+    assert printed.splitlines()[-1] == want == m["summary"]
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["nb101_labels"] == ("SYNTHETIC (demo data)" if synthetic else "recorded")
+    assert saved["nb101"]["synthetic"] is synthetic and saved["summary"] == want
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.slow
