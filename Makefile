@@ -48,6 +48,7 @@ bench: setup
 	$(PY) bench/predictors.py
 	$(PY) bench/train_speed.py
 	$(PY) bench/ablation.py
+	$(PY) bench/enumeration.py
 	$(PY) bench/search_speed.py
 	$(PY) bench/budgeted_search.py
 	$(PY) bench/trainer.py

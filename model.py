@@ -6,8 +6,9 @@
 
 Every model maps the feature dict of dataset.features / dataset.cell_features
 (adjacency [N,7,7], one-hot operations [N,7,5], mask [N,7], num_vertices [N]) to one score per
-cell in normalised label units; lib.fitting.predict turns scores into accuracies with the label
-normalisation the model carries (set by lib.fitting.fit from the training labels).
+cell in target units; lib.fitting.fit trains on model.fit_target(labels) (z-scores unless a model
+says otherwise) and lib.fitting.predict turns scores back into accuracies with model.to_accuracy,
+whose parameters the model carries as buffers. prepare() runs before fitting (pgin: pretrained weights).
 
 Each class declares DEFAULTS (epochs, batch_size, lr, wd, loss) that train.py uses unless the
 command line overrides them, and `self.args` (its constructor keywords), which the checkpoint
@@ -18,17 +19,22 @@ References:
   per input, concatenated, then 512-256-128-64-32-1; trained with MSE and Adam.
 - gcn: W. Wen et al., "Neural Predictor for Neural Architecture Search", ECCV 2020
   (arXiv:1912.00848), as implemented in ultmaster/neuralpredictor.pytorch (model.py, train.py).
+- gin, pgin (the default): see their sections below.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import stats
 from torch import nn
 
+from lib.cell_statistics import N_STATISTICS, cell_statistics
 from lib.outputs import write_atomic
+from lib.pretraining import pretrained
 
 CHECKPOINT_VERSION = 1
 MODELS: dict[str, type[Predictor]] = {}
@@ -71,6 +77,19 @@ class Predictor(nn.Module):
     def set_label_norm(self, mean: float, std: float) -> None:
         self.label_mean.fill_(mean)
         self.label_std.fill_(std)
+
+    def prepare(self, quiet: bool = False) -> None:
+        """Called by lib.fitting.train_model before fitting: e.g. start from pretrained weights."""
+
+    def fit_target(self, y: np.ndarray) -> np.ndarray:
+        """The training target of accuracies y (the training cells'): z-scores, their mean and std kept."""
+        mean, std = float(np.mean(y)), float(np.std(y))
+        self.set_label_norm(mean, std if std > 0 else 1.0)
+        return (np.asarray(y, np.float64) - mean) / (std if std > 0 else 1.0)
+
+    def to_accuracy(self, scores: np.ndarray) -> np.ndarray:
+        """Scores in target units -> accuracies: the inverse of fit_target."""
+        return scores * self.label_std.item() + self.label_mean.item()
 
 
 def _clean(x: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -199,7 +218,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
 
 
 # ----------------------------------------------------------------------------- gin: flow GIN ensemble
-# The toolkit's default predictor. Three ingredients, each measured in bench/ablation.py:
+# The base of pgin, the default predictor (below). Three ingredients, each measured in bench/ablation.py:
 # - a GIN-style encoder that passes messages along and against the edges (NB101 cells are DAGs:
 #   the forward direction carries the data flow, the backward one the gradient flow), with a
 #   residual + LayerNorm per layer, read out at the output vertex and as the mean over vertices;
@@ -330,16 +349,41 @@ class StackedFlowGIN(nn.Module):
     Its state_dict holds a FlowGIN's keys, each tensor with a leading member axis; checkpoints that
     hold one module per member (keys `members.<i>.<key>`) are stacked when loaded."""
 
-    def __init__(self, k: int, ops: int, hidden: int, layers: int, backward: bool):
+    def __init__(self, k: int, ops: int, hidden: int, layers: int, backward: bool, extra: int = 0, outputs: int = 1):
         super().__init__()
         self.k, self.args = k, (ops, hidden, layers, backward)
         self.embed = StackedLinear(k, ops, hidden)
         self.layers = nn.ModuleList(StackedFlowGINLayer(k, hidden, backward) for _ in range(layers))
-        self.head = nn.Sequential(StackedLinear(k, 2 * hidden, hidden), nn.ReLU(), StackedLinear(k, hidden, 1))
+        # the head reads [output vertex, vertex mean] and `extra` per-cell inputs
+        head_in = 2 * hidden + extra
+        self.head = nn.Sequential(StackedLinear(k, head_in, hidden), nn.ReLU(), StackedLinear(k, hidden, outputs))
         self.register_load_state_dict_pre_hook(_stack_member_keys)
 
-    def forward(self, adj: torch.Tensor, ops: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Scores [k, B] of cells with adjacency [B, V, V], one-hot ops [B, V, ops] and mask [B, V]."""
+    def reset_parameters(self) -> StackedFlowGIN:
+        """nn.Linear's and nn.LayerNorm's default init, member by member (gin instead copies K FlowGINs)."""
+        for m in self.modules():
+            if isinstance(m, StackedLinear):
+                for w, b in zip(m.weight.data, m.bias.data):
+                    nn.init.kaiming_uniform_(w, a=5**0.5)
+                    nn.init.uniform_(b, -(w.shape[1] ** -0.5), w.shape[1] ** -0.5)
+            elif isinstance(m, StackedLayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        return self
+
+    def forward(
+        self, adj: torch.Tensor, ops: torch.Tensor, mask: torch.Tensor, extra: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Scores [k, B] (or [k, B, outputs]) of cells with adjacency [B, V, V], one-hot ops [B, V, ops],
+        mask [B, V] and, where the head reads them, extra inputs [B, extra]."""
+        h = self.encode(adj, ops, mask)
+        if extra is not None:
+            h = torch.cat((h, extra.to(h.dtype)[None].expand(self.k, -1, -1)), 2)
+        h = self.head(h)
+        return h.squeeze(2) if h.shape[2] == 1 else h
+
+    def encode(self, adj: torch.Tensor, ops: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The encoders' readouts [k, B, 2 * hidden]: [output vertex, mean over real vertices]."""
         k, (b, v) = self.k, mask.shape
         h = self.embed(ops.reshape(1, b * v, -1).expand(k, -1, -1))
         adj = adj.expand(k, b, v, v).reshape(k * b, v, v)
@@ -349,7 +393,7 @@ class StackedFlowGIN(nn.Module):
         last = mask.sum(1).long() - 1  # the output vertex is the last real one
         out = h[:, torch.arange(b, device=h.device), last]
         mean = h.sum(2) / mask.sum(1, keepdim=True)
-        return self.head(torch.cat((out, mean), 2)).squeeze(2)
+        return torch.cat((out, mean), 2)
 
     def member(self, i: int) -> FlowGIN:
         """Member i as a FlowGIN of its own (a copy): the reference the batched computation must equal."""
@@ -413,3 +457,90 @@ def pairwise_mse_loss(score: torch.Tensor, target: torch.Tensor) -> torch.Tensor
 
 
 LOSSES.update({"pairwise": pairwise_loss, "pairwise+mse": pairwise_mse_loss})
+
+
+# ----------------------------------------------------------------------------- pgin: pretrained flow GIN
+# gin's ensemble (StackedFlowGIN, same loss, optimiser and schedule) with three changes, each measured
+# in bench/ablation.py:
+# - every member's encoder starts from a label-free pretraining on all 423,624 NB101 cells, regressing
+#   21 structural statistics of each cell (lib.pretraining; built once and cached under data/);
+# - the head also reads those statistics (z-scored over the space), computed in forward from the
+#   features (lib.cell_statistics);
+# - the target is the normal score of each training label's rank, Phi^-1((rank - 1/2) / n), not its
+#   z-score: the long left tail of NB101 accuracies (weak cells down to ~10%) no longer dominates the
+#   MSE term; a strictly increasing piecewise-linear map through (normal score, label) of the
+#   training cells, linear beyond them, turns scores back into accuracies (rankings untouched).
+
+KNOTS = 256  # fixed size of the score -> accuracy map: buffers must not depend on the number of labels
+
+
+@register("pgin")
+class PretrainedGIN(Predictor):
+    """gin's `members` flow-GINs with pretrained encoders, statistics in the head and a rank-normal target.
+
+    Scores [B, members] in training mode (one loss each), their mean in eval mode."""
+
+    DEFAULTS = GINEnsemble.DEFAULTS
+
+    def __init__(self, ops: int = 5, hidden: int = 64, layers: int = 3, members: int = 5, pretrain_epochs: float = 1.0):
+        super().__init__(ops=ops, hidden=hidden, layers=layers, members=members, pretrain_epochs=pretrain_epochs)
+        self.members = StackedFlowGIN(members, ops, hidden, layers, True, extra=N_STATISTICS).reset_parameters()
+        self.register_buffer("stats_mean", torch.zeros(N_STATISTICS))
+        self.register_buffer("stats_std", torch.ones(N_STATISTICS))
+        for name in ("keys", "base", "conv3", "conv1"):  # the parameter table: sized when loaded
+            self.register_buffer(f"table_{name}", torch.zeros(0, dtype=torch.int64))
+        self.register_buffer("knot_score", torch.linspace(-1, 1, KNOTS, dtype=torch.float64))
+        self.register_buffer("knot_acc", torch.linspace(-1, 1, KNOTS, dtype=torch.float64))
+        self.register_buffer("tail_slope", torch.tensor(1.0, dtype=torch.float64))
+        self.register_load_state_dict_pre_hook(_size_table)
+
+    def prepare(self, quiet: bool = False, cache=None) -> None:
+        """Encoders, statistics mean/std and parameter table from lib.pretraining (built on first use)."""
+        a = self.args
+        blob = pretrained(a["members"], a["ops"], a["hidden"], a["layers"], cache, quiet, epochs=a["pretrain_epochs"])
+        device = self.stats_mean.device
+        self.members.load_state_dict({**self.members.state_dict(), **blob["encoder"]})
+        self.stats_mean.copy_(blob["stats_mean"])
+        self.stats_std.copy_(blob["stats_std"])
+        for name, value in blob["table"].items():
+            setattr(self, f"table_{name}", value.to(device))
+
+    def statistics(self, adj: torch.Tensor, ops: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """[B, 21] z-scored structural statistics of the (cleaned) cells."""
+        table = {name: getattr(self, f"table_{name}") for name in ("keys", "base", "conv3", "conv1")}
+        if not len(table["keys"]):
+            raise RuntimeError("pgin: no parameter table; call prepare() (lib.fitting.train_model does) first")
+        return (cell_statistics(adj, ops, mask, table) - self.stats_mean.float()) / self.stats_std.float()
+
+    def forward(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
+        adj, ops, mask = _clean(x)
+        scores = self.members(adj, ops, mask, self.statistics(adj, ops, mask)).T.contiguous()  # [B, members]
+        return scores if self.training else scores.mean(1)
+
+    def fit_target(self, y: np.ndarray) -> np.ndarray:
+        """Normal scores of the ranks of y (ties share their mean rank); keeps the map back for to_accuracy."""
+        y = np.asarray(y, np.float64)
+        z = stats.norm.ppf((stats.rankdata(y) - 0.5) / len(y))
+        zu, first = np.unique(z, return_index=True)  # one knot per distinct label: strictly increasing
+        grid = np.linspace(0, len(zu) - 1, KNOTS)  # resampled to KNOTS points, still strictly increasing
+        self.knot_score.copy_(torch.from_numpy(np.interp(grid, np.arange(len(zu)), zu)))
+        self.knot_acc.copy_(torch.from_numpy(np.interp(grid, np.arange(len(zu)), y[first])))
+        slope = np.polyfit(z, y, 1)[0] if np.ptp(y) > 0 else 1.0
+        self.tail_slope.fill_(max(float(slope), 1e-6))
+        self.set_label_norm(float(y.mean()), float(y.std()) or 1.0)  # informational: to_accuracy uses the knots
+        return z
+
+    def to_accuracy(self, scores: np.ndarray) -> np.ndarray:
+        zs, ys, slope = self.knot_score.cpu().numpy(), self.knot_acc.cpu().numpy(), self.tail_slope.item()
+        if zs[0] == zs[-1]:  # a single distinct label
+            return ys[0] + slope * (scores - zs[0])
+        out = np.interp(scores, zs, ys)
+        out = np.where(scores < zs[0], ys[0] + slope * (scores - zs[0]), out)
+        return np.where(scores > zs[-1], ys[-1] + slope * (scores - zs[-1]), out)
+
+
+def _size_table(module, state_dict, prefix, *_):
+    """load_state_dict pre-hook: give the parameter-table buffers the size of the ones being loaded."""
+    for name in ("keys", "base", "conv3", "conv1"):
+        if prefix + f"table_{name}" in state_dict:
+            setattr(module, f"table_{name}", torch.empty_like(state_dict[prefix + f"table_{name}"]))

@@ -110,7 +110,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     b.add_argument("--n0", type=int, default=50, help="random labelled cells to start from")
     b.add_argument("--per-round", type=int, default=10, help="cells queried after each retrain")
     b.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1, each for guided and random search")
-    # gcn, not train.py's default gin: the predictor is retrained from scratch every round, and a gcn
+    # gcn, not train.py's default pgin (nor gin): the predictor is retrained from scratch every round, and a gcn
     # trains ~9x faster (14 s vs 122 s on 172 cells, bench/results/predictors.md and ablation.md).
     b.add_argument("--model", default="gcn", choices=list(MODELS), help="retrained each round: gcn, 9x faster than gin")
     b.add_argument("--target", default="val", choices=TARGETS, help="label the predictor learns (train.py --target)")

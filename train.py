@@ -1,6 +1,6 @@
 """Train a performance predictor on a few labelled NB101 cells and measure how it ranks the others.
 
-    python train.py --split 172                            # default gin predictor, 172 cells, eval on all
+    python train.py --split 172                            # default pgin predictor, 172 cells, eval on all
     python train.py --model gcn --split 172                # Neural Predictor's GCN (anchor)
     python train.py --model mlp --split 334 --split-seed 3 --target val:mean
     python train.py --data data/demo.hdf5 --epochs 50 --quiet
@@ -64,7 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=intro, epilog=usage, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.error = lambda msg: sys.exit(f"train.py: error: {msg}")  # one line, no usage dump
     p.add_argument("--data", default=str(DEFAULT_DATA), help="NB101 HDF5 from tools/nasbench_tfrecord_converter.py")
-    p.add_argument("--model", default="gin", choices=list(MODELS), help="predictor (model.py); gin: best measured")
+    p.add_argument(
+        "--model", default="pgin", choices=list(MODELS), help="predictor (model.py); pgin: best measured (then gin)"
+    )
     p.add_argument("--split", default="172", choices=SPLITS, help="training cells")
     p.add_argument("--split-seed", type=int, default=0, help="0 gives the published splits")
     p.add_argument("--eval-split", default="all", choices=SPLITS, help="cells to evaluate on (same split seed)")

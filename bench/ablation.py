@@ -1,15 +1,17 @@
-"""Ablation of the default predictor (model.py `gin`): each ingredient off in turn, 5 split seeds.
+"""Ablation of the flow-GIN predictors (model.py `gin`, `pgin`): each ingredient off in turn, 5 split seeds.
 
     python bench/ablation.py                                   # everything, data/real20k.hdf5
     python bench/ablation.py --only full no-ranking --seeds 0 1 --threads 2
     python bench/ablation.py --jobs 2                          # two worker processes, 1 thread each
+    python bench/ablation.py --only pgin                       # one row; the table keeps every cached row
 
 Protocol: train on RandomState(s).permutation(N)[:n] of the real 20,001-cell file (made once from
 ../shared/data/nb101_real_20k.tfrecord by bench.common.real_hdf5), label
 = 108-epoch validation accuracy of repeat 0, Kendall tau on all N cells. Each run is cached in
 bench/results/ablation_runs/<row>-n<n>-s<seed>.json, so the bench resumes and workers share;
-the table is bench/results/ablation.json + ablation.md. Seconds are wall time of one training
-run (incl. nothing else) with --threads torch threads on a shared machine: noisy.
+the table (every cached run) is bench/results/ablation.json + ablation.md. Seconds are wall time of
+one training run (incl. nothing else; pgin's pretraining is built once and cached by lib.pretraining)
+with --threads torch threads on a shared machine: noisy.
 """
 
 from __future__ import annotations
@@ -29,18 +31,22 @@ from dataset import DataFileError, load_nb101
 from lib.fitting import hyperparams, predict, train_model
 from lib.metrics import kendall_tau
 from lib.outputs import write_atomic
+from model import build_model
 
-# row -> (n_train cells, split seeds, train-hyper-parameter overrides, model-arg overrides)
+# row -> (model, n_train cells, split seeds, train-hyper-parameter overrides, model-arg overrides);
+# "full" rows are gin; pgin = gin + pretrained encoders + statistics in the head + rank-normal target
 FIVE, CHECK = (0, 1, 2, 3, 4), (5, 6, 7, 8, 9)
 ROWS = {
-    "full": (172, FIVE, {}, {}),
-    "no-ranking (mse)": (172, FIVE, {"loss": "mse"}, {}),
-    "ranking only (no mse)": (172, FIVE, {"loss": "pairwise"}, {}),
-    "no ensemble (1 member)": (172, FIVE, {}, {"members": 1}),
-    "no backward messages": (172, FIVE, {}, {"backward": False}),
-    "full, n=100": (100, FIVE, {}, {}),
-    "full, n=424": (424, FIVE, {}, {}),
-    "full, seeds 5-9": (172, CHECK, {}, {}),
+    "full": ("gin", 172, FIVE, {}, {}),
+    "no-ranking (mse)": ("gin", 172, FIVE, {"loss": "mse"}, {}),
+    "ranking only (no mse)": ("gin", 172, FIVE, {"loss": "pairwise"}, {}),
+    "no ensemble (1 member)": ("gin", 172, FIVE, {}, {"members": 1}),
+    "no backward messages": ("gin", 172, FIVE, {}, {"backward": False}),
+    "full, n=100": ("gin", 100, FIVE, {}, {}),
+    "full, n=424": ("gin", 424, FIVE, {}, {}),
+    "full, seeds 5-9": ("gin", 172, CHECK, {}, {}),
+    "pgin": ("pgin", 172, FIVE, {}, {}),
+    "pgin, seeds 5-9": ("pgin", 172, CHECK, {}, {}),
 }
 
 
@@ -70,13 +76,16 @@ def run_one(job: tuple[str, str, int, int, int]) -> dict:
     data = load_nb101(data_path)
     y = data.labels("val", budget=108, repeat=0)
     train = np.random.RandomState(seed).permutation(len(y))[:n]  # == data.split("172", seed) for n = 172
-    _, _, hp_over, model_args = ROWS[row]
-    hp = hyperparams("gin", hp_over)
+    name, _, _, hp_over, model_args = ROWS[row]
+    hp = hyperparams(name, hp_over)
+    model = build_model(name, **model_args)
+    model.prepare()  # pgin: its pretraining, built once and cached, outside the timed training
     t0 = time.perf_counter()
-    model, _ = train_model("gin", data.features(train), y[train], hp, seed=seed, model_args=model_args, quiet=True)
+    model, _ = train_model(name, data.features(train), y[train], hp, seed=seed, model_args=model_args, quiet=True)
     seconds = time.perf_counter() - t0
     result = {
         "row": row,
+        "model": name,
         "n": n,
         "seed": seed,
         "tau": kendall_tau(predict(model, data.features()), y),
@@ -90,6 +99,14 @@ def run_one(job: tuple[str, str, int, int, int]) -> dict:
     return result
 
 
+def cached_runs() -> list[dict]:
+    """Every run of every row that is cached, in row and seed order."""
+    paths = [
+        RESULTS / "ablation_runs" / f"{key(row, n, s)}.json" for row, (_, n, seeds, *_) in ROWS.items() for s in seeds
+    ]
+    return [json.loads(p.read_text()) for p in paths if p.exists()]
+
+
 def table(results: list[dict]) -> tuple[list[dict], str]:
     rows, lines = [], ["| row | n | seeds | Kendall tau (mean ± std) | per seed | s/run (threads) |", "|---" * 6 + "|"]
     for row in ROWS:
@@ -100,6 +117,7 @@ def table(results: list[dict]) -> tuple[list[dict], str]:
         rows.append(
             {
                 "row": row,
+                "model": rs[0].get("model", "gin"),
                 "n": rs[0]["n"],
                 "seeds": [r["seed"] for r in rs],
                 "tau": taus.tolist(),
@@ -127,19 +145,20 @@ def main() -> None:
     except DataFileError as e:
         sys.exit(f"ablation.py: error: {e}")
     jobs = [
-        (args.data, row, ROWS[row][0], s, args.threads)
+        (args.data, row, ROWS[row][1], s, args.threads)
         for row in (args.only or ROWS)
-        for s in (args.seeds or ROWS[row][1])
+        for s in (args.seeds or ROWS[row][2])
     ]
     if args.jobs > 1:  # concurrent.futures, not multiprocessing.Pool: a worker that dies is an error, not a hang
         try:
             with ProcessPoolExecutor(args.jobs) as pool:
-                results = list(pool.map(run_one, jobs))
+                list(pool.map(run_one, jobs))
         except BrokenProcessPool:
             sys.exit("ablation.py: error: a worker process died (out of memory?); rerun resumes from the cached runs")
     else:
-        results = [run_one(j) for j in jobs]
-    rows, md = table(results)
+        for job in jobs:
+            run_one(job)
+    rows, md = table(cached_runs())
     write_atomic(RESULTS / "ablation.json", lambda f: f.write(json.dumps({"data": args.data, "rows": rows}, indent=1)))
     write_atomic(RESULTS / "ablation.md", lambda f: f.write(md))
     print(md)

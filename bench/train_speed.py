@@ -50,7 +50,7 @@ def parse_args() -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--data", default=str(DEMO_ALL), help="a full-size HDF5 (default: made if absent)")
-    p.add_argument("--model", default="gin", choices=list(MODELS), help="train.py's default: gin")
+    p.add_argument("--model", default="pgin", choices=list(MODELS), help="train.py's default: pgin")
     p.add_argument("--repeats", type=int, default=1, help="runs per configuration (each reported, and the best)")
     p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     p.add_argument("--out", default=str(RESULTS / "train_speed.json"))

@@ -63,7 +63,7 @@ def fit(
 ) -> list[float]:
     """Train `model` in place on features x and accuracies y (the training cells only).
 
-    Labels are normalised with their own mean and std, which the model keeps for `predict`.
+    The target is model.fit_target(y) (z-scores by default), whose inverse the model keeps for `predict`.
     Adam + cosine schedule over `epochs`; each epoch one torch.randperm of the in-memory tensors,
     the last partial batch dropped (as neuralpredictor.pytorch). Returns the mean loss per epoch.
     """
@@ -71,9 +71,7 @@ def fit(
     if n < batch_size:
         raise TrainError(f"batch size {batch_size} is larger than the {n} training cells")
     device = next(model.parameters()).device
-    mean, std = float(np.mean(y)), float(np.std(y))
-    model.set_label_norm(mean, std if std > 0 else 1.0)
-    target = torch.as_tensor((y - mean) / (std if std > 0 else 1.0), dtype=torch.float32, device=device)
+    target = torch.as_tensor(model.fit_target(y), dtype=torch.float32, device=device)
     x = {k: v.to(device) for k, v in x.items()}
     loss_fn = LOSSES[loss]
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd, fused=device.type in ("cpu", "cuda"))
@@ -116,9 +114,10 @@ def train_model(
     model_args: dict | None = None,
     quiet: bool = False,
 ) -> tuple[Predictor, list[float]]:
-    """Build model `name` (seeded) on `device` and fit it; returns (model, loss per epoch)."""
+    """Build model `name` (seeded) on `device`, prepare and fit it; returns (model, loss per epoch)."""
     torch.manual_seed(seed)  # init and dropout
     model = build_model(name, **(model_args or {})).to(device)
+    model.prepare(quiet=quiet)  # e.g. pgin's pretrained encoders (built once, cached)
     history = fit(model, x, y, **{k: hp[k] for k in HP}, seed=seed, quiet=quiet)
     return model, history
 
@@ -218,7 +217,7 @@ def _predict_batches(model: Predictor, n: int, batch, batch_size, threads, preci
                     score(lo)
     finally:
         model.train(was_training)
-    return out * model.label_std.item() + model.label_mean.item()
+    return model.to_accuracy(out)
 
 
 # ----------------------------------------------------------------------------- stored predictions

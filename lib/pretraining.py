@@ -1,0 +1,116 @@
+"""Label-free pretraining of the flow-GIN encoders of `pgin` (model.py) on every NB101 cell; cached.
+
+    from lib.pretraining import pretrained
+    blob = pretrained(members=5, ops=5, hidden=64, layers=3)    # built on first use (minutes), then read
+    blob["encoder"], blob["stats_mean"], blob["stats_std"], blob["table"]
+
+Each member's encoder, with a throw-away linear head, regresses the 21 standardised structural
+statistics of lib.cell_statistics over the 423,624 cells of the enumerated space: one epoch, Adam with
+a one-cycle schedule (617 s once on 2 cores at load ~4). No accuracy is used. The cache
+(data/pgin_pretrained.pt, written atomically) is keyed by PRETRAIN_VERSION, the architecture and the
+pretraining config: a mismatch rebuilds it. It also holds the space's statistics mean/std and the
+parameter table the model's head needs.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from dataset import cell_features
+from lib.cell_statistics import cell_statistics, parameter_table
+from lib.devices import cpu_math
+from lib.nb101_space import enumerate_space
+from lib.outputs import write_atomic
+
+PRETRAIN_VERSION = 1
+PRETRAIN_CACHE = Path(__file__).resolve().parents[1] / "data" / "pgin_pretrained.pt"
+PRETRAIN = dict(epochs=1.0, batch_size=1024, lr=2e-3, seed=1234)  # the config the measurements used
+
+
+def space_statistics(space: dict, table: dict, chunk: int = 65536) -> torch.Tensor:
+    """[N, 21] statistics of every cell of `space`, in chunks (features of all cells at once are ~150 MB)."""
+    out = []
+    for lo in range(0, len(space["num_vertices"]), chunk):
+        x = cell_features(*(space[k][lo : lo + chunk] for k in ("adjacency", "operations", "num_vertices")))
+        out.append(cell_statistics(x["adjacency"], x["operations"], x["mask"], table))
+    return torch.cat(out)
+
+
+def pretrain(
+    members: int,
+    ops: int,
+    hidden: int,
+    layers: int,
+    *,
+    epochs: float,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    quiet=False,
+) -> dict:
+    """Pretrain `members` stacked encoders on the whole space; returns the cache's blob (without its key)."""
+    from model import StackedFlowGIN  # model.py imports this module's user, not this module
+
+    t0 = time.perf_counter()
+    space = enumerate_space(hashes=False)
+    table = parameter_table(space)
+    stats = space_statistics(space, table)
+    mean, std = stats.mean(0), stats.std(0).clamp(min=1e-6)
+    target = (stats - mean) / std
+    x = cell_features(space["adjacency"], space["operations"], space["num_vertices"])
+    torch.manual_seed(seed)
+    net = StackedFlowGIN(members, ops, hidden, layers, True, outputs=target.shape[1]).reset_parameters()
+    net.train()
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    n = len(target)
+    steps = max(1, int(epochs * n / batch_size))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.05)
+    gen = torch.Generator().manual_seed(seed)
+    per_epoch = n // batch_size
+    bar = tqdm(range(steps), desc="pretrain pgin encoders", unit="step", disable=quiet, leave=False)
+    with cpu_math(torch.device("cpu")):
+        for step in bar:
+            epoch_step = step % per_epoch
+            if epoch_step == 0:
+                perm = torch.randperm(n, generator=gen)
+            idx = perm[epoch_step * batch_size : (epoch_step + 1) * batch_size]
+            pred = net(x["adjacency"][idx], x["operations"][idx], x["mask"][idx])  # [K, B, 21]
+            loss = F.mse_loss(pred, target[idx][None].expand_as(pred))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            if step % 20 == 0 or step == steps - 1:
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+    encoder = {k: v.detach().clone() for k, v in net.state_dict().items() if not k.startswith("head.")}
+    return {
+        "encoder": encoder,
+        "stats_mean": mean,
+        "stats_std": std,
+        "table": table,
+        "loss": loss.item(),
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def pretrained(members: int, ops: int, hidden: int, layers: int, cache: Path | None = None, quiet=False, **config):
+    """The pretraining blob for this architecture and config (PRETRAIN with `config` overrides):
+    read from `cache` (default PRETRAIN_CACHE) when its key matches, else built, cached, returned."""
+    cache = Path(cache or PRETRAIN_CACHE)
+    config = {**PRETRAIN, **config}
+    key = dict(version=PRETRAIN_VERSION, members=members, ops=ops, hidden=hidden, layers=layers, **config)
+    if cache.exists():
+        blob = torch.load(cache, map_location="cpu", weights_only=True)
+        if blob.get("key") == key:
+            return blob
+    if not quiet:
+        print(f"pretraining the pgin encoders on all NB101 cells, once (minutes), cached in {cache}")
+    blob = {"key": key, **pretrain(members, ops, hidden, layers, **config, quiet=quiet)}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(cache, lambda f: torch.save(blob, f), "wb")
+    return blob
