@@ -24,6 +24,7 @@ from tqdm import tqdm
 from dataset import cell_features
 from lib.cell_statistics import cell_statistics, parameter_table
 from lib.devices import cpu_math
+from lib.flow_gin import StackedFlowGIN
 from lib.nb101_space import enumerate_space
 from lib.outputs import write_atomic
 
@@ -54,8 +55,6 @@ def pretrain(
     quiet=False,
 ) -> dict:
     """Pretrain `members` stacked encoders on the whole space; returns the cache's blob (without its key)."""
-    from model import StackedFlowGIN  # model.py imports this module's user, not this module
-
     t0 = time.perf_counter()
     space = enumerate_space(hashes=False)
     table = parameter_table(space)

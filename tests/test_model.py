@@ -12,6 +12,7 @@ import torch.nn.functional as F
 import model as M
 from dataset import cell_features
 from lib.fitting import fit, predict
+from lib.flow_gin import FlowGIN
 from lib.metrics import kendall_tau
 
 
@@ -273,7 +274,7 @@ class LoopGIN(M.Predictor):
 
     def __init__(self, **args):
         super().__init__(**args)
-        self.members = torch.nn.ModuleList(M.FlowGIN(5, args["hidden"], 3, True) for _ in range(args["members"]))
+        self.members = torch.nn.ModuleList(FlowGIN(5, args["hidden"], 3, True) for _ in range(args["members"]))
 
     def forward(self, x):
         adj, ops, mask = M._clean(x)

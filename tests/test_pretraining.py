@@ -15,6 +15,7 @@ from dataset import cell_features
 from lib import pretraining
 from lib.cell_statistics import N_STATISTICS, cell_statistics, parameter_table
 from lib.fitting import hyperparams, predict, train_model
+from lib.flow_gin import FlowGIN, StackedFlowGIN
 from lib.metrics import kendall_tau
 from lib.nb101_space import trainable_parameters
 
@@ -83,7 +84,7 @@ def test_statistics_equal_a_direct_reference(space):
 def test_pretraining_cache_is_written_read_and_keyed(tiny, monkeypatch):
     cache, blob = tiny
     assert cache.exists() and blob["key"]["epochs"] == TINY["epochs"] and math.isfinite(blob["loss"])
-    assert set(blob["encoder"]) == {k for k in M.StackedFlowGIN(5, 5, 64, 3, True).state_dict() if "head" not in k}
+    assert set(blob["encoder"]) == {k for k in StackedFlowGIN(5, 5, 64, 3, True).state_dict() if "head" not in k}
     assert blob["stats_mean"].shape == (N_STATISTICS,) and (blob["stats_std"] > 0).all()
     calls = []
     real = pretraining.pretrain
@@ -124,7 +125,7 @@ def test_pgin_batched_members_equal_per_member_encoders(tiny, cells):
     with torch.no_grad():
         batched, readout = stacked(adj, ops, mask, stats), stacked.encode(adj, ops, mask)
         for i in range(stacked.k):
-            one = M.FlowGIN(5, 64, 3, True).eval()  # member i's encoder on its own (its head reads no statistics)
+            one = FlowGIN(5, 64, 3, True).eval()  # member i's encoder on its own (its head reads no statistics)
             encoder = {k: v[i] for k, v in stacked.state_dict().items() if not k.startswith("head")}
             one.load_state_dict(encoder | {k: v for k, v in one.state_dict().items() if k.startswith("head")})
             h = one.embed(ops)
