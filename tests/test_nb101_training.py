@@ -85,6 +85,15 @@ def tiny_net(cell=TINY_CELL) -> torch.nn.Module:
     return net
 
 
+def random_epoch(seed: int, n: int = 32, batch: int = 8):
+    """n random uint8 images and labels, the images padded for crops, the normaliser, epoch 0's plan."""
+    rng = np.random.default_rng(seed)
+    x = torch.from_numpy(rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8))
+    y = torch.from_numpy(rng.integers(0, 10, n))
+    padded, norm = cifar10.pad_for_crops(x), cifar10.normalizer(torch.device("cpu"))
+    return x, y, padded, norm, torch.from_numpy(cifar10.epoch_plan(0, 0, n, batch))
+
+
 def test_streamlined_cells_are_bitwise_nasbench_pytorch_and_trace_whole():
     """Every vertex count and truncated edges (channel splits with a remainder), training and eval mode."""
     x = torch.randn(4, 3, 32, 32)
@@ -103,11 +112,7 @@ def test_streamlined_cells_are_bitwise_nasbench_pytorch_and_trace_whole():
 
 
 def test_train_epoch_follows_the_plan_and_its_lrs():
-    rng = np.random.default_rng(0)
-    x = torch.from_numpy(rng.integers(0, 256, (32, 32, 32, 3), dtype=np.uint8))
-    y = torch.from_numpy(rng.integers(0, 10, 32))
-    padded, norm = cifar10.pad_for_crops(x), cifar10.normalizer(torch.device("cpu"))
-    plan = torch.from_numpy(cifar10.epoch_plan(0, 0, 32, 8))
+    x, y, padded, norm, plan = random_epoch(0)
     net = tiny_net()
     params = [p for p in net.parameters() if p.requires_grad]
     before = [p.detach().clone() for p in params]
@@ -136,11 +141,7 @@ def test_eval_sums_are_cross_entropy_and_correct_counts():
 def test_train_epoch_never_waits_for_the_device(monkeypatch):
     """No .item() / bool() / .tolist() and no tensor made from host numbers inside the steps (on CUDA each
     would wait for the device): the host queues steps ahead of the GPU. One copy an epoch (the image count)."""
-    rng = np.random.default_rng(2)
-    x = torch.from_numpy(rng.integers(0, 256, (120, 32, 32, 3), dtype=np.uint8))
-    y = torch.from_numpy(rng.integers(0, 10, 120))
-    padded, norm = cifar10.pad_for_crops(x), cifar10.normalizer(torch.device("cpu"))
-    plan = torch.from_numpy(cifar10.epoch_plan(0, 0, 120, 2))  # 60 steps: past the progress bar's update
+    x, y, padded, norm, plan = random_epoch(2, 120, 2)  # 60 steps: past the progress bar's update
     net = tiny_net()
     params = [p for p in net.parameters() if p.requires_grad]
     opt = nb101_training.TFRMSprop(params, lr=0.0)
@@ -167,11 +168,7 @@ def test_train_epoch_never_waits_for_the_device(monkeypatch):
 
 
 def test_memory_layout_does_not_change_the_steps():
-    rng = np.random.default_rng(3)
-    x = torch.from_numpy(rng.integers(0, 256, (32, 32, 32, 3), dtype=np.uint8))
-    y = torch.from_numpy(rng.integers(0, 10, 32))
-    padded, norm = cifar10.pad_for_crops(x), cifar10.normalizer(torch.device("cpu"))
-    plan = torch.from_numpy(cifar10.epoch_plan(0, 0, 32, 8))
+    x, y, padded, norm, plan = random_epoch(3)
     got = []
     for fmt in (torch.channels_last, torch.contiguous_format):
         net = tiny_net().to(memory_format=fmt)
