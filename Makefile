@@ -11,8 +11,9 @@ setup: .venv/.installed
 	.venv/bin/pip install -q --no-deps -e .
 	touch $@
 
-# The trainer stage runs briefly (a reduced network, 1 epoch, an image subset) when CIFAR-10 is
-# found locally: data/cifar-10-batches-py, data/cifar10-jpeg, or ../shared's JPEG tarball.
+# The trainer stage runs briefly (a reduced network, 2 epochs, an image subset) when CIFAR-10 is
+# found locally: data/cifar-10-batches-py, data/cifar10-jpeg, or ../shared's JPEG tarball. Each demo
+# replaces the previous demo's runs.
 CIFAR_TGZ := ../shared/data/cifar10-jpeg.tar.gz
 demo: setup
 	$(PY) tools/make_demo_data.py --cells $(DEMO_CELLS) --output data/demo.tfrecord
@@ -22,6 +23,7 @@ demo: setup
 	@if [ ! -d data/cifar10-jpeg/train ] && [ -f $(CIFAR_TGZ) ]; then tar -xzf $(CIFAR_TGZ) -C data/; fi
 	@if [ -d data/cifar-10-batches-py ]; then root=data; elif [ -d data/cifar10-jpeg/train ]; then root=data/cifar10-jpeg; fi; \
 	if [ -n "$$root" ]; then \
+	  rm -rf runs/demo-trainer; \
 	  $(PY) trainer.py --arch runs/demo/top1.json --data-root $$root --epochs 2 --batch-size 64 --bn-momentum 0.1 --stem-channels 16 --num-stacks 1 \
 	    --cells-per-stack 1 --train-images 2000 --eval-images 1000 --out runs/demo-trainer; \
 	else \

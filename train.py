@@ -81,7 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="model init, batch order and dropout")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cuda, mps, cpu")
     p.add_argument("--eval-batch-size", type=int, help="cells per inference batch (default: lib.fitting.predict's)")
-    p.add_argument("--threads", type=int, help="CPU threads for predicting (default: the cores the load leaves free)")
+    p.add_argument("--threads", type=int, help="CPU threads for training and predicting (default: the free cores)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help="of predictions; auto: bf16 on bf16 CPUs")
     p.add_argument("--predict-space", action="store_true", help="store predictions of all 423,624 cells (see above)")
     p.add_argument("--out", help="run folder (default: a new folder under runs/)")
@@ -184,7 +184,9 @@ def run(args: argparse.Namespace) -> dict:
 
     # -- model and training loop
     x_train = data.features(train_idx)
-    model, history = train_model(args.model, x_train, y[train_idx], hp, seed=args.seed, device=device, quiet=args.quiet)
+    model, history = train_model(
+        args.model, x_train, y[train_idx], hp, seed=args.seed, device=device, threads=args.threads, quiet=args.quiet
+    )
     t_train = time.perf_counter()
 
     # -- evaluation: once, on the final model's predictions; with --eval-split all of every row, stored

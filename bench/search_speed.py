@@ -1,15 +1,15 @@
 """Scoring + ranking speed over the whole NB101 space (423,624 cells), vs the seed's one-cell loop; and
 `search.py --space all` as a whole command, with the predictions a checkpoint stores and without.
 
-    python bench/search_speed.py                                  # mlp, gcn, gin: random weights, minutes
+    python bench/search_speed.py                                  # mlp, gcn, gin, pgin: random weights, minutes
     python bench/search_speed.py --models gin --threads 1 2 --precisions fp32 bf16 --repeats 3
 
 In-process (loading the space and the model excluded): what `search.py --space all` does between the
 two, i.e. lib.fitting.predict_cells (each batch's inputs built by the worker that scores it) and
 lib.metrics.top_k, best of --repeats, for each model x precision x threads. The speed does not
-depend on the weights, so the models run with seeded random weights. For gin, the row "members
-looped" runs the same weights as K separate FlowGIN modules one after the other (the ensemble before
-its members were batched), fp32, 1 thread.
+depend on the weights, so the models run with seeded random weights (pgin's encoders pretrained).
+For gin, the row "members looped" runs the same weights as K separate FlowGIN modules one after the
+other (the ensemble before its members were batched), fp32, 1 thread.
 
 Baseline, in the same run on --sample random cells: the seed's search.py loop, a DataLoader with
 batch_size=1 over a Dataset whose __getitem__ builds the one-hot ops and the mask in Python
@@ -17,7 +17,7 @@ batch_size=1 over a Dataset whose __getitem__ builds the one-hot ops and the mas
 (its per-cell print left out), on 1 thread. Ratio: its extrapolation to the whole space over ours.
 
 Whole command (--command, default on): `python search.py --space all --top-k 10` in a subprocess on a
-gin checkpoint (random weights) whose checkpoint holds the space's predictions, as train.py stores
+pgin checkpoint (random head weights) whose checkpoint holds the space's predictions, as train.py stores
 them: once reusing them, once with --recompute (default threads and precision); wall seconds from
 start-up to exit, best of --repeats. Target: <= 5 s.
 
@@ -57,7 +57,7 @@ def parse_args() -> argparse.Namespace:
         epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--models", nargs="+", default=["mlp", "gcn", "gin"], choices=list(MODELS))
+    p.add_argument("--models", nargs="+", default=["mlp", "gcn", "gin", "pgin"], choices=list(MODELS))
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=PRECISIONS[1:])
     p.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="worker threads to time")
     p.add_argument("--repeats", type=int, default=1, help="timed runs per configuration (best is reported)")
@@ -140,18 +140,25 @@ def time_full(model, space, threads: int, precision: str, repeats: int) -> dict:
     return {**best, "all_totals": [r["total"] for r in runs]}
 
 
-def whole_command(space: dict, repeats: int) -> dict:
-    """`search.py --space all` on a gin checkpoint that stores the space's predictions: reused, recomputed."""
+def random_model(name: str) -> Predictor:
+    """Model `name` with seeded random weights, prepared (pgin: pretrained encoders), in eval mode."""
     torch.manual_seed(0)
-    gin = build_model("gin").eval()
-    gin.set_label_norm(0.9, 0.02)
-    pred = predict_cells(gin, space)
+    model = build_model(name)
+    model.prepare(quiet=True)
+    return model.eval()
+
+
+def whole_command(space: dict, repeats: int) -> dict:
+    """`search.py --space all` on a pgin checkpoint that stores the space's predictions: reused, recomputed."""
+    model = random_model("pgin")
+    model.fit_target(np.linspace(0.8, 0.95, 172))  # a score -> accuracy map, as training leaves one
+    pred = predict_cells(model, space)
     stored = {"space": stored_predictions(pred, space_fingerprint(space), "bf16" if native_bf16() else "fp32")}
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        save_checkpoint(Path(tmp) / "gin.pt", gin, predictions=stored)
+        save_checkpoint(Path(tmp) / "pgin.pt", model, predictions=stored)
         for label, extra in (("reused", []), ("recomputed", ["--recompute"])):
-            cmd = [sys.executable, str(REPO / "search.py"), "--checkpoint", "gin.pt", "--space", "all", *extra]
+            cmd = [sys.executable, str(REPO / "search.py"), "--checkpoint", "pgin.pt", "--space", "all", *extra]
             runs = []
             for _ in range(repeats):
                 t = time.perf_counter()
@@ -176,8 +183,7 @@ def main() -> None:
     head = ("model", "prec", "thr", "wall s", "cpu s", "load", "seed full s", "speed-up")
     print("{:<11} {:<5} {:>3} {:>7} {:>6} {:>5} {:>11} {:>9}".format(*head))
     for name in args.models:
-        torch.manual_seed(0)
-        model = build_model(name).eval()
+        model = random_model(name)
         predict_cells(model, {k: v[:4096] for k, v in space.items()})  # warm-up
         seed_loop(model, space, rows[:20])  # warm-up
         seed_s = seed_loop(model, space, rows) * n

@@ -12,10 +12,12 @@ train.py trains one predictor this way; search.py's budget mode retrains one eve
 from __future__ import annotations
 
 import copy
+import math
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
+from torch.optim.adam import adam
 from tqdm import tqdm
 
 from dataset import cell_features
@@ -59,29 +61,32 @@ def fit(
     wd: float,
     loss: str = "mse",
     seed: int = 0,
+    threads: int = 1,
     quiet: bool = False,
 ) -> list[float]:
     """Train `model` in place on features x and accuracies y (the training cells only).
 
-    The target is model.fit_target(y) (z-scores by default), whose inverse the model keeps for `predict`.
-    Adam + cosine schedule over `epochs`; each epoch one torch.randperm of the in-memory tensors,
-    the last partial batch dropped (as neuralpredictor.pytorch). Returns the mean loss per epoch.
+    The target is model.fit_target(y) (z-scores by default), whose inverse the model keeps for `predict`;
+    model.fixed_inputs(x) adds what the model derives from the cells alone, once. Adam (AdamSteps) with
+    a cosine schedule over `epochs`; each epoch one torch.randperm of the in-memory tensors, the last
+    partial batch dropped (as neuralpredictor.pytorch); `threads` intra-op CPU threads, at most the model's
+    TRAIN_THREADS. Returns the mean loss per epoch.
     """
     n = len(y)
     if n < batch_size:
         raise TrainError(f"batch size {batch_size} is larger than the {n} training cells")
     device = next(model.parameters()).device
     target = torch.as_tensor(model.fit_target(y), dtype=torch.float32, device=device)
-    x = {k: v.to(device) for k, v in x.items()}
+    with torch.no_grad():
+        x = model.fixed_inputs({k: v.to(device) for k, v in x.items()})
     loss_fn = LOSSES[loss]
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd, fused=device.type in ("cpu", "cuda"))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    opt = AdamSteps(list(model.parameters()), wd=wd)
     gen = torch.Generator().manual_seed(seed)
     steps = n // batch_size
     history = []
     model.train()
     bar = tqdm(range(epochs), desc=f"train {model.name}", unit="ep", disable=quiet, leave=False)
-    with cpu_math(device, threads=1):  # batches of ~10 cells gain nothing from threads, lose when cores are shared
+    with cpu_math(device, threads=min(threads, model.TRAIN_THREADS or threads)):
         for epoch in bar:
             perm = torch.randperm(n, generator=gen).to(device)
             xe, ye = {k: v[perm] for k, v in x.items()}, target[perm]  # one gather per epoch, then slices
@@ -89,11 +94,10 @@ def fit(
             for s in range(0, steps * batch_size, batch_size):
                 batch = {k: v[s : s + batch_size] for k, v in xe.items()}
                 loss_value = loss_fn(model(batch), ye[s : s + batch_size])
-                opt.zero_grad(set_to_none=True)
+                opt.zero_grad()
                 loss_value.backward()
-                opt.step()
+                opt.step(lr * (1 + math.cos(math.pi * epoch / epochs)) / 2)  # cosine annealing to 0, per epoch
                 total += loss_value.detach()
-            sched.step()
             history.append(total.item() / steps)
             if epoch % 10 == 0 or epoch == epochs - 1:
                 bar.set_postfix(loss=f"{history[-1]:.4f}")
@@ -101,6 +105,45 @@ def fit(
         raise TrainError(f"training diverged (loss {history[-1]}); lower --lr")
     model.eval()
     return history
+
+
+class AdamSteps:
+    """torch.optim.Adam's update (fused kernel on CPU and CUDA, L2 weight decay), one call per step.
+
+    The same arithmetic through torch.optim.adam.adam, without torch.optim.Adam's constructor, which
+    imports torch._dynamo: 1.4 s of every train.py run."""
+
+    def __init__(self, params: list[torch.nn.Parameter], wd: float = 0.0, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.params, self.wd, self.betas, self.eps = params, wd, betas, eps
+        self.fused = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
+        self.exp_avg = [torch.zeros_like(p) for p in params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in params]
+        step_device = (lambda p: p.device) if self.fused else (lambda p: "cpu")
+        self.step_count = [torch.zeros((), dtype=torch.float32, device=step_device(p)) for p in params]
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self, lr: float) -> None:
+        live = [i for i, p in enumerate(self.params) if p.grad is not None]
+        params = [self.params[i] for i in live]
+        adam(
+            params,
+            [p.grad for p in params],
+            [self.exp_avg[i] for i in live],
+            [self.exp_avg_sq[i] for i in live],
+            [],
+            [self.step_count[i] for i in live],
+            fused=self.fused,
+            amsgrad=False,
+            beta1=self.betas[0],
+            beta2=self.betas[1],
+            lr=lr,
+            weight_decay=self.wd,
+            eps=self.eps,
+            maximize=False,
+        )
 
 
 def train_model(
@@ -112,13 +155,15 @@ def train_model(
     seed: int = 0,
     device: str | torch.device = "cpu",
     model_args: dict | None = None,
+    threads: int = 1,
     quiet: bool = False,
 ) -> tuple[Predictor, list[float]]:
-    """Build model `name` (seeded) on `device`, prepare and fit it; returns (model, loss per epoch)."""
+    """Build model `name` (seeded) on `device`, prepare and fit it (`threads` CPU threads); returns
+    (model, loss per epoch)."""
     torch.manual_seed(seed)  # init and dropout
     model = build_model(name, **(model_args or {})).to(device)
     model.prepare(quiet=quiet)  # e.g. pgin's pretrained encoders (built once, cached)
-    history = fit(model, x, y, **{k: hp[k] for k in HP}, seed=seed, quiet=quiet)
+    history = fit(model, x, y, **{k: hp[k] for k in HP}, seed=seed, threads=threads, quiet=quiet)
     return model, history
 
 
@@ -133,7 +178,7 @@ def inference_plan(
     """What `predict` runs with, every default resolved: device, threads, precision, batch_size.
 
     On a CPU: `threads` worker threads (default torch.get_num_threads(), which the entry scripts set
-    from --threads, by default lib.devices.free_cores()), each scoring its own batches of 256 cells
+    from --threads, by default lib.devices.free_cores()), each scoring its own batches of 1024 cells
     with one torch thread: a worker that loses its core to another process delays only its own
     batches, where intra-op threads would wait for each other at every op (and lib.devices.keep_freed_memory
     spares them the page faults of fresh memory for every batch). precision "auto" is bf16
@@ -149,7 +194,7 @@ def inference_plan(
         "device": str(device),
         "threads": (threads or torch.get_num_threads()) if cpu else 1,
         "precision": precision,
-        "batch_size": batch_size or (256 if cpu else 65536),
+        "batch_size": batch_size or (1024 if cpu else 65536),
     }
 
 

@@ -7,13 +7,15 @@
 Each member's encoder, with a throw-away linear head, regresses the 21 standardised structural
 statistics of lib.cell_statistics over the 423,624 cells of the enumerated space: one epoch, Adam with
 a one-cycle schedule (617 s once on 2 cores at load ~4). No accuracy is used. The cache
-(data/pgin_pretrained.pt, written atomically) is keyed by PRETRAIN_VERSION, the architecture and the
-pretraining config: a mismatch rebuilds it. It also holds the space's statistics mean/std and the
-parameter table the model's head needs.
+(data/pgin_pretrained.pt, written atomically; other architectures and configs get files of their own,
+see cache_path) is keyed by PRETRAIN_VERSION, the architecture and the pretraining config: a mismatch
+rebuilds it. It also holds the space's statistics mean/std and the parameter table the model's head needs.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -99,10 +101,10 @@ def pretrain(
 
 def pretrained(members: int, ops: int, hidden: int, layers: int, cache: Path | None = None, quiet=False, **config):
     """The pretraining blob for this architecture and config (PRETRAIN with `config` overrides):
-    read from `cache` (default PRETRAIN_CACHE) when its key matches, else built, cached, returned."""
-    cache = Path(cache or PRETRAIN_CACHE)
+    read from `cache` (default: cache_path's) when its key matches, else built, cached, returned."""
     config = {**PRETRAIN, **config}
     key = dict(version=PRETRAIN_VERSION, members=members, ops=ops, hidden=hidden, layers=layers, **config)
+    cache = Path(cache or cache_path(key))
     if cache.exists():
         blob = torch.load(cache, map_location="cpu", weights_only=True)
         if blob.get("key") == key:
@@ -113,3 +115,13 @@ def pretrained(members: int, ops: int, hidden: int, layers: int, cache: Path | N
     cache.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(cache, lambda f: torch.save(blob, f), "wb")
     return blob
+
+
+def cache_path(key: dict) -> Path:
+    """PRETRAIN_CACHE for pgin's default architecture and PRETRAIN; a file of its own (the name ends in
+    a digest of the key) for any other, so that configurations do not overwrite each other's cache."""
+    default = dict(version=PRETRAIN_VERSION, members=5, ops=5, hidden=64, layers=3, **PRETRAIN)
+    if key == default:
+        return PRETRAIN_CACHE
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
+    return PRETRAIN_CACHE.with_name(f"{PRETRAIN_CACHE.stem}-{digest}{PRETRAIN_CACHE.suffix}")

@@ -38,6 +38,58 @@ def test_training_lowers_the_loss_and_learns_the_ranking(demo_h5):
     assert torch.get_num_threads() == threads and not model.training  # training's 1 thread restored
 
 
+@pytest.mark.parametrize("cap, want", [(1, 1), (None, 2)])
+def test_training_threads_are_capped_by_the_model(cap, want, cells, monkeypatch):
+    """fit runs on `threads` intra-op threads, at most the model's TRAIN_THREADS, and restores the setting."""
+    seen = []
+
+    class Threads(Predictor):
+        name, TRAIN_THREADS = "threads", cap
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(5))
+
+        def forward(self, x):
+            seen.append(torch.get_num_threads())
+            return (x["operations"] * self.w).sum((1, 2))
+
+    x = cell_features(cells["adjacency"], cells["operations"], cells["num_vertices"])
+    before = torch.get_num_threads()
+    y = np.linspace(0.8, 0.9, len(cells["num_vertices"]))
+    FT.fit(Threads(), x, y, epochs=2, batch_size=16, lr=1e-3, wd=0.0, threads=2, quiet=True)
+    assert set(seen) == {want} and torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("wd", [0.0, 1e-3])
+def test_adam_steps_are_torch_optim_adam(wd, cells):
+    """AdamSteps against torch.optim.Adam (fused) on the same gradients and learning rates: bitwise."""
+    x = cell_features(cells["adjacency"], cells["operations"], cells["num_vertices"])
+    target = torch.linspace(-1, 1, len(cells["num_vertices"]))
+    models = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        models.append(build_model("gcn").train())
+    ours, theirs = models
+    adam = FT.AdamSteps(list(ours.parameters()), wd=wd)
+    reference = torch.optim.Adam(theirs.parameters(), lr=1.0, weight_decay=wd, fused=True)
+    for step, lr in enumerate(np.linspace(3e-3, 1e-4, 12)):
+        for model in models:
+            torch.manual_seed(step)  # the same dropout masks
+            torch.nn.functional.mse_loss(model(x), target).backward()
+        adam.step(float(lr))
+        for group in reference.param_groups:
+            group["lr"] = float(lr)
+        reference.step()
+        adam.zero_grad()
+        reference.zero_grad(set_to_none=True)
+    torch.manual_seed(0)
+    start = build_model("gcn")
+    for a, b, before in zip(ours.parameters(), theirs.parameters(), start.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        assert not torch.equal(a, before)  # every parameter moved
+
+
 def test_fit_rejects_a_batch_larger_than_the_training_set(demo_h5):
     data = load_nb101(demo_h5)
     with pytest.raises(FT.TrainError, match="batch size 10 is larger than the 5 training cells"):
@@ -92,7 +144,7 @@ def test_inference_plan_resolves_every_default():
         "device": "cpu",
         "threads": torch.get_num_threads(),
         "precision": "bf16" if native_bf16("cpu") else "fp32",
-        "batch_size": 256,
+        "batch_size": 1024,
     }
     assert FT.inference_plan(model, 64, 3, "fp32") == {
         "device": "cpu",

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 import model as M
 from dataset import cell_features
 from lib.fitting import fit, predict
-from lib.flow_gin import FlowGIN
+from lib.flow_gin import FlowGIN, StackedFlowGIN, _first_layer_contexts
 from lib.metrics import kendall_tau
 
 
@@ -296,6 +296,34 @@ def test_gin_batched_members_equal_their_own_modules(cells):
             assert batched.shape == (3, len(mask)) and batched.std(1).min() > 0
     with torch.no_grad():
         torch.testing.assert_close(gin(x), batched.mean(0), rtol=0, atol=1e-6)
+
+
+def test_flow_gin_inference_shortcut_equals_the_training_computation(cells):
+    """Eval mode (first layer once per distinct vertex context, both directions in one matmul) against
+    training mode, on cells and on inputs that are not 0/1 and one-hot (every vertex its own context)."""
+    adj, ops, mask = M._clean(features(cells))
+    gen = torch.Generator().manual_seed(1)
+    soft = (adj * torch.rand(adj.shape, generator=gen), ops * torch.rand(ops.shape, generator=gen), mask)
+    for layers in (1, 2, 3):
+        torch.manual_seed(0)
+        net = StackedFlowGIN(3, 5, 16, layers, True).reset_parameters()
+        for inputs in ((adj, ops, mask), soft):
+            with torch.no_grad():
+                want, got = net.train().encode(*inputs), net.eval().encode(*inputs)
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    contexts, inverse = _first_layer_contexts(adj, ops)
+    vertex = torch.cat((ops, adj.transpose(1, 2) @ ops, adj @ ops, adj.sum(1)[..., None], adj.sum(2)[..., None]), 2)
+    assert torch.equal(contexts[inverse], vertex.flatten(0, 1))  # each vertex maps to its own context
+    assert len(contexts) == len(torch.unique(contexts, dim=0)) < len(inverse) / 3
+    assert len(_first_layer_contexts(*soft[:2])[0]) == len(inverse)
+
+
+def test_the_space_has_1864_first_layer_contexts(space):
+    rows = []
+    for lo in range(0, len(space["num_vertices"]), 100_000):
+        adj, ops, _ = M._clean(features({k: v[lo : lo + 100_000] for k, v in space.items()}))
+        rows.append(_first_layer_contexts(adj, ops)[0])
+    assert len(torch.unique(torch.cat(rows), dim=0)) == 1864
 
 
 def test_gin_seed_gives_the_ensemble_of_separate_modules_and_trains_the_same(cells):

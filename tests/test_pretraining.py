@@ -29,6 +29,7 @@ def tiny(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(pretraining, "PRETRAIN_CACHE", cache)
         mp.setitem(pretraining.PRETRAIN, "batch_size", TINY["batch_size"])
+        mp.setitem(pretraining.PRETRAIN, "epochs", TINY["epochs"])  # the default config, in this module
         blob = pretraining.pretrained(5, 5, 64, 3, quiet=True, epochs=TINY["epochs"])
         yield cache, blob
 
@@ -97,6 +98,12 @@ def test_pretraining_cache_is_written_read_and_keyed(tiny, monkeypatch):
     rebuilt = pretraining.pretrained(2, 5, 16, 1, cache=other, quiet=True, epochs=TINY["epochs"])
     assert len(calls) == 1 and rebuilt["encoder"]["embed.weight"].shape == (2, 16, 5)
     assert torch.load(other, weights_only=True)["key"]["hidden"] == 16
+    # without an explicit cache, another config goes to a file of its own: the default's stays
+    before = cache.read_bytes()
+    two = pretraining.pretrained(2, 5, 16, 1, quiet=True, epochs=TINY["epochs"])
+    own = pretraining.cache_path(two["key"])
+    assert len(calls) == 2 and own != cache and own.parent == cache.parent and own.exists()
+    assert cache.read_bytes() == before and pretraining.cache_path(blob["key"]) == cache
 
 
 def test_rank_target_map_is_strictly_increasing_and_round_trips():
