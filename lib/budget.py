@@ -21,6 +21,7 @@ from tqdm import tqdm
 from lib.fitting import parse_target, predict, train_model
 from lib.metrics import top_k
 from lib.outputs import json_number, pct, write_atomic
+from model import build_model
 
 METHODS = ("guided", "random")
 
@@ -47,6 +48,7 @@ def guided_vs_random(
     true_val, true_test = data.labels("val", 108, "mean"), data.labels("test", 108, "mean")
     pool = np.flatnonzero(np.isfinite(y_target) & np.isfinite(true_val))
     x = data.features(pool, device)
+    build_model(model).prepare()  # e.g. a first pgin pretraining (minutes) says so here, not silently in round 1
     loop = dict(budget=budget, n0=n0, per_round=per_round, model=model, hp=hp, device=device)
     runs = run_seeds(x, y_target[pool], seeds=seeds, **loop)
     config = {

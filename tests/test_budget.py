@@ -1,9 +1,10 @@
-"""lib/budget.py: the guided and random searches, the per-method summary, the table, compact JSON."""
+"""lib/budget.py: the guided and random searches, the per-method summary, the table, compact JSON, the
+model prepared before the rounds."""
 
 import numpy as np
 import pytest
 
-from dataset import cell_features
+from dataset import cell_features, load_nb101
 from lib import budget as B
 from lib.nb101_space import NUM_CELLS
 
@@ -51,3 +52,20 @@ def test_summary_curves_and_table_on_known_runs():
     assert table[2].split() == ["guided", "94.50", "+-", "0.50", "93.50", "1/2"]
     assert table[3].split() == ["random", "92.00", "+-", "0.00", "-", "0/2"]
     assert table[4].split()[:3] == ["pool", "95.00", "94.00"]
+
+
+def test_the_model_is_prepared_aloud_before_the_rounds(demo_h5, monkeypatch):
+    """A first-time preparation (pgin's pretraining, minutes) runs before the quiet rounds, and may print."""
+    calls = []
+    real = B.build_model
+
+    def spy(name, **kwargs):
+        model = real(name, **kwargs)
+        model.prepare = lambda quiet=False: calls.append(quiet)
+        return model
+
+    monkeypatch.setattr(B, "build_model", spy)
+    hp = {"epochs": 1, "batch_size": 5, "lr": 1e-3, "wd": 0.0, "loss": "mse"}
+    kw = dict(target="val", seeds=1, budget=12, n0=10, per_round=2, model="mlp", hp=hp)
+    result, _ = B.guided_vs_random(load_nb101(demo_h5), **kw)
+    assert calls == [False] and result["config"]["model"] == "mlp"
