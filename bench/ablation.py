@@ -52,6 +52,8 @@ ROWS = {
     "pgin, 200 epochs of 64": ("pgin", 172, FIVE, {"batch_size": 64}, {}),
     "pgin, 300 epochs of 86": ("pgin", 172, FIVE, {"epochs": 300}, {}),
     "pgin, lr 3e-3": ("pgin", 172, FIVE, {"lr": 3e-3}, {}),
+    "pgin, no weight decay": ("pgin", 172, FIVE, {"wd": 0.0}, {}),
+    "pgin, weight decay 1e-3": ("pgin", 172, FIVE, {"wd": 1e-3}, {}),
     "pgin, pretraining 0.5 epoch": ("pgin", 172, FIVE, {}, {"pretrain_epochs": 0.5}),
     "pgin, pretraining 2 epochs": ("pgin", 172, FIVE, {}, {"pretrain_epochs": 2.0}),
     "pgin, n=100": ("pgin", 100, FIVE, {}, {}),
