@@ -56,6 +56,8 @@ ROWS = {
     "pgin, weight decay 1e-3": ("pgin", 172, FIVE, {"wd": 1e-3}, {}),
     "pgin, pretraining 0.5 epoch": ("pgin", 172, FIVE, {}, {"pretrain_epochs": 0.5}),
     "pgin, pretraining 2 epochs": ("pgin", 172, FIVE, {}, {"pretrain_epochs": 2.0}),
+    "pgin, 3 members": ("pgin", 172, FIVE, {}, {"members": 3}),
+    "pgin, width 32": ("pgin", 172, FIVE, {}, {"hidden": 32}),
     "pgin, n=100": ("pgin", 100, FIVE, {}, {}),
     "pgin, n=424": ("pgin", 424, FIVE, {}, {}),
     "pgin, seeds 5-9": ("pgin", 172, CHECK, {}, {}),
