@@ -1,5 +1,6 @@
-"""lib/fitting.py: targets and hyper-parameters, the training loop, batched prediction (threads, bf16
-against fp32, a failing batch, the whole space), predictions stored in and reused from checkpoints."""
+"""lib/fitting.py: targets and hyper-parameters, the training loop (its threads, AdamSteps against
+torch.optim.Adam), batched prediction (threads, bf16 against fp32, a failing batch, the whole space),
+predictions stored in and reused from checkpoints."""
 
 import resource
 import threading
@@ -39,7 +40,7 @@ def test_training_lowers_the_loss_and_learns_the_ranking(demo_h5):
 
 
 @pytest.mark.parametrize("cap, want", [(1, 1), (None, 2)])
-def test_training_threads_are_capped_by_the_model(cap, want, cells, monkeypatch):
+def test_training_threads_are_capped_by_the_model(cap, want, cells):
     """fit runs on `threads` intra-op threads, at most the model's TRAIN_THREADS, and restores the setting."""
     seen = []
 

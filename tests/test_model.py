@@ -1,6 +1,7 @@
 """model.py: shapes, masks and padding, the reference architectures, losses, checkpoints, and the default
 predictor gin (invariances, ensemble shapes, checkpoint round trip, ranking losses, learning a ranking; its
-members batched against each member on its own, old one-module-per-member checkpoints, bf16)."""
+members batched against each member on its own, the inference shortcut and its 1,864 first-layer contexts,
+old one-module-per-member checkpoints, bf16)."""
 
 import math
 
