@@ -237,10 +237,10 @@ def _first_layer_contexts(adj: torch.Tensor, ops: torch.Tensor) -> tuple[torch.T
 
     A vertex's context is [ops, predecessors' op counts, successors' op counts, in-degree, out-degree].
     With 0/1 adjacency and one-hot ops every entry is an integer < 8, so 17 base-8 digits (< 2^53)
-    key a context exactly in float64; other inputs keep one row per vertex."""
+    key a context exactly in float64; other inputs (or more than 5 ops) keep one row per vertex."""
     x = torch.cat((ops, adj.transpose(1, 2) @ ops, adj @ ops, adj.sum(1)[..., None], adj.sum(2)[..., None]), 2)
     x = x.flatten(0, 1)
-    if not (x.min() >= 0 and x.max() < 8 and torch.equal(x, x.round())):
+    if x.shape[1] > 17 or not (x.min() >= 0 and x.max() < 8 and torch.equal(x, x.round())):
         return x, torch.arange(len(x), device=x.device)
     key = x.double() @ 8.0 ** torch.arange(x.shape[1], dtype=torch.float64, device=x.device)
     keys, inverse = torch.unique(key, return_inverse=True)
