@@ -115,11 +115,13 @@ class AdamSteps:
 
     def __init__(self, params: list[torch.nn.Parameter], wd: float = 0.0, betas=(0.9, 0.999), eps: float = 1e-8):
         self.params, self.wd, self.betas, self.eps = params, wd, betas, eps
-        self.fused = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
+        self.fused = all(p.device.type in ("cpu", "cuda") for p in params)
         self.exp_avg = [torch.zeros_like(p) for p in params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in params]
-        step_device = (lambda p: p.device) if self.fused else (lambda p: "cpu")
-        self.step_count = [torch.zeros((), dtype=torch.float32, device=step_device(p)) for p in params]
+        # torch.optim.Adam keeps the step count on the parameter's device when fused, else on the CPU
+        self.step_count = [
+            torch.zeros((), dtype=torch.float32, device=p.device if self.fused else "cpu") for p in params
+        ]
 
     def zero_grad(self) -> None:
         for p in self.params:
