@@ -6,10 +6,8 @@
     y = data.labels("val", budget=108, repeat=0)      # final accuracy, blown runs handled
     x = data.features(train)                          # dict of tensors for model.py
 
-HDF5 schema (neuralpredictor.pytorch's, plus attributes): hash [N] S32, num_vertices [N],
-trainable_parameters [N], adjacency [N,7,7] int8, operations [N,7] int8 (NB101 labels, 0-padded),
-metrics [N,4,3,2,4] float32 = budget (4/12/36/108) × repeat × (halfway, final) ×
-(training_time, train_acc, val_acc, test_acc); NaN where the source had no value.
+The HDF5 schema is lib/nb101_schema.py's: metrics [N,4,3,2,4] float32 = budget (4/12/36/108) ×
+repeat × (halfway, final) × (training_time, train, val, test); NaN where the source had no value.
 The attribute synthetic_labels (NB101.synthetic) marks demo data whose labels are made up: every
 stage says SYNTHETIC wherever it shows or saves them.
 """
@@ -24,10 +22,10 @@ import h5py
 import numpy as np
 import torch
 
-from lib.nb101_space import BUDGETS
-from lib.nb101_space import HDF5_SCHEMA_VERSION as SCHEMA_VERSION
+from lib.errors import UserError
+from lib.features import cell_features
+from lib.nb101_schema import BUDGETS, DATASETS, HDF5_SCHEMA_VERSION, METRICS
 
-METRICS = ("training_time", "train", "val", "test")  # last axis of `metrics`
 SPLITS = ("172", "334", "860", "91-172", "91-334", "91-860", "denoise-91", "denoise-80", "all")
 BLOWN = 0.2  # a run below 20% accuracy diverged; the seeds treat it as missing
 DEFAULT_DATA = Path("data/nasbench.hdf5")
@@ -37,7 +35,17 @@ HOW_TO_MAKE = (
 )
 
 
-class DataFileError(Exception):
+# --target: METRIC[:REPEAT], the accuracy a predictor learns; "val" means "val:0"
+TARGETS = [f"{m}{r}" for m in ("val", "test") for r in ("", ":0", ":1", ":2", ":mean")]
+
+
+def parse_target(target: str) -> tuple[str, int | str]:
+    """'val' -> ('val', 0); 'test:mean' -> ('test', 'mean'); 'val:2' -> ('val', 2)."""
+    metric, _, repeat = target.partition(":")
+    return metric, ("mean" if repeat == "mean" else int(repeat or 0))
+
+
+class DataFileError(UserError):
     """The HDF5 file is missing or not one this toolkit wrote; the message says what to do."""
 
 
@@ -103,10 +111,19 @@ class NB101:
         out[~np.isfinite(acc).any(1)] = np.nan
         return out
 
+    def search_pool(self, target: str = "val") -> tuple[np.ndarray, np.ndarray]:
+        """What a budgeted search queries: the rows with a `target` label (108 epochs, see parse_target)
+        and a true mean val accuracy to report, and their labels."""
+        metric, repeat = parse_target(target)
+        y = self.labels(metric, 108, repeat)
+        rows = np.flatnonzero(np.isfinite(y) & np.isfinite(self.labels("val", 108, "mean")))
+        return rows, y[rows]
+
     # ------------------------------------------------------------------ splits
 
     def split(self, name: str, seed: int = 0) -> np.ndarray:
-        """Indices of a named split. seed=0 gives the splits of the seed and neuralpredictor.pytorch."""
+        """Indices of a named split. seed=0 gives the published splits (chanyoungP/Simple_MLP_Predictor_NAS,
+        neuralpredictor.pytorch)."""
         return split_indices(name, self.metrics[:, BUDGETS.index(108), 0, 1, METRICS.index("val")], seed)
 
     # ------------------------------------------------------------------ model inputs
@@ -115,25 +132,6 @@ class NB101:
         """The model inputs for rows `idx` (all by default), built with array ops, no per-cell loop."""
         idx = np.arange(len(self)) if idx is None else np.asarray(idx)
         return cell_features(self.adjacency[idx], self.operations[idx], self.num_vertices[idx], device)
-
-
-def cell_features(adjacency, operations, num_vertices, device="cpu") -> dict[str, torch.Tensor]:
-    """Inputs of the predictors: adjacency [N,7,7], one-hot ops [N,7,5], mask [N,7], num_vertices [N].
-
-    One-hot columns follow neuralpredictor.pytorch: label + 2, i.e. output, input, conv3x3,
-    conv1x1, maxpool; padding vertices are all zero.
-    """
-    n = torch.as_tensor(np.asarray(num_vertices), dtype=torch.long)
-    mask = torch.arange(operations.shape[1])[None, :] < n[:, None]
-    ops = torch.as_tensor(np.asarray(operations), dtype=torch.long) + 2
-    onehot = torch.nn.functional.one_hot(ops.clamp(0, 4), 5).float() * mask[..., None]
-    out = {
-        "adjacency": torch.as_tensor(np.asarray(adjacency), dtype=torch.float32),
-        "operations": onehot,
-        "mask": mask.float(),
-        "num_vertices": n.float(),
-    }
-    return {k: v.to(device) for k, v in out.items()}
 
 
 def split_indices(name: str, acc108: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -162,16 +160,15 @@ def load_nb101(path: str | Path = DEFAULT_DATA) -> NB101:
         raise DataFileError(f"{path}: no such file; " + HOW_TO_MAKE.format(path=path))
     try:
         with h5py.File(path, "r") as f:
-            arrays = {
-                k: f[k][()]
-                for k in ("hash", "num_vertices", "trainable_parameters", "adjacency", "operations", "metrics")
-            }
+            arrays = {k: f[k][()] for k in DATASETS}
             attrs = {k: _plain(v) for k, v in f.attrs.items()}
     except (OSError, KeyError) as e:
         raise DataFileError(f"{path}: not an NB101 HDF5 file ({e}); " + HOW_TO_MAKE.format(path=path)) from None
-    version = attrs.get("schema_version", SCHEMA_VERSION)  # files from neuralpredictor.pytorch have none
-    if version != SCHEMA_VERSION:
-        raise DataFileError(f"{path}: schema version {version}, this toolkit reads {SCHEMA_VERSION}; convert it again")
+    version = attrs.get("schema_version", HDF5_SCHEMA_VERSION)  # files from neuralpredictor.pytorch have none
+    if version != HDF5_SCHEMA_VERSION:
+        raise DataFileError(
+            f"{path}: schema version {version}, this toolkit reads {HDF5_SCHEMA_VERSION}; convert it again"
+        )
     arrays["hash"] = arrays["hash"].astype("U32")
     return NB101(path, arrays, attrs)
 

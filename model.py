@@ -1,23 +1,26 @@
-"""Performance predictors for NB101 cells, their registry, losses and checkpoint format.
+"""Everything about a performance predictor of NB101 cells: the models, their registry and default
+hyper-parameters, their losses, how each one trains, and their checkpoints.
 
-    from model import build_model, load_checkpoint
-    model = build_model("gcn")                      # any name in MODELS, keyword args optional
+    from model import build_model, hyperparams, load_checkpoint, train_model
+    hp = hyperparams("gcn", {"epochs": 100})        # the model's DEFAULTS, with overrides
+    model, losses = train_model("gcn", x, y, hp, seed=0)   # x: dataset.NB101.features(rows), y: accuracies
     model, info = load_checkpoint("runs/latest/checkpoint.pt")
 
-Every model maps the feature dict of dataset.features / dataset.cell_features
-(adjacency [N,7,7], one-hot operations [N,7,5], mask [N,7], num_vertices [N]) to one score per
-cell in target units; lib.fitting.fit trains on model.fit_target(labels) (z-scores unless a model
-says otherwise) and lib.fitting.predict turns scores back into accuracies with model.to_accuracy,
-whose parameters the model carries as buffers. prepare() runs before fitting (pgin: pretrained weights);
-fixed_inputs(x) adds, once for the training cells, what forward would derive from them (pgin: statistics).
+Every model maps the feature dict of lib.features.cell_features (adjacency [N,7,7], one-hot
+operations [N,7,5], mask [N,7], num_vertices [N]) to one score per cell in target units. train_model
+builds it, runs prepare() (pgin: pretrained weights), turns the labels into model.fit_target(labels)
+(z-scores unless a model says otherwise), adds fixed_inputs(x) (what forward would derive from the
+training cells, once; pgin: statistics) and hands all of it to lib.fitting.fit, a plain loop.
+lib.inference.predict turns scores back into accuracies with model.to_accuracy, whose parameters
+the model carries as buffers.
 
 Each class declares DEFAULTS (epochs, batch_size, lr, wd, loss) that train.py uses unless the
 command line overrides them, and `self.args` (its constructor keywords), which the checkpoint
 stores so that the checkpoint alone rebuilds the model. Register new models with @register.
 
 References:
-- mlp: the seed, chanyoungP/Simple_MLP_Predictor_NAS (model.py, train.py): one Linear(->64)+ReLU
-  per input, concatenated, then 512-256-128-64-32-1; trained with MSE and Adam.
+- mlp: the original project, chanyoungP/Simple_MLP_Predictor_NAS (model.py, train.py): one
+  Linear(->64)+ReLU per input, concatenated, then 512-256-128-64-32-1; trained with MSE and Adam.
 - gcn: W. Wen et al., "Neural Predictor for Neural Architecture Search", ECCV 2020
   (arXiv:1912.00848), as implemented in ultmaster/neuralpredictor.pytorch (model.py, train.py).
 - gin, pgin (the default): see their sections below.
@@ -25,6 +28,7 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,12 +38,16 @@ from scipy import stats
 from torch import nn
 
 from lib.cell_statistics import N_STATISTICS, cell_statistics
+from lib.errors import UserError
+from lib.fitting import fit
 from lib.flow_gin import FlowGIN, StackedFlowGIN
+from lib.inference import predict
 from lib.outputs import write_atomic
 from lib.pretraining import pretrained
 
 CHECKPOINT_VERSION = 1
 MODELS: dict[str, type[Predictor]] = {}
+HP = ("epochs", "batch_size", "lr", "wd", "loss")  # what a model's DEFAULTS declare
 
 
 def register(name: str):
@@ -55,8 +63,16 @@ def register(name: str):
 
 def build_model(name: str, **kwargs) -> Predictor:
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose from {' '.join(MODELS)}")
+        raise UserError(f"unknown model {name!r}; choose from {' '.join(MODELS)}")
     return MODELS[name](**kwargs)
+
+
+def hyperparams(model: str, overrides: dict | None = None) -> dict:
+    """The model's DEFAULTS, with every override (e.g. vars(args)) that is not None."""
+    hp = dict(MODELS[model].DEFAULTS)
+    overrides = overrides or {}
+    hp.update({k: v for k, v in overrides.items() if k in HP and v is not None})
+    return hp
 
 
 class Predictor(nn.Module):
@@ -65,10 +81,10 @@ class Predictor(nn.Module):
     name = ""
     # Training defaults of the anchor each model reproduces; train.py's flags override them.
     DEFAULTS = dict(epochs=300, batch_size=10, lr=1e-4, wd=1e-3, loss="mse")
-    # lib.fitting.predict's precision "auto" may run the model in bf16 (where the CPU has bf16 hardware):
-    # for mlp, gcn and gin, Kendall tau moves by < 0.001 (tests/test_fitting.py). False keeps fp32.
+    # lib.inference.predict's precision "auto" may run the model in bf16 (where the CPU has bf16 hardware):
+    # for mlp, gcn and gin, Kendall tau moves by < 0.001 (tests/test_inference.py). False keeps fp32.
     BF16 = True
-    # lib.fitting.fit's intra-op CPU threads at most (None: as many as asked): on batches of ~10 cells
+    # train_model's intra-op CPU threads at most (None: as many as asked): on batches of ~10 cells
     # thread synchronisation costs more than it saves (mlp trains 2.8x slower on 2 threads than on 1)
     TRAIN_THREADS: int | None = 1
 
@@ -84,7 +100,7 @@ class Predictor(nn.Module):
         self.label_std.fill_(std)
 
     def prepare(self, quiet: bool = False) -> None:
-        """Called by lib.fitting.train_model before fitting: e.g. start from pretrained weights."""
+        """Called by train_model before fitting: e.g. start from pretrained weights."""
 
     def fixed_inputs(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """x with what the model derives from the cells alone added, computed once for training (e.g.
@@ -102,20 +118,21 @@ class Predictor(nn.Module):
         return scores * self.label_std.item() + self.label_mean.item()
 
 
-def _clean(x: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def masked_inputs(x: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Zero everything outside the real vertices, so that padding never reaches a model."""
     mask = x["mask"]
     adj = x["adjacency"] * mask[:, :, None] * mask[:, None, :]
     return adj, x["operations"] * mask[..., None], mask
 
 
-# ----------------------------------------------------------------------------- mlp (the seed)
+# ----------------------------------------------------------------------------- mlp (the original project)
 
 
 @register("mlp")
 class MLP(Predictor):
-    """The seed's multi-input MLP: num_vertices, flat adjacency, flat one-hot ops and the mask,
-    each through Linear(->64)+ReLU, concatenated, then 512-256-128-64-32-1 with ReLU between."""
+    """The multi-input MLP of chanyoungP/Simple_MLP_Predictor_NAS: num_vertices, flat adjacency, flat
+    one-hot ops and the mask, each through Linear(->64)+ReLU, concatenated, then 512-256-128-64-32-1
+    with ReLU between."""
 
     def __init__(self, vertices: int = 7, ops: int = 5, embed: int = 64, hidden: tuple = (512, 256, 128, 64, 32)):
         super().__init__(vertices=vertices, ops=ops, embed=embed, hidden=tuple(hidden))
@@ -125,7 +142,7 @@ class MLP(Predictor):
         self.head = nn.Linear(dims[-1], 1)
 
     def forward(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
-        adj, ops, mask = _clean(x)
+        adj, ops, mask = masked_inputs(x)
         parts = (x["num_vertices"][:, None], adj.flatten(1), ops.flatten(1), mask)
         h = torch.cat([F.relu(lin(p)) for lin, p in zip(self.inputs, parts)], 1)
         for lin in self.hidden:
@@ -174,7 +191,7 @@ class GCN(Predictor):
         self.fc2 = nn.Linear(linear, 1, bias=False)
 
     def forward(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
-        adj, h, mask = _clean(x)
+        adj, h, mask = masked_inputs(x)
         adj_fwd = normalize_rows(adj + torch.eye(adj.shape[-1], device=adj.device, dtype=adj.dtype))
         adj_bwd = normalize_rows(adj_fwd.transpose(1, 2))  # neuralpredictor.pytorch normalises the normalised transpose
         for layer in self.gcn:
@@ -192,6 +209,52 @@ def mse_loss(score: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 LOSSES = {"mse": mse_loss}  # loss(score, normalised target) -> scalar; models name theirs in DEFAULTS
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def train_model(
+    name: str,
+    x: dict[str, torch.Tensor],
+    y: np.ndarray,
+    hp: dict,
+    *,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    model_args: dict | None = None,
+    threads: int = 1,
+    quiet: bool = False,
+) -> tuple[Predictor, list[float]]:
+    """Model `name` (seeded) on `device`, prepared and fitted to features x and accuracies y (the
+    training cells only) with hyper-parameters hp (see hyperparams); at most the model's TRAIN_THREADS
+    of `threads` CPU threads. Returns (model in eval mode, mean loss per epoch)."""
+    torch.manual_seed(seed)  # init and dropout
+    model = build_model(name, **(model_args or {})).to(device)
+    model.prepare(quiet=quiet)  # e.g. pgin's pretrained encoders (built once, cached)
+    target = torch.as_tensor(model.fit_target(y), dtype=torch.float32, device=device)
+    with torch.no_grad():
+        x = model.fixed_inputs({k: v.to(device) for k, v in x.items()})
+    run = {k: hp[k] for k in ("epochs", "batch_size", "lr", "wd")}
+    threads = min(threads, model.TRAIN_THREADS or threads)
+    history = fit(
+        model, x, target, LOSSES[hp["loss"]], **run, seed=seed, threads=threads, quiet=quiet, desc=f"train {name}"
+    )
+    return model, history
+
+
+def search_trainer(
+    name: str, hp: dict, *, device: str | torch.device = "cpu", threads: int = 1
+) -> Callable[[dict[str, torch.Tensor], np.ndarray, int], Callable[[dict[str, torch.Tensor]], np.ndarray]]:
+    """The train(x, y, seed) callable that search strategies (lib/budget.py) call every round: it trains
+    model `name` quietly on one thread (a round's few cells gain nothing from more) and returns
+    score(x), the predicted accuracies of any cells' features, on `threads` threads."""
+
+    def train(x: dict[str, torch.Tensor], y: np.ndarray, seed: int) -> Callable[[dict[str, torch.Tensor]], np.ndarray]:
+        net, _ = train_model(name, x, y, hp, seed=seed, device=device, threads=1, quiet=True)
+        return lambda features: predict(net, features, threads=threads)
+
+    return train
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -235,7 +298,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
 #   sums over neighbours make it invariant to isomorphic re-encodings and to padding by design,
 #   so isomorphism augmentation would add nothing (tests/test_model.py checks this);
 # - a pairwise logistic ranking loss (Kendall tau is a ranking metric), plus MSE so that the
-#   scores stay in label units and lib.fitting.predict returns calibrated accuracies;
+#   scores stay in label units and lib.inference.predict returns calibrated accuracies;
 # - an ensemble of independently initialised members, each trained on its own loss (the model
 #   returns [B, members] scores in training mode), averaged at inference: less seed variance.
 #   The members run as one batched computation: each weight stacked over the members, one
@@ -264,7 +327,7 @@ class GINEnsemble(Predictor):
         self.members.load_state_dict({f"{i}.{key}": v for i, m in enumerate(init) for key, v in m.state_dict().items()})
 
     def forward(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
-        adj, ops, mask = _clean(x)
+        adj, ops, mask = masked_inputs(x)
         scores = self.members(adj, ops, mask).T.contiguous()  # [B, members], laid out as K stacked columns were
         return scores if self.training else scores.mean(1)
 
@@ -348,14 +411,14 @@ class PretrainedGIN(Predictor):
         """[B, 21] z-scored structural statistics of the (cleaned) cells."""
         table = {name: getattr(self, f"table_{name}") for name in ("keys", "base", "conv3", "conv1")}
         if not len(table["keys"]):
-            raise RuntimeError("pgin: no parameter table; call prepare() (lib.fitting.train_model does) first")
+            raise RuntimeError("pgin: no parameter table; call prepare() (train_model does) first")
         return (cell_statistics(adj, ops, mask, table) - self.stats_mean.float()) / self.stats_std.float()
 
     def fixed_inputs(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {**x, "statistics": self.statistics(*_clean(x))}
+        return {**x, "statistics": self.statistics(*masked_inputs(x))}
 
     def forward(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
-        adj, ops, mask = _clean(x)
+        adj, ops, mask = masked_inputs(x)
         stats = x["statistics"] if "statistics" in x else self.statistics(adj, ops, mask)
         scores = self.members(adj, ops, mask, stats).T.contiguous()  # [B, members]
         return scores if self.training else scores.mean(1)

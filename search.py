@@ -10,7 +10,7 @@ Ranking mode: scores every cell (of --data, or of the enumerated space with --sp
 batches, ranks them, prints the top-k with the truth where the data file knows it (true mean val /
 test accuracy, the cell's true rank) and a summary (best true accuracy in the file, regret of the
 top-1, how much of the true top-1% the top-k holds). With --space all the truth is joined by cell
-(nb101_space.space_rows) and NB101's md5 hash is computed for the cells shown only. The scores come
+(nb101_join.space_rows) and NB101's md5 hash is computed for the cells shown only. The scores come
 from the checkpoint when train.py stored predictions of exactly these cells (same data fingerprint, or
 all of NB101 in enumeration order; --recompute ignores them); otherwise they are computed on --threads
 CPU threads (default: the free cores) at --precision (auto: bf16 where the CPU has bf16 hardware).
@@ -23,7 +23,7 @@ same checkpoint replaces them):
                ranked (rank, hash, adjacency, ops, num_vertices, num_edges, trainable_parameters,
                predicted, true_val, true_test, true_rank, trained_on), summary (lib.metrics.pick_summary),
                synthetic_labels, top1 (= top1.json)
-  top1.json    adjacency, ops, hash (+ predicted, true_val, synthetic_labels): for nb101_space.Cell.from_json
+  top1.json    adjacency, ops, hash (+ predicted, true_val, synthetic_labels): for nb101_cell.Cell.from_json
                and `python trainer.py --arch top1.json`; --train runs exactly that (with --data, so the run
                records NB101's numbers for the cell), plus anything after `--`.
 The old top1.json goes first and the new one is written last, so a top1.json beside a search.json is
@@ -31,7 +31,7 @@ always its top1, even after a failure in between. On demo data (synthetic labels
 printed summary and search_curve.png say SYNTHETIC: those "true" accuracies are made up.
 
 Budget mode (--budget B): what Neural Predictor / BANANAS do with a query budget. Start from
---n0 random labelled cells of --data, train a fresh predictor (lib.fitting.train_model), "query" the
+--n0 random labelled cells of --data, train a fresh predictor (model.train_model), "query" the
 labels of the --per-round best-predicted unqueried cells, retrain, until B labels are spent; random
 search draws B cells (lib/budget.py). Over --seeds seeds it writes into --out (default runs/budget-<time>):
   budget.json       config, best_in_pool {hash, val, test}, seconds, and for "guided" and "random":
@@ -55,32 +55,26 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dataset import DEFAULT_DATA, NB101, DataFileError, load_nb101
-from lib.budget import budget_table, guided_vs_random, plot_curves
+from dataset import DEFAULT_DATA, NB101, TARGETS, load_nb101
+from lib.budget import budget_table, guided_vs_random, plot_search_curves
 from lib.devices import available_device, free_cores
-from lib.fitting import PRECISIONS, TARGETS, hyperparams, inference_plan, predict_cells, reusable_predictions
+from lib.errors import ArgumentParser, UserError, exit_on_user_error
+from lib.inference import PRECISIONS, inference_plan, predict_cells, reusable_predictions
 from lib.metrics import pick_summary, top_k, true_ranks
-from lib.nb101_space import (
-    Cell,
-    build_network,
-    cell_from_row,
-    count_parameters,
-    enumerate_space,
-    space_fingerprint,
-    space_hashes,
-    space_rows,
-    trainable_parameters,
-)
+from lib.nb101_cell import Cell, cell_from_row
+from lib.nb101_join import space_rows
+from lib.nb101_network import build_network, count_parameters, trainable_parameters
+from lib.nb101_space import enumerate_space, space_fingerprint, space_hashes
 from lib.outputs import dumps, json_number, pct, write_atomic
-from model import MODELS, load_checkpoint
+from model import MODELS, build_model, hyperparams, load_checkpoint, search_trainer
 
 ROOT = Path(__file__).resolve().parent
 LATEST = Path("runs/latest/checkpoint.pt")
 SHORT = {"conv3x3-bn-relu": "3x3", "conv1x1-bn-relu": "1x1", "maxpool3x3": "mp"}
 
 
-class SearchError(Exception):
-    """A user-facing failure; printed as one line, exit code 1."""
+class SearchError(UserError):
+    """A search that cannot go on for a reason the user can fix."""
 
 
 # ----------------------------------------------------------------------------- config
@@ -92,15 +86,14 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
     intro, usage = __doc__.split("\n\n", 1)
-    p = argparse.ArgumentParser(description=intro, epilog=usage, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.error = lambda msg: sys.exit(f"search.py: error: {msg}")  # one line, no usage dump
+    p = ArgumentParser(description=intro, epilog=usage, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default=str(LATEST), help="predictor from train.py (default runs/latest)")
     p.add_argument("--data", help=f"NB101 HDF5 (default {DEFAULT_DATA}; optional with --space all)")
     p.add_argument("--space", default="data", choices=["data", "all"], help="cells of --data, or all 423,624")
     p.add_argument("--top-k", type=int, default=10, help="cells in the table and in search.json")
     p.add_argument("--out", help="output folder (default: the checkpoint's folder; budget mode runs/budget-<time>)")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cuda, mps, cpu")
-    p.add_argument("--eval-batch-size", type=int, help="cells per inference batch (default: lib.fitting.predict's)")
+    p.add_argument("--eval-batch-size", type=int, help="cells per inference batch (default: lib.inference.predict's)")
     p.add_argument("--threads", type=int, help="CPU threads scoring cells (default: the cores the load leaves free)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help="auto: bf16 on CPUs with bf16 hardware")
     p.add_argument("--recompute", action="store_true", help="score the cells even if the checkpoint stores predictions")
@@ -132,12 +125,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
 
 def main(argv: list[str] | None = None) -> dict:
     args, extra = parse_args(argv)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads)  # what budget mode's predictions run on (lib.fitting.inference_plan)
-    try:
-        return run_budget(args) if args.budget is not None else run_search(args, extra)
-    finally:
-        torch.set_num_threads(threads)  # main() is also called in-process (tests, benches)
+    return run_budget(args) if args.budget is not None else run_search(args, extra)
 
 
 # ----------------------------------------------------------------------------- ranking mode
@@ -248,7 +236,7 @@ def hand_off(top1: Path, data: NB101 | None, extra: list[str]) -> None:
 
 
 def score_cells(args, model, info: dict, cells: dict, data: NB101 | None) -> tuple[np.ndarray, dict]:
-    """The checkpoint's stored predictions of these cells when they fit (lib.fitting.reusable_predictions),
+    """The checkpoint's stored predictions of these cells when they fit (lib.inference.reusable_predictions),
     else predict_cells; and how they came, for search.json ("scoring"). Says which, and why, on stdout."""
     kind, cells_fp = ("space", space_fingerprint(cells)) if args.space == "all" else ("data", data.fingerprint)
     pred, why = reusable_predictions(info, kind, cells_fp, args.precision)
@@ -292,7 +280,7 @@ def load_cells(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], NB101 |
 
 
 def data_rows(space: dict[str, np.ndarray], data: NB101 | None) -> np.ndarray:
-    """Row in `data` of each cell of the space, -1 where absent: joined by cell (nb101_space.space_rows),
+    """Row in `data` of each cell of the space, -1 where absent: joined by cell (nb101_join.space_rows),
     not by md5 hash, which would cost ~50 s for the space."""
     rows = np.full(len(space["num_vertices"]), -1)
     if data is not None:
@@ -387,17 +375,27 @@ def run_budget(args: argparse.Namespace) -> dict:
     hp = hyperparams(args.model, {**vars(args), "batch_size": args.batch_size_train})
     if args.n0 < hp["batch_size"]:
         raise SearchError(f"--n0 {args.n0} is smaller than the training batch {hp['batch_size']}")
-    loop = {k: getattr(args, k) for k in ("target", "seeds", "budget", "n0", "per_round", "model")}
-    result, curves = guided_vs_random(data, **loop, hp=hp, device=device)
-    result["seconds"] = time.perf_counter() - t0
-    result["synthetic_labels"] = data.synthetic
+
+    # -- the pool: labelled cells of --data, with the benchmark's truth to report
+    rows, y = data.search_pool(args.target)
+    truth = {"val": data.labels("val", 108, "mean")[rows], "test": data.labels("test", 108, "mean")[rows]}
+    truth["hash"] = data.hash[rows]
+    build_model(args.model).prepare()  # e.g. a first pgin pretraining (a minute) says so here, not silently in round 1
+
+    # -- guided and random search, every seed
+    train = search_trainer(args.model, hp, device=device, threads=args.threads)
+    loop = {k: getattr(args, k) for k in ("seeds", "budget", "n0", "per_round")}
+    runs, curves = guided_vs_random(data.features(rows, device), y, truth, train=train, **loop)
+    config = {"data": str(data.path), "fingerprint": data.fingerprint, **loop, "model": args.model, "hp": hp}
+    config |= {"target": args.target, "device": str(device), "threads": args.threads, "pool": len(rows)}
+    result = {"config": config, **runs, "seconds": time.perf_counter() - t0, "synthetic_labels": data.synthetic}
 
     out = Path(args.out) if args.out else Path("runs") / f"budget-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "budget.json", lambda f: f.write(dumps(result)))
     title = f"{args.model}-guided vs random, budget {args.budget}, {Path(data.path).name}"
     title = f"SYNTHETIC labels (demo data): {title}" if data.synthetic else title
-    plot_curves(out / "search_curve.png", curves, result["best_in_pool"]["val"], title, args.n0)
+    plot_search_curves(out / "search_curve.png", curves, result["best_in_pool"]["val"], title, args.n0)
     print(budget_table(result))
     if data.synthetic:
         print(f"SYNTHETIC labels: {data.path} is demo data; these accuracies are made up, not NB101's")
@@ -406,7 +404,4 @@ def run_budget(args: argparse.Namespace) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (SearchError, DataFileError, ValueError) as e:
-        sys.exit(f"search.py: error: {e}")
+    exit_on_user_error("search.py", main)

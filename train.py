@@ -29,29 +29,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from dataset import BUDGETS, DEFAULT_DATA, SPLITS, DataFileError, load_nb101
+from dataset import DEFAULT_DATA, SPLITS, TARGETS, load_nb101, parse_target
 from lib.devices import free_cores, pick_device
-from lib.fitting import (
-    PRECISIONS,
-    TARGETS,
-    TrainError,
-    hyperparams,
-    inference_plan,
-    parse_target,
-    predict_cells,
-    space_predictions,
-    stored_predictions,
-    train_model,
-)
+from lib.errors import ArgumentParser, exit_on_user_error
+from lib.fitting import TrainError
+from lib.inference import PRECISIONS, inference_plan, predict_cells, space_predictions, stored_predictions
 from lib.metrics import prediction_metrics
+from lib.nb101_schema import BUDGETS
 from lib.outputs import atomic_dir, write_atomic
-from model import LOSSES, MODELS, save_checkpoint
+from model import LOSSES, MODELS, hyperparams, save_checkpoint, train_model
 
 RUNS = Path("runs")
 
@@ -61,8 +52,7 @@ RUNS = Path("runs")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     intro, usage = __doc__.split("\n\n", 1)
-    p = argparse.ArgumentParser(description=intro, epilog=usage, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.error = lambda msg: sys.exit(f"train.py: error: {msg}")  # one line, no usage dump
+    p = ArgumentParser(description=intro, epilog=usage, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=str(DEFAULT_DATA), help="NB101 HDF5 from tools/nasbench_tfrecord_converter.py")
     p.add_argument(
         "--model", default="pgin", choices=list(MODELS), help="predictor (model.py); pgin: best measured (then gin)"
@@ -80,7 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     hp.add_argument("--loss", choices=list(LOSSES))
     p.add_argument("--seed", type=int, default=0, help="model init, batch order and dropout")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cuda, mps, cpu")
-    p.add_argument("--eval-batch-size", type=int, help="cells per inference batch (default: lib.fitting.predict's)")
+    p.add_argument("--eval-batch-size", type=int, help="cells per inference batch (default: lib.inference.predict's)")
     p.add_argument("--threads", type=int, help="CPU threads for training and predicting (default: the free cores)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help="of predictions; auto: bf16 on bf16 CPUs")
     p.add_argument("--predict-space", action="store_true", help="store predictions of all 423,624 cells (see above)")
@@ -150,12 +140,7 @@ def point_latest(run: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """The command line: run(), with user errors as one line on stderr and exit status 1."""
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except (DataFileError, TrainError) as e:
-        sys.exit(f"train.py: error: {e}")
+    return run(parse_args(argv))
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -265,4 +250,4 @@ def summary(m: dict, out: Path, latest: Path) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_user_error("train.py", main)

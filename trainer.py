@@ -8,9 +8,9 @@
     torchrun --standalone --nproc_per_node=8 trainer.py --arch top1.json --data-root data    # DDP
 
 Data (--data-root): torchvision's CIFAR10 batches (`cifar-10-batches-py/`, fetched by --download),
-or an image-folder tree `train/<class>/*` + `test/<class>/*` such as ../shared/data/cifar10-jpeg.tar.gz
-unpacked (decoded once, cached beside it). lib/cifar10.py holds the data and its augmentation,
-lib/nb101_training.py NB101's initialisers, optimiser, LR schedule and training steps.
+or an image-folder tree `train/<class>/*` + `test/<class>/*` such as cifar10-jpeg.tar.gz (CIFAR-10 as
+JPEGs) unpacked into data/ (decoded once, cached beside it). lib/cifar10.py holds the data and its
+augmentation, lib/nb101_training.py NB101's initialisers, optimiser, LR schedule and training steps.
 
 Speed: the whole uint8 dataset lives on the device and crops/flips are one gather per batch;
 channels_last (--no-channels-last), bf16 autocast on CUDA (--dtype), --compile [MODE] (reduce-overhead:
@@ -27,37 +27,53 @@ import json
 import os
 import sys
 import time
-from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from dataset import BUDGETS, DataFileError, load_nb101
+from dataset import DataFileError, load_nb101
 from lib.cifar10 import CIFAR10Error, epoch_plan, load_cifar10, normalizer, pad_for_crops, subset
 from lib.devices import pick_device
-from lib.nb101_space import Cell, InvalidSpecError, build_network, cell_from_row, count_parameters, make_cell
-from lib.nb101_training import TFRMSprop, eval_sums, freeze_dummies, init_like_tf, lr_at, streamline_cells, train_epoch
+from lib.errors import ArgumentParser, UserError, exit_on_user_error, one_line
+from lib.nb101_cell import Cell, InvalidSpecError, cell_from_row, make_cell
+from lib.nb101_network import build_network, count_parameters
+from lib.nb101_schema import BUDGETS
+from lib.nb101_training import (
+    EpochSums,
+    Images,
+    Levers,
+    TFRMSprop,
+    eval_sums,
+    freeze_dummies,
+    init_like_tf,
+    lr_at,
+    streamline_cells,
+    train_epoch,
+)
 from lib.outputs import write_atomic
 from lib.run_control import DDPError, Interrupted, agree, deferred_signals, start_ddp, stop_on_signals
-from lib.trainer_report import nb101_record, params_line, plot_curves, summary_line
+from lib.trainer_report import nb101_record, params_line, plot_training_curves, summary_line
 
 EVAL = ("valid", "test")  # evaluated after every epoch
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 GRAPH_MODES = ("reduce-overhead", "max-autotune")  # the modes that capture CUDA graphs
 
 
-class TrainerError(Exception):
-    """A user-facing failure: bad cell, missing data, NaN loss. Printed as one line, exit code 1."""
+class TrainerError(UserError):
+    """A user-facing failure: bad cell, missing data, NaN loss. Printed as one line, exit status 2."""
 
 
 # ----------------------------------------------------------------------------- config
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n\n")[0])
     cell = p.add_argument_group("cell (one of)")
     cell.add_argument("--arch", help="JSON file with adjacency, ops (and hash), e.g. search.py's top1.json")
     cell.add_argument("--hash", help="NB101 module hash, looked up in --data")
@@ -131,7 +147,7 @@ def select_cell(args: argparse.Namespace) -> tuple[Cell, dict | None]:
             cell = make_cell(matrix, args.ops.split(","))
         else:
             cell = None
-    except (ValueError, TypeError) as e:  # InvalidSpecError, or JSON of the wrong shape
+    except (InvalidSpecError, ValueError, TypeError) as e:  # NB101 rejects it, or JSON of the wrong shape
         raise TrainerError(f"invalid cell: {e}") from None
     if not args.data:
         if cell is None:
@@ -149,6 +165,81 @@ def select_cell(args: argparse.Namespace) -> tuple[Cell, dict | None]:
         return cell, None  # a cell the file doesn't hold: trained without a reference
     cell = cell or cell_from_row(nb.adjacency[i], nb.operations[i], nb.num_vertices[i])
     return cell, nb101_record(nb, i)
+
+
+# ----------------------------------------------------------------------------- the run's parts
+
+
+class Placement(NamedTuple):
+    """Where this process computes: its device, its DDP rank and the number of ranks (1 without DDP)."""
+
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def master(self) -> bool:
+        return self.rank == 0
+
+
+class DeviceData(NamedTuple):
+    """CIFAR-10 on the device: the training images (the same on every rank) and this rank's share of the
+    valid and test images, with their full sizes."""
+
+    train: Images  # padded for crops
+    evals: dict[str, Images]  # EVAL -> every world-th image, from this rank's offset
+    n_eval: dict[str, int]  # EVAL -> images on all ranks
+
+
+class Network(NamedTuple):
+    """The network in the forms the loop needs, and its optimiser."""
+
+    raw: nn.Module  # the network itself: ckpt.pt holds its state
+    model: nn.Module  # what trains: compiled and / or in DDP
+    eval_model: nn.Module  # compiled, without DDP
+    opt: TFRMSprop
+
+
+@dataclass
+class RunState:
+    """What the run has done: ckpt.pt holds it, --resume starts from it, metrics.json reports it."""
+
+    history: list[dict] = field(default_factory=list)  # one entry per epoch done
+    checkpoint_epoch: int = 0  # the epoch ckpt.pt holds: what --resume continues from
+    train_time: float = 0.0  # seconds, cumulative over invocations
+    wall_time: float = 0.0
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What the run is: fixed once it starts."""
+
+    args: argparse.Namespace  # the resolved config, saved in ckpt.pt and metrics.json
+    out: Path
+    cell: Cell
+    record: dict | None  # NB101's, when --data holds the cell
+    n_params: int
+    levers: Levers
+    place: Placement
+    total_steps: int
+
+    @property
+    def device_name(self) -> str:
+        device = self.place.device
+        return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+
+    @property
+    def network(self) -> dict:
+        a = self.args
+        network = {"stem_channels": a.stem_channels, "num_stacks": a.num_stacks, "cells_per_stack": a.cells_per_stack}
+        return network | {"num_classes": 10}
+
+    @property
+    def lever_report(self) -> dict:
+        lv = self.levers
+        report = {"dtype": "bf16" if lv.bf16 else "fp32", "channels_last": lv.channels_last}
+        report |= {"compile": self.args.compile, "cuda_graphs": lv.cuda_graphs}
+        return report | {"eval_batch_size": self.args.eval_batch_size}
 
 
 # ----------------------------------------------------------------------------- main
@@ -176,7 +267,7 @@ def main(argv: list[str] | None = None) -> dict:
             except DDPError as e:
                 raise TrainerError(str(e)) from None
         try:
-            return _run(args, ckpt, device, rank, world)
+            return _run(args, ckpt, Placement(device, rank, world))
         finally:
             if ddp and dist.is_initialized():
                 dist.destroy_process_group()
@@ -199,6 +290,50 @@ def resolve_config(args: argparse.Namespace) -> tuple[argparse.Namespace, dict |
     return args, ckpt
 
 
+def _run(args: argparse.Namespace, ckpt: dict | None, place: Placement) -> dict:
+    # -- the cell, where the run goes, the data on the device
+    cell, record = on_every_rank(lambda: select_cell(args), place.world)
+    out = output_dir(args, resuming=ckpt is not None)
+    data = load_to_device(args, place)
+    steps = total_steps(args, len(data.train.x))
+
+    # -- the network, its optimiser and, with --resume, their saved state
+    levers = choose_levers(args, place.device)
+    raw, opt, n_params = new_network(args, cell, place.device, levers)
+    state = resume(ckpt, raw, opt) if ckpt is not None else RunState()
+    net = wrap(raw, opt, args, place)
+    info = RunInfo(args, out, cell, record, n_params, levers, place, steps)
+    announce(info, data)
+
+    # -- the loop: every epoch's record, checkpoint and metrics.json written whole
+    write_metrics(info, state, "running")
+    try:
+        for epoch in epochs_to_run(args, state.checkpoint_epoch):
+            run_epoch(epoch, info, net, data, state)
+    except Interrupted as e:
+        with deferred_signals():
+            write_metrics(info, state, "interrupted", signal=str(e))
+        if place.master:
+            saved = state.checkpoint_epoch
+            where = f"from epoch {saved}" if saved else "from the start (no checkpoint yet)"
+            print(f"interrupted by {e}; `python trainer.py --resume {out}` continues {where}", file=sys.stderr)
+        raise
+    except Exception as e:
+        with deferred_signals():
+            write_metrics(info, state, "failed", error=failure_line(e))
+        raise
+
+    # -- the report
+    done = bool(state.history) and state.history[-1]["epoch"] == args.epochs
+    metrics = write_metrics(info, state, "done" if done else "stopped")
+    if place.master and state.history:
+        print(summary_line(state.history[-1], record, args.epochs))
+    return metrics
+
+
+# ----------------------------------------------------------------------------- the steps of _run
+
+
 def on_every_rank(fn, world: int):
     """fn() on this rank; under DDP every rank then learns whether any rank failed, and all stop if so."""
     if world == 1:
@@ -207,7 +342,7 @@ def on_every_rank(fn, world: int):
     try:
         result = fn()
     except Exception as e:  # noqa: BLE001 - passed to every rank, raised there as one line
-        error = str(e) if isinstance(e, TrainerError) else one_line(e)
+        error = failure_line(e)
     try:
         agree(error, world)
     except DDPError as e:
@@ -215,200 +350,205 @@ def on_every_rank(fn, world: int):
     return result
 
 
-def one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split())
-    return (text if isinstance(e, TrainerError) else f"{type(e).__name__}: {text}")[:500]
+def failure_line(e: BaseException) -> str:
+    """An error as one line for metrics.json and the other ranks: a user error's message, else its type too."""
+    return (one_line(e) if isinstance(e, UserError) else f"{type(e).__name__}: {one_line(e)}")[:500]
 
 
-def _run(args, ckpt, device, rank, world) -> dict:
-    master, ddp = rank == 0, world > 1
-    cell, record = on_every_rank(lambda: select_cell(args), world)
+def output_dir(args: argparse.Namespace, resuming: bool) -> Path:
+    """--out (default runs/train-<timestamp>), which must not hold another run unless this one continues it."""
     out = Path(args.out or time.strftime("runs/train-%Y%m%d-%H%M%S"))
     args.out = str(out)
-    if ckpt is None and (out / "ckpt.pt").exists():
+    if not resuming and (out / "ckpt.pt").exists():
         raise TrainerError(f"--out {out} already holds a run; continue it with --resume {out}")
+    return out
 
-    # -- data: all of it on the device
-    t, n_eval = load_to_device(args, device, rank, world)
-    padded, norm = pad_for_crops(t["train_x"]), normalizer(device)
-    n_train = len(padded)
-    total_steps = args.epochs * n_train // args.batch_size
-    if total_steps < 1:
+
+def load_to_device(args: argparse.Namespace, place: Placement) -> DeviceData:
+    """CIFAR-10 on the device, the training images padded for crops.
+
+    Rank 0 decodes first, so only it writes the cache; a rank that cannot read the data stops all
+    of them. Each rank keeps every world-th valid and test image; the evaluation sums are all-reduced.
+    """
+    root, (device, rank, world) = Path(args.data_root), place
+    first = on_every_rank(lambda: read_cifar10(root, args.download) if rank == 0 else None, world)  # writes the cache
+    then = on_every_rank(lambda: None if rank == 0 else read_cifar10(root, False), world)
+    d = first if rank == 0 else then
+    norm = normalizer(device)
+
+    def on_device(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a)).to(device)
+
+    x, y = subset(d["train_x"], d["train_y"], args.train_images)
+    train = Images(pad_for_crops(on_device(x)), on_device(y), norm)
+    evals, n_eval = {}, {}
+    for s in EVAL:
+        x, y = subset(d[f"{s}_x"], d[f"{s}_y"], args.eval_images)
+        evals[s], n_eval[s] = Images(on_device(x[rank::world]), on_device(y[rank::world]), norm), len(x)
+    return DeviceData(train, evals, n_eval)
+
+
+def read_cifar10(root: Path, download: bool) -> dict[str, np.ndarray]:
+    try:
+        return load_cifar10(root, download)
+    except CIFAR10Error as e:
+        raise TrainerError(str(e)) from None
+
+
+def total_steps(args: argparse.Namespace, n_train: int) -> int:
+    steps = args.epochs * n_train // args.batch_size
+    if steps < 1:
         raise TrainerError(f"{args.epochs} epochs of {n_train} images is not one batch of {args.batch_size}")
+    return steps
 
-    # -- speed levers: bf16 autocast, memory layout, compilation (CUDA graphs), evaluation batch
-    use_bf16 = args.dtype == "bf16" or (args.dtype == "auto" and device.type == "cuda")
-    amp = torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
-    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
-    graphs = args.compile in GRAPH_MODES and device.type == "cuda"
+
+def choose_levers(args: argparse.Namespace, device: torch.device) -> Levers:
+    """The speed levers: bf16 autocast, memory layout, CUDA graphs (with --compile); also the evaluation batch."""
     args.eval_batch_size = args.eval_batch_size or (2500 if device.type == "cuda" else 500)
+    bf16 = args.dtype == "bf16" or (args.dtype == "auto" and device.type == "cuda")
+    graphs = args.compile in GRAPH_MODES and device.type == "cuda"
+    return Levers(bf16=bf16, channels_last=args.channels_last, cuda_graphs=graphs)
 
-    # -- model
+
+def new_network(
+    args: argparse.Namespace, cell: Cell, device: torch.device, levers: Levers
+) -> tuple[nn.Module, TFRMSprop, int]:
+    """The network with NB101's initialisers (seeded by --seed), its optimiser, and its parameter count."""
     torch.manual_seed(args.seed)
     raw = build_network(cell, args.stem_channels, args.num_stacks, args.cells_per_stack, bn_momentum=args.bn_momentum)
     init_like_tf(raw)
     freeze_dummies(raw)
     streamline_cells(raw)  # one graph for torch.compile, same outputs
     n_params = count_parameters(raw)
-    raw = raw.to(device, memory_format=fmt)
+    raw = raw.to(device, memory_format=levers.memory_format)
     params = [p for p in raw.parameters() if p.requires_grad]
     opt = TFRMSprop(params, lr=0.0, decay=args.rms_decay, momentum=args.momentum, eps=args.rms_eps)
-    history, start_epoch, train_time, wall_time = [], 0, 0.0, 0.0
-    if ckpt is not None:
-        raw.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        history, start_epoch = ckpt["history"], ckpt["epoch"]
-        train_time, wall_time = ckpt["train_time"], ckpt["wall_time"]
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        np.random.set_state(ckpt["rng"]["numpy"])
+    return raw, opt, n_params
+
+
+def resume(ckpt: dict, raw: nn.Module, opt: TFRMSprop) -> RunState:
+    """The network, optimiser and RNGs as ckpt.pt saved them, and what the run had done."""
+    raw.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["optimizer"])
+    torch.set_rng_state(ckpt["rng"]["torch"])
+    np.random.set_state(ckpt["rng"]["numpy"])
+    return RunState(ckpt["history"], ckpt["epoch"], ckpt["train_time"], ckpt["wall_time"])
+
+
+def wrap(raw: nn.Module, opt: TFRMSprop, args: argparse.Namespace, place: Placement) -> Network:
+    """The network as it trains: compiled with --compile, in DDP across ranks; and as it evaluates."""
     model = torch.compile(raw, mode=args.compile, dynamic=False) if args.compile else raw  # a graph per shape
     eval_model = model
-    if ddp:
-        model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
-    local = args.batch_size // world
-    rank_slice = slice(rank * local, (rank + 1) * local)  # this rank's share of every global batch
-    network = {"stem_channels": args.stem_channels, "num_stacks": args.num_stacks}
-    network |= {"cells_per_stack": args.cells_per_stack, "num_classes": 10}
-    levers = {"dtype": "bf16" if use_bf16 else "fp32", "channels_last": args.channels_last}
-    levers |= {"compile": args.compile, "cuda_graphs": graphs, "eval_batch_size": args.eval_batch_size}
-    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
-    if master:
-        print(f"cell {cell.hash} {list(cell.ops)} | {params_line(n_params, network, record)}")
-        print(
-            f"device {device} x{world} ({gpu}) | {n_train} train / {n_eval['valid']} valid / {n_eval['test']} test"
-            f" | {args.epochs} epochs = {total_steps} steps of {args.batch_size} | out {out}"
-        )
-        print("levers: " + ", ".join(f"{k} {v}" for k, v in levers.items()))
-
-    def all_sum(x: torch.Tensor) -> torch.Tensor:
-        if ddp:
-            dist.all_reduce(x)
-        return x
-
-    saved_epoch = start_epoch  # the epoch ckpt.pt holds: what --resume continues from
-
-    def finish(status: str, **extra) -> dict:
-        """metrics.json (and curves.png once there is an epoch) as they stand, on rank 0."""
-        m = {"status": status, **extra, "cell": cell.to_json(), "hash": cell.hash, "params": n_params}
-        m |= {"network": network, "config": vars(args), "levers": levers, "checkpoint_epoch": saved_epoch}
-        m |= {"device": str(device), "world_size": world, "device_name": gpu, "torch": torch.__version__}
-        labels = None if record is None else "SYNTHETIC (demo data)" if record["synthetic"] else "recorded"
-        m |= {"nb101": record, "nb101_labels": labels, "epochs": history, "final": history[-1] if history else None}
-        m["summary"] = summary_line(history[-1], record, args.epochs) if history else None
-        if master:
-            write_atomic(out / "metrics.json", lambda f: f.write(json.dumps(m, indent=1)))
-            if history and status != "running":
-                title = f"cell {cell.hash} | {n_params:,} params | {args.epochs}-epoch run on {gpu}"
-                plot_curves(out / "curves.png", history, record, args.epochs, title)
-        return m
-
-    # -- loop
-    metrics = finish("running")
-    try:
-        for epoch in range(start_epoch, args.epochs):
-            if args.stop_after is not None and epoch - start_epoch >= args.stop_after:
-                break
-            t0 = time.perf_counter()
-            plan = torch.from_numpy(epoch_plan(args.seed, epoch, n_train, args.batch_size)).to(device)
-            first = epoch * n_train // args.batch_size
-            lrs = [lr_at(s, total_steps, args.lr) for s in range(first, first + plan.shape[1])]
-            mine, desc = plan[:, :, rank_slice], f"epoch {epoch + 1}/{args.epochs}"
-            stats = train_epoch(
-                model,
-                opt,
-                params,
-                padded,
-                t["train_y"],
-                mine,
-                lrs,
-                args.weight_decay,
-                norm,
-                amp,
-                desc,
-                master,
-                memory_format=fmt,
-                graphs=graphs,
-            )
-            stats = all_sum(stats)
-            if stats[3].item() > 0:  # checked once per epoch: the checkpoint below is never a NaN state
-                last = f"{out / 'ckpt.pt'} (epoch {saved_epoch})" if saved_epoch else "none (first epoch)"
-                raise TrainerError(f"loss became NaN/inf in epoch {epoch + 1}; stopped. Last good checkpoint: {last}")
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            dt_train = time.perf_counter() - t0
-            if ddp:  # rank 0's BatchNorm running stats for everyone, as the checkpoint holds rank 0's
-                for b in raw.buffers():
-                    dist.broadcast(b, 0)
-            bs = args.eval_batch_size
-            ev = {s: all_sum(eval_sums(eval_model, t[f"{s}_x"], t[f"{s}_y"], norm, amp, bs, fmt, graphs)) for s in EVAL}
-            with deferred_signals():  # the epoch's record, checkpoint and metrics are written whole
-                train_time += dt_train
-                wall_time += time.perf_counter() - t0
-                h = {"epoch": epoch + 1, "step": first + plan.shape[1], "lr": lrs[-1] if lrs else 0.0}
-                h |= {"train_loss": stats[0].item() / stats[2].item(), "train_acc": stats[1].item() / stats[2].item()}
-                h |= {f"{s}_loss": v[0].item() / v[2].item() for s, v in ev.items()}
-                h |= {f"{s}_acc": v[1].item() / v[2].item() for s, v in ev.items()}
-                h |= {"epoch_time_s": time.perf_counter() - t0, "train_time_s": train_time, "wall_time_s": wall_time}
-                history.append(h | {"images_per_s": stats[2].item() / dt_train})
-                if master:
-                    print(
-                        f"epoch {h['epoch']:3d} | train {h['train_loss']:.4f} {h['train_acc']:.4f} | valid "
-                        f"{h['valid_loss']:.4f} {h['valid_acc']:.4f} | test {h['test_acc']:.4f} | "
-                        f"{history[-1]['images_per_s']:,.0f} img/s"
-                    )
-                    state = {"model": raw.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1}
-                    state |= {"config": vars(args), "cell": cell.to_json(), "history": history}
-                    state |= {"train_time": train_time, "wall_time": wall_time}
-                    state["rng"] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}
-                    write_atomic(out / "ckpt.pt", lambda f, s=state: torch.save(s, f), "wb")
-                saved_epoch = epoch + 1
-                metrics = finish("running")
-    except Interrupted as e:
-        with deferred_signals():
-            finish("interrupted", signal=str(e))
-        if master:
-            where = f"from epoch {saved_epoch}" if saved_epoch else "from the start (no checkpoint yet)"
-            print(f"interrupted by {e}; `python trainer.py --resume {out}` continues {where}", file=sys.stderr)
-        raise
-    except Exception as e:
-        with deferred_signals():
-            finish("failed", error=one_line(e))
-        raise
-    done = bool(history) and history[-1]["epoch"] == args.epochs
-    metrics = finish("done" if done else "stopped")
-    if master and history:
-        print(summary_line(history[-1], record, args.epochs))
-    return metrics
+    if place.world > 1:
+        model = DDP(model, device_ids=[place.device.index] if place.device.type == "cuda" else None)
+    return Network(raw, model, eval_model, opt)
 
 
-def load_to_device(args, device, rank, world) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
-    """CIFAR-10's arrays on the device, and the full valid / test sizes.
+def announce(info: RunInfo, data: DeviceData) -> None:
+    if not info.place.master:
+        return
+    a, cell = info.args, info.cell
+    print(f"cell {cell.hash} {list(cell.ops)} | {params_line(info.n_params, info.network, info.record)}")
+    print(
+        f"device {info.place.device} x{info.place.world} ({info.device_name}) | {len(data.train.x)} train / "
+        f"{data.n_eval['valid']} valid / {data.n_eval['test']} test"
+        f" | {a.epochs} epochs = {info.total_steps} steps of {a.batch_size} | out {info.out}"
+    )
+    print("levers: " + ", ".join(f"{k} {v}" for k, v in info.lever_report.items()))
 
-    Rank 0 decodes first, so only it writes the cache; a rank that cannot read the data stops all
-    of them. Each rank keeps every world-th valid and test image; the evaluation sums are all-reduced.
-    """
 
-    def load(download: bool) -> dict[str, np.ndarray]:
-        try:
-            return load_cifar10(Path(args.data_root), download)
-        except CIFAR10Error as e:
-            raise TrainerError(str(e)) from None
+def epochs_to_run(args: argparse.Namespace, start: int) -> range:
+    """From the checkpoint's epoch to --epochs, at most --stop-after of them."""
+    return range(start, args.epochs if args.stop_after is None else min(args.epochs, start + args.stop_after))
 
-    first = on_every_rank(lambda: load(args.download) if rank == 0 else None, world)  # rank 0 writes the cache
-    then = on_every_rank(lambda: None if rank == 0 else load(False), world)
-    d = first if rank == 0 else then
-    d["train_x"], d["train_y"] = subset(d["train_x"], d["train_y"], args.train_images)
-    n_eval = {}
-    for s in EVAL:
-        x, y = subset(d[f"{s}_x"], d[f"{s}_y"], args.eval_images)
-        d[f"{s}_x"], d[f"{s}_y"], n_eval[s] = x[rank::world], y[rank::world], len(x)
-    return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in d.items()}, n_eval
+
+def run_epoch(epoch: int, info: RunInfo, net: Network, data: DeviceData, state: RunState) -> None:
+    """Train one epoch, evaluate, then record it in state, ckpt.pt and metrics.json (signals held back)."""
+    args, (device, rank, world), t0 = info.args, info.place, time.perf_counter()
+    n_train = len(data.train.x)
+    plan = torch.from_numpy(epoch_plan(args.seed, epoch, n_train, args.batch_size)).to(device)
+    first = epoch * n_train // args.batch_size
+    lrs = [lr_at(s, info.total_steps, args.lr) for s in range(first, first + plan.shape[1])]
+    local = args.batch_size // world  # this rank's share of every global batch
+    mine = plan[:, :, rank * local : (rank + 1) * local]
+    bar = f"epoch {epoch + 1}/{args.epochs}" if info.place.master else None
+    sums = train_epoch(net.model, net.opt, args.weight_decay, data.train, mine, lrs, info.levers, bar)
+    train = summed(sums, world)
+    if train.nonfinite.item() > 0:  # checked once per epoch: the checkpoint below is never a NaN state
+        saved = state.checkpoint_epoch
+        last = f"{info.out / 'ckpt.pt'} (epoch {saved})" if saved else "none (first epoch)"
+        raise TrainerError(f"loss became NaN/inf in epoch {epoch + 1}; stopped. Last good checkpoint: {last}")
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    dt_train = time.perf_counter() - t0
+    if world > 1:  # rank 0's BatchNorm running stats for everyone, as the checkpoint holds rank 0's
+        for b in net.raw.buffers():
+            dist.broadcast(b, 0)
+    bs = args.eval_batch_size
+    evals = {s: summed(eval_sums(net.eval_model, data.evals[s], bs, info.levers), world) for s in EVAL}
+    with deferred_signals():
+        state.train_time += dt_train
+        state.wall_time += time.perf_counter() - t0
+        h = {"epoch": epoch + 1, "step": first + plan.shape[1], "lr": lrs[-1] if lrs else 0.0}
+        h |= {"train_loss": train.mean_loss(), "train_acc": train.accuracy()}
+        h |= {f"{s}_loss": v.mean_loss() for s, v in evals.items()}
+        h |= {f"{s}_acc": v.accuracy() for s, v in evals.items()}
+        h |= {"epoch_time_s": time.perf_counter() - t0, "train_time_s": state.train_time}
+        h |= {"wall_time_s": state.wall_time}
+        state.history.append(h | {"images_per_s": train.count.item() / dt_train})
+        if info.place.master:
+            print_epoch(state.history[-1])
+            save_checkpoint(info, net, state, epoch + 1)
+        state.checkpoint_epoch = epoch + 1
+        write_metrics(info, state, "running")
+
+
+def summed(sums: EpochSums, world: int) -> EpochSums:
+    """The sums over all ranks (one all_reduce), or this rank's alone."""
+    if world > 1:
+        dist.all_reduce(sums.values)
+    return sums
+
+
+def print_epoch(h: dict) -> None:
+    print(
+        f"epoch {h['epoch']:3d} | train {h['train_loss']:.4f} {h['train_acc']:.4f} | valid "
+        f"{h['valid_loss']:.4f} {h['valid_acc']:.4f} | test {h['test_acc']:.4f} | "
+        f"{h['images_per_s']:,.0f} img/s"
+    )
+
+
+def save_checkpoint(info: RunInfo, net: Network, state: RunState, epoch: int) -> None:
+    """<out>/ckpt.pt, atomically: what --resume needs to continue exactly after `epoch`."""
+    ckpt = {"model": net.raw.state_dict(), "optimizer": net.opt.state_dict(), "epoch": epoch}
+    ckpt |= {"config": vars(info.args), "cell": info.cell.to_json(), "history": state.history}
+    ckpt |= {"train_time": state.train_time, "wall_time": state.wall_time}
+    ckpt["rng"] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}
+    write_atomic(info.out / "ckpt.pt", lambda f: torch.save(ckpt, f), "wb")
+
+
+def write_metrics(info: RunInfo, state: RunState, status: str, **extra) -> dict:
+    """metrics.json as the run stands (and curves.png once it has ended with an epoch), written on rank 0."""
+    history, record = state.history, info.record
+    m = {"status": status, **extra, "cell": info.cell.to_json(), "hash": info.cell.hash, "params": info.n_params}
+    m |= {"network": info.network, "config": vars(info.args), "levers": info.lever_report}
+    m |= {"checkpoint_epoch": state.checkpoint_epoch}
+    m |= {"device": str(info.place.device), "world_size": info.place.world, "device_name": info.device_name}
+    m |= {"torch": torch.__version__}
+    labels = None if record is None else "SYNTHETIC (demo data)" if record["synthetic"] else "recorded"
+    m |= {"nb101": record, "nb101_labels": labels, "epochs": history, "final": history[-1] if history else None}
+    m["summary"] = summary_line(history[-1], record, info.args.epochs) if history else None
+    if info.place.master:
+        write_atomic(info.out / "metrics.json", lambda f: f.write(json.dumps(m, indent=1)))
+        if history and status != "running":
+            epochs, name = info.args.epochs, info.device_name
+            title = f"cell {info.cell.hash} | {info.n_params:,} params | {epochs}-epoch run on {name}"
+            plot_training_curves(info.out / "curves.png", history, record, epochs, title)
+    return m
 
 
 if __name__ == "__main__":
     try:
-        main()
-    except (TrainerError, InvalidSpecError) as e:
-        sys.exit(f"trainer.py: error: {e}")
+        exit_on_user_error("trainer.py", main)
     except Interrupted as e:
         sys.exit(128 + e.signum)

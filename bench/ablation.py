@@ -1,12 +1,12 @@
 """Ablation of the flow-GIN predictors (model.py `gin`, `pgin`): each ingredient off in turn, 5 split seeds.
 
-    python bench/ablation.py                                   # everything, data/real20k.hdf5
-    python bench/ablation.py --only full no-ranking --seeds 0 1 --threads 2
-    python bench/ablation.py --jobs 2                          # two worker processes, 1 thread each
-    python bench/ablation.py --only pgin                       # one row; the table keeps every cached row
+    python -m bench.ablation                                   # everything, data/real20k.hdf5
+    python -m bench.ablation --only full no-ranking --seeds 0 1 --threads 2
+    python -m bench.ablation --jobs 2                          # two worker processes, 1 thread each
+    python -m bench.ablation --only pgin                       # one row; the table keeps every cached row
 
 Protocol: train on RandomState(s).permutation(N)[:n] of the real 20,001-cell file (made once from
-../shared/data/nb101_real_20k.tfrecord by bench.common.real_hdf5), label
+nb101_real_20k.tfrecord by bench.common.real_hdf5), label
 = 108-epoch validation accuracy of repeat 0, Kendall tau on all N cells. Each run is cached in
 bench/results/ablation_runs/<row>-n<n>-s<seed>.json, so the bench resumes and workers share (a
 cached run whose hyper-parameters or model arguments differ from the row's is run again); the table
@@ -30,10 +30,10 @@ import torch
 
 from bench.common import RESULTS, real_hdf5
 from dataset import DataFileError, load_nb101
-from lib.fitting import hyperparams, predict, train_model
+from lib.inference import predict
 from lib.metrics import kendall_tau
 from lib.outputs import write_atomic
-from model import build_model
+from model import build_model, hyperparams, train_model
 
 # row -> (model, n_train cells, split seeds, train-hyper-parameter overrides, model-arg overrides);
 # "full" rows are gin; pgin = gin + pretrained encoders + statistics in the head + rank-normal target
@@ -99,7 +99,7 @@ def run_one(job: tuple[str, str, int, int, int]) -> dict:
     t0 = time.perf_counter()
     model, _ = train_model(name, data.features(train), y[train], hp, seed=seed, model_args=model_args, quiet=True)
     seconds = time.perf_counter() - t0
-    pred = predict(model, data.features())
+    pred = predict(model, data.features(), threads=threads)
     result = {
         "row": row,
         "model": name,

@@ -1,10 +1,10 @@
 """Predictor-guided search with a query budget on the real 20k NB101 cells, vs random search.
 
-    python bench/budgeted_search.py                         # budget 150, 10 seeds, GCN loop config below
-    python bench/budgeted_search.py --seeds 3 --budget 100  # quicker look
+    python -m bench.budgeted_search                         # budget 150, 10 seeds, GCN loop config below
+    python -m bench.budgeted_search --seeds 3 --budget 100  # quicker look
 
 Protocol (search.py --budget; both call lib.budget.guided_vs_random): the pool is the 20,001 real
-cells of ../shared/data/nb101_real_20k.tfrecord (converted once to data/real20k.hdf5 by
+cells of nb101_real_20k.tfrecord (converted once to data/real20k.hdf5 by
 bench.common.real_hdf5); a query reveals a cell's one-repeat 108-epoch validation accuracy. Guided:
 --n0 random cells, then a GCN trained from scratch on all queried cells picks the --per-round
 best-predicted unqueried cells, until the budget is spent (n0 50 + 10 per round = 10 retrains for
@@ -26,14 +26,12 @@ import os
 import time
 from pathlib import Path
 
-import torch
-
 from bench.common import REAL_HDF5, RESULTS, machine, real_hdf5
 from dataset import load_nb101
-from lib.budget import budget_table, guided_vs_random, plot_curves
+from lib.budget import budget_table, guided_vs_random, plot_search_curves
 from lib.devices import pick_device
-from lib.fitting import hyperparams
 from lib.outputs import dumps, write_atomic
+from model import build_model, hyperparams, search_trainer
 
 BEST_IN_FILE = 0.9491  # data/README.md
 
@@ -59,14 +57,20 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()
     t0 = time.perf_counter()
-    torch.set_num_threads(1)  # as search.py --budget (its --threads default)
     device = pick_device("auto")
     hp = hyperparams(args.model, {"epochs": args.epochs, "lr": args.lr})
-    loop = dict(seeds=args.seeds, budget=args.budget, n0=args.n0, per_round=args.per_round, model=args.model)
-    res, curves = guided_vs_random(data, target="val", **loop, hp=hp, device=device)
-    res["seconds"] = time.perf_counter() - t0
+    loop = dict(seeds=args.seeds, budget=args.budget, n0=args.n0, per_round=args.per_round)
+    rows, y = data.search_pool("val")
+    truth = {"val": data.labels("val", 108, "mean")[rows], "test": data.labels("test", 108, "mean")[rows]}
+    truth["hash"] = data.hash[rows]
+    build_model(args.model).prepare()
+    train = search_trainer(args.model, hp, device=device, threads=1)  # as search.py --budget on one free core
+    runs, curves = guided_vs_random(data.features(rows, device), y, truth, train=train, **loop)
+    config = {"data": str(data.path), "fingerprint": data.fingerprint, **loop, "model": args.model, "hp": hp}
+    config |= {"target": "val", "device": str(device), "threads": 1, "pool": len(rows)}
+    res = {"config": config, **runs, "seconds": time.perf_counter() - t0}
     title = f"{args.model}-guided vs random, budget {args.budget}, {Path(data.path).name}"
-    plot_curves(out.with_suffix(".png"), curves, res["best_in_pool"]["val"], title, args.n0)
+    plot_search_curves(out.with_suffix(".png"), curves, res["best_in_pool"]["val"], title, args.n0)
     print(budget_table(res))
     res["bench"] = {
         "machine": machine(device),

@@ -2,7 +2,11 @@
 
     from bench.common import machine, real_hdf5
     info = machine()            # CPU, cores, load average, versions, date (and the GPU, if any)
-    data = real_hdf5()          # ../shared/data's real 20k cells, converted once to data/real20k.hdf5
+    data = real_hdf5()          # the real 20k cells (nb101_real_20k.tfrecord), converted once to data/real20k.hdf5
+
+The real TFRecord is read from $NB101_REAL_TFRECORD, by default data/nb101_real_20k.tfrecord
+(`make bench` sets it from the Makefile's SHARED_DATA). Run a bench from the repository root:
+`python -m bench.predictors`.
 
 Benches import this module and the toolkit's modules, never each other.
 """
@@ -18,7 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
-REAL_TFRECORD = REPO.parent / "shared" / "data" / "nb101_real_20k.tfrecord"
+REAL_TFRECORD = Path(os.environ.get("NB101_REAL_TFRECORD", REPO / "data" / "nb101_real_20k.tfrecord"))
 REAL_HDF5 = REPO / "data" / "real20k.hdf5"
 
 
@@ -50,11 +54,11 @@ def machine(device=None) -> dict:
 
 
 def real_hdf5(path: Path = REAL_HDF5, tfrecord: Path = REAL_TFRECORD) -> Path:
-    """The real-data HDF5, converted from ../shared/data's TFRecord on first use."""
+    """The real-data HDF5, converted from the real TFRecord on first use."""
     if path.exists():
         return path
     if not tfrecord.exists():
-        sys.exit(f"error: neither {path} nor {tfrecord} exists (the real data lives in ../shared/data)")
+        sys.exit(f"error: neither {path} nor {tfrecord} exists (set NB101_REAL_TFRECORD to the real TFRecord)")
     print(f"converting {tfrecord} -> {path}")
     converter = REPO / "tools" / "nasbench_tfrecord_converter.py"
     subprocess.run([sys.executable, str(converter), "--input", str(tfrecord), "--output", str(path)], check=True)

@@ -1,8 +1,8 @@
 """Benchmark the TFRecord -> HDF5 converter on a full-size NB101 file against a per-record reference loop.
 
-    python bench/converter.py                          # makes data/demo_full.tfrecord first if absent (~2 min)
-    python bench/converter.py --input data/nasbench_full.tfrecord
-    python bench/converter.py --reference-records 0    # the reference loop over every record, not a sample
+    python -m bench.converter                          # makes data/demo_full.tfrecord first if absent (~2 min)
+    python -m bench.converter --input data/nasbench_full.tfrecord
+    python -m bench.converter --reference-records 0    # the reference loop over every record, not a sample
 
 The reference parses each record as NB101's api.py does: json.loads, base64.b64decode,
 ModelMetrics.FromString, then the 9 values with HasField (trainable_parameters, halfway and final
@@ -37,8 +37,10 @@ import h5py
 import numpy as np
 
 from bench.common import REPO, RESULTS, machine
+from lib import nb101_space
 from lib.nb101_convert import convert
-from lib.nb101_records import FIELDS, ModelMetrics, RecordError, read_tfrecord
+from lib.nb101_records import ModelMetrics, RecordError, read_tfrecord
+from lib.nb101_schema import RECORD_FIELDS
 from lib.outputs import write_atomic
 
 
@@ -103,7 +105,7 @@ def reference_loop(datas: list[bytes]) -> None:
         m = ModelMetrics.FromString(base64.b64decode(raw))
         half, final = m.evaluation_data[1], m.evaluation_data[2]
         _ = (m.trainable_parameters, ops.split(","), int(math.isqrt(len(adjacency))))
-        _ = [getattr(e, f) if e.HasField(f) else nan for e in (half, final) for f in FIELDS]
+        _ = [getattr(e, f) if e.HasField(f) else nan for e in (half, final) for f in RECORD_FIELDS]
 
 
 def time_conversion(src: Path, workers: int | None, check_first: bool | None) -> dict:
@@ -184,6 +186,10 @@ def main() -> None:
         subprocess.run(cmd, check=True)
         made = round(time.perf_counter() - t0, 1)
     info = machine() | decoding_extras()
+    # Every timed conversion looks the space's hashes up: without the cache, the first conversion of
+    # a file of every cell would hash them all (~45 s) and keep them for the runs after it.
+    space_cache_made = not nb101_space.DEFAULT_SPACE_CACHE.exists()
+    nb101_space.enumerate_space()
 
     conv = time_conversion(src, args.workers, None)  # the default: framing and CRCs checked first
     base = None if args.no_baseline else time_conversion(src, args.workers, False)
@@ -214,6 +220,7 @@ def main() -> None:
         "input": src.name,
         "input_bytes": src.stat().st_size,
         "demo_file_made_in_s": made,
+        "space_hash_cache_made_first": space_cache_made,
         "machine": info,
         "load_average_after": os.getloadavg(),
         "converter": conv,

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# trainer.py's acceptance on one CUDA GPU in about 9 minutes, start-up and data decoding included:
-# (a) training throughput against nasbench_pytorch's own loop, lever by lever; (b) 108 epochs of a
-# median-size NB101 cell, extrapolated from measured full epochs; (c) the best cell of the NB101
-# file trained for NB101's 36-epoch budget (12 if 36 won't fit) beside NB101's recorded accuracy.
+# trainer.py on one CUDA GPU in about 9 minutes, start-up and data decoding included: (a) training
+# throughput against nasbench_pytorch's own loop, lever by lever; (b) 108 epochs of a median-size
+# NB101 cell, extrapolated from measured full epochs; (c) the best cell of the NB101 file trained for
+# NB101's 36-epoch budget (12 if 36 won't fit) beside NB101's recorded accuracy.
 # bench/gpu.py does the work and writes one JSON (default bench/results/gpu.json).
 #
-#   bash bench/gpu.sh                                   # CIFAR-10 and NB101 data from data/ or ../shared/data
+#   bash bench/gpu.sh                                   # CIFAR-10 and NB101 data found in data/
+#   bash bench/gpu.sh --inputs DIR                      # ... found in DIR (or BENCH_GPU_INPUTS=DIR bash bench/gpu.sh)
 #   bash bench/gpu.sh --cifar cifar10-jpeg.tar.gz --nb101 nb101_real_20k.tfrecord --out gpu.json
 #   bash bench/gpu.sh --deps /path/to/folder            # a folder holding a copied nasbench_pytorch package
 #   bash bench/gpu.sh --smoke                           # every step on the CPU, tiny network (~2 min)

@@ -1,15 +1,15 @@
 """Real-data benchmark of the predictors: how well each ranks 20,001 real NB101 cells after 172 labels.
 
-    python bench/predictors.py                                  # every registered model, split seeds 0-4
-    python bench/predictors.py --models gcn mlp --seeds 0 1 2 3 4
-    python bench/predictors.py --models gcn --seeds 0 --epochs 30 --out /tmp/quick   # a smoke run
-    python bench/predictors.py --models gcn --model-args '{"hidden": 64}' --out bench/results/gcn64
+    python -m bench.predictors                                  # every registered model, split seeds 0-4
+    python -m bench.predictors --models gcn mlp --seeds 0 1 2 3 4
+    python -m bench.predictors --models gcn --seeds 0 --epochs 30 --out /tmp/quick   # a smoke run
+    python -m bench.predictors --models gcn --model-args '{"hidden": 64}' --out bench/results/gcn64
 
-Protocol: ../shared/data/nb101_real_20k.tfrecord converted once to data/real20k.hdf5
+Protocol: nb101_real_20k.tfrecord converted once to data/real20k.hdf5
 (bench.common.real_hdf5); for each split seed s, train on
 split("172", seed=s) = RandomState(s).permutation(N)[:172] and evaluate on all N cells; the label
 is the one-repeat 108-epoch validation accuracy; each model trains with its own DEFAULTS
-(model.py) and training seed 0, exactly as `train.py --split 172 --split-seed s` does.
+(model.py) and training seed s, exactly as `train.py --split 172 --split-seed s --seed s` does.
 Seconds per run = training + prediction + metrics (the file is loaded once).
 
 Writes <out>.json (every run, mean and std per model, the protocol and the machine) and <out>.md
@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -30,17 +29,19 @@ import numpy as np
 import torch
 
 from bench.common import REAL_HDF5, REAL_TFRECORD, RESULTS, machine, real_hdf5
-from dataset import BUDGETS, SPLITS, DataFileError, load_nb101
+from dataset import SPLITS, TARGETS, load_nb101, parse_target
 from lib.devices import pick_device
-from lib.fitting import HP, TARGETS, TrainError, hyperparams, parse_target, predict, train_model
+from lib.errors import UserError, exit_on_user_error
+from lib.inference import predict
 from lib.metrics import prediction_metrics
+from lib.nb101_schema import BUDGETS
 from lib.outputs import write_atomic
-from model import LOSSES, MODELS
+from model import HP, LOSSES, MODELS, hyperparams, train_model
 
 COLUMNS = ("kendall_tau", "spearman", "mse", "top1_true", "seconds")
 # The original code of each anchor on exactly this protocol and file (1 thread, 5 seeds).
 ANCHORS = {
-    "seed's MLP (original code)": {"kendall_tau": (0.626, 0.015)},
+    "chanyoungP/Simple_MLP_Predictor_NAS's MLP (original code)": {"kendall_tau": (0.626, 0.015)},
     "neuralpredictor.pytorch GCN (original code)": {"kendall_tau": (0.662, 0.021)},
 }
 
@@ -59,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-split", default="all", choices=SPLITS)
     p.add_argument("--target", default="val:0", choices=TARGETS)
     p.add_argument("--budget", type=int, default=108, choices=BUDGETS)
-    p.add_argument("--train-seed", type=int, default=0, help="model init / batch order seed of every run")
+    p.add_argument("--train-seed", type=int, help="model init and batch order of every run (default: the split seed)")
     p.add_argument("--model-args", default="{}", help="JSON keyword args for every model, e.g. '{\"hidden\": 64}'")
     hp = p.add_argument_group("training: override every model's DEFAULTS")
     hp.add_argument("--epochs", type=int)
@@ -104,13 +105,16 @@ def main(argv: list[str] | None = None) -> dict:
     eval_idx = data.split(args.eval_split)
     eval_idx = eval_idx[np.isfinite(y[eval_idx])]
     x_eval = data.features(eval_idx)
-    model_args = json.loads(args.model_args)
+    try:
+        model_args = json.loads(args.model_args)
+    except json.JSONDecodeError as e:
+        raise UserError(f"--model-args {args.model_args!r} is not JSON ({e})") from None
     overrides = {k: getattr(args, k) for k in HP if getattr(args, k) is not None}
     print(
         f"{args.data}: {len(data)} cells, {len(eval_idx)} evaluated; models {' '.join(args.models)}; seeds {args.seeds}"
     )
 
-    fit_options = dict(seed=args.train_seed, device=device, model_args=model_args, quiet=True)
+    fit_options = dict(device=device, model_args=model_args, quiet=True)
     runs = []
     for name in args.models:
         hp = hyperparams(name, vars(args))
@@ -118,7 +122,8 @@ def main(argv: list[str] | None = None) -> dict:
             train_idx = data.split(args.split, s)
             train_idx = train_idx[np.isfinite(y[train_idx])]
             t0 = time.perf_counter()
-            model, history = train_model(name, data.features(train_idx), y[train_idx], hp, **fit_options)
+            seed = s if args.train_seed is None else args.train_seed
+            model, history = train_model(name, data.features(train_idx), y[train_idx], hp, seed=seed, **fit_options)
             t1 = time.perf_counter()
             m = prediction_metrics(predict(model, x_eval, threads=args.threads), y[eval_idx])
             t2 = time.perf_counter()
@@ -126,6 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
                 {
                     "model": name,
                     "split_seed": s,
+                    "train_seed": seed,
                     **m,
                     "n_train": len(train_idx),
                     "seconds": t2 - t0,
@@ -164,9 +170,10 @@ def main(argv: list[str] | None = None) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(out.with_suffix(".json"), lambda f: json.dump(result, f, indent=2))
     load = f"{info['load_avg_start'][0]:.1f} at start, {info['load_avg_end'][0]:.1f} at end"
+    train_seed = "= split seed" if args.train_seed is None else args.train_seed
     lines = [
         f"# Predictor benchmark\n\n{text}\n",
-        f"Protocol: train on split {args.split} (split seeds {args.seeds}, training seed {args.train_seed}), "
+        f"Protocol: train on split {args.split} (split seeds {args.seeds}, training seed {train_seed}), "
         f"evaluate on {len(eval_idx)} cells of {Path(args.data).name} ({data.fingerprint}), target {args.target} "
         f"at {args.budget} epochs; each model's DEFAULTS (model.py) except {overrides or 'nothing'}, model args "
         f"{model_args or 'default'}. Mean ± std (ddof=0) over the split seeds.",
@@ -180,7 +187,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (DataFileError, TrainError, json.JSONDecodeError) as e:
-        sys.exit(f"bench/predictors.py: error: {e}")
+    exit_on_user_error("bench/predictors.py", main)

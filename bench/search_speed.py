@@ -1,17 +1,18 @@
-"""Scoring + ranking speed over the whole NB101 space (423,624 cells), vs the seed's one-cell loop; and
+"""Scoring + ranking speed over the whole NB101 space (423,624 cells), vs the one-cell loop of the original
+project (chanyoungP/Simple_MLP_Predictor_NAS); and
 `search.py --space all` as a whole command, with the predictions a checkpoint stores and without.
 
-    python bench/search_speed.py                                  # mlp, gcn, gin, pgin: random weights, minutes
-    python bench/search_speed.py --models gin --threads 1 2 --precisions fp32 bf16 --repeats 3
+    python -m bench.search_speed                                  # mlp, gcn, gin, pgin: random weights, minutes
+    python -m bench.search_speed --models gin --threads 1 2 --precisions fp32 bf16 --repeats 3
 
 In-process (loading the space and the model excluded): what `search.py --space all` does between the
-two, i.e. lib.fitting.predict_cells (each batch's inputs built by the worker that scores it) and
+two, i.e. lib.inference.predict_cells (each batch's inputs built by the worker that scores it) and
 lib.metrics.top_k, best of --repeats, for each model x precision x threads. The speed does not
 depend on the weights, so the models run with seeded random weights (pgin's encoders pretrained).
 For gin, the row "members looped" runs the same weights as K separate FlowGIN modules one after the
 other (the ensemble before its members were batched), fp32, 1 thread.
 
-Baseline, in the same run on --sample random cells: the seed's search.py loop, a DataLoader with
+Baseline, in the same run on --sample random cells: the original project's search.py loop, a DataLoader with
 batch_size=1 over a Dataset whose __getitem__ builds the one-hot ops and the mask in Python
 (chanyoungP/Simple_MLP_Predictor_NAS dataset.py), then one forward per cell, keeping the maximum
 (its per-cell print left out), on 1 thread. Ratio: its extrapolation to the whole space over ours.
@@ -42,11 +43,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from bench.common import REPO, RESULTS, machine
 from lib.devices import native_bf16
-from lib.fitting import PRECISIONS, predict_cells, stored_predictions
+from lib.inference import PRECISIONS, predict_cells, stored_predictions
 from lib.metrics import top_k
 from lib.nb101_space import enumerate_space, space_fingerprint
 from lib.outputs import write_atomic
-from model import MODELS, Predictor, _clean, build_model, save_checkpoint
+from model import MODELS, Predictor, build_model, masked_inputs, save_checkpoint
 
 TARGET_S = 5.0  # search.py --space all, whole command
 
@@ -61,14 +62,14 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=PRECISIONS[1:])
     p.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="worker threads to time")
     p.add_argument("--repeats", type=int, default=1, help="timed runs per configuration (best is reported)")
-    p.add_argument("--sample", type=int, default=300, help="cells for the seed's one-at-a-time loop")
+    p.add_argument("--sample", type=int, default=300, help="cells for the original one-at-a-time loop")
     p.add_argument("--no-command", dest="command", action="store_false", help="skip the whole-command timings")
     p.add_argument("--out", default=str(RESULTS / "search_speed.json"))
     return p.parse_args()
 
 
 class SeedDataset(Dataset):
-    """The seed's Nb101Dataset.__getitem__ (inputs part): one-hot ops and mask built in Python."""
+    """The original project's Nb101Dataset.__getitem__ (inputs part): one-hot ops and mask built in Python."""
 
     def __init__(self, space: dict[str, np.ndarray], rows: np.ndarray):
         self.space, self.rows = space, rows
@@ -88,7 +89,7 @@ class SeedDataset(Dataset):
 
 @torch.no_grad()
 def seed_loop(model: torch.nn.Module, space: dict[str, np.ndarray], rows: np.ndarray) -> float:
-    """The seed's search loop over `rows`, on 1 thread; returns seconds per cell."""
+    """The original project's search loop over `rows`, on 1 thread; returns seconds per cell."""
     model.eval()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -114,7 +115,7 @@ class LoopedMembers(Predictor):
         self.set_label_norm(gin.label_mean.item(), gin.label_std.item())
 
     def forward(self, x):
-        adj, ops, mask = _clean(x)
+        adj, ops, mask = masked_inputs(x)
         return torch.stack([m(adj, ops, mask) for m in self.members], 1).mean(1)
 
 

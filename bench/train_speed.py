@@ -1,8 +1,8 @@
 """Speed of the default train.py run: 300 epochs on 172 cells, then evaluation of all 423,624 cells.
 
-    python bench/train_speed.py                                # data/demo_all.hdf5 (made if absent), gin
-    python bench/train_speed.py --data data/nasbench.hdf5      # any full-size HDF5
-    python bench/train_speed.py --model mlp --repeats 3
+    python -m bench.train_speed                                # data/demo_all.hdf5 (made if absent), gin
+    python -m bench.train_speed --data data/nasbench.hdf5      # any full-size HDF5
+    python -m bench.train_speed --model mlp --repeats 3
 
 Runs `train.py --data FILE --split 172 --model M --quiet` end to end in a subprocess (in a temporary
 folder, so runs/latest is left alone) and reports the wall time: Python start, loading, training,
@@ -33,10 +33,9 @@ from pathlib import Path
 import h5py
 
 from bench.common import REPO, RESULTS, machine
-from lib.fitting import hyperparams
 from lib.nb101_space import NUM_CELLS
 from lib.outputs import write_atomic
-from model import MODELS
+from model import MODELS, hyperparams
 
 TARGET_S = 15.0
 DEMO_ALL = REPO / "data" / "demo_all.hdf5"

@@ -1,8 +1,8 @@
 """Training throughput: trainer.py's speed levers, one at a time, against nasbench_pytorch's own loop.
 
-    python bench/trainer.py                                   # CPU: reduced network, ~2 min
-    python bench/trainer.py --device cuda --network full      # GPU: NB101's network, the median-size cell
-    python bench/trainer.py --levers fp32,bf16 --images 512 --rounds 1 --out /tmp/trainer.json
+    python -m bench.trainer                                   # CPU: reduced network, ~2 min
+    python -m bench.trainer --device cuda --network full      # GPU: NB101's network, the median-size cell
+    python -m bench.trainer --levers fp32,bf16 --images 512 --rounds 1 --out /tmp/trainer.json
 
 Same cell, network, device, batch (256) and process for every row; the images are random uint8
 (content does not change the speed). The baseline is how nasbench_pytorch trains: its
@@ -34,7 +34,6 @@ import pickle
 import sys
 import tempfile
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +43,19 @@ from nasbench_pytorch.trainer import train as nasbench_train
 
 from bench.common import machine
 from lib import cifar10
-from lib.nb101_space import build_network, count_parameters, make_cell
-from lib.nb101_training import TFRMSprop, eval_sums, freeze_dummies, init_like_tf, lr_at, streamline_cells, train_epoch
+from lib.nb101_cell import make_cell
+from lib.nb101_network import build_network, count_parameters
+from lib.nb101_training import (
+    Images,
+    Levers,
+    TFRMSprop,
+    eval_sums,
+    freeze_dummies,
+    init_like_tf,
+    lr_at,
+    streamline_cells,
+    train_epoch,
+)
 from lib.outputs import write_atomic
 
 # Median trainable_parameters (5,356,682) of all 423,624 NB101 cells (nb101_space.enumerate_space
@@ -139,20 +149,19 @@ class Ours:
 
     def __init__(self, lever: str, cell, sizes, x: torch.Tensor, y: torch.Tensor, device: torch.device):
         bf16, mode = LEVERS[lever]
-        self.device, self.x, self.y = device, x, y
-        self.amp = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
-        self.fmt = torch.channels_last if bf16 else torch.contiguous_format
-        self.graphs = mode in ("reduce-overhead", "max-autotune") and device.type == "cuda"
+        self.device = device
+        graphs = mode in ("reduce-overhead", "max-autotune") and device.type == "cuda"
+        self.levers = Levers(bf16=bf16, channels_last=bf16, cuda_graphs=graphs)
         torch.manual_seed(0)
         net = build_network(cell, *sizes)
         init_like_tf(net)
         freeze_dummies(net)
         streamline_cells(net)
-        net = net.to(device, memory_format=self.fmt)
-        self.params = [p for p in net.parameters() if p.requires_grad]
-        self.opt = TFRMSprop(self.params, lr=0.0)
+        net = net.to(device, memory_format=self.levers.memory_format)
+        self.opt = TFRMSprop([p for p in net.parameters() if p.requires_grad], lr=0.0)
         self.model = torch.compile(net, mode=mode, dynamic=False) if mode else net
-        self.padded, self.norm = cifar10.pad_for_crops(x), cifar10.normalizer(device)
+        norm = cifar10.normalizer(device)
+        self.train_images, self.eval_images = Images(cifar10.pad_for_crops(x), y, norm), Images(x, y, norm)
         self.plan = torch.from_numpy(cifar10.epoch_plan(0, 0, len(x), BATCH)).to(device)
         self.step = 0
         self.warmup_s = timed(lambda: self.steps(3), device)  # compiles (train mode), cudnn autotune
@@ -161,8 +170,7 @@ class Ours:
         lrs = [lr_at(s, 10**6, 0.2) for s in range(self.step, self.step + k)]
         plan = self.plan[:, torch.arange(self.step, self.step + k, device=self.device) % self.plan.shape[1]]
         self.step += k
-        args = (self.model, self.opt, self.params, self.padded, self.y, plan, lrs, 1e-4, self.norm, self.amp)
-        train_epoch(*args, show=False, memory_format=self.fmt, graphs=self.graphs)
+        train_epoch(self.model, self.opt, 1e-4, self.train_images, plan, lrs, self.levers)
 
     def train(self, k: int) -> float:
         """k steps; images/s."""
@@ -182,10 +190,9 @@ class Ours:
 
     def evaluate(self, batch: int) -> tuple[float, float]:
         """(warm-up s, images/s) of the evaluation of all images at `batch`."""
-        args = (self.model, self.x, self.y, self.norm, self.amp, batch, self.fmt, self.graphs)
-        run = lambda: eval_sums(*args)  # noqa: E731
+        run = lambda: eval_sums(self.model, self.eval_images, batch, self.levers)  # noqa: E731
         warmup = timed(run, self.device)  # compiles the eval-mode graph for this shape
-        return warmup, len(self.x) / timed(run, self.device)
+        return warmup, len(self.eval_images.x) / timed(run, self.device)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -235,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"warming up {lever} ...", flush=True)
                 runners[lever] = Ours(lever, cell, sizes, xt, yt, device)
                 rows[lever] = {"warmup_s": runners[lever].warmup_s, "rounds": []}
-        # Alternate the rows and take medians: a shared machine's load drifts during the run.
+        # Alternate the rows and take medians: the load of other jobs on the machine drifts during the run.
         for r in range(args.rounds):
             if r and over_time():
                 break

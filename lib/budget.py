@@ -1,94 +1,63 @@
-"""Predictor-guided search with a query budget (Neural Predictor / BANANAS style) vs random search.
+"""Budgeted search on a labelled pool: predictor-guided (Neural Predictor / BANANAS style) against random.
 
     from lib.budget import budget_table, guided_vs_random
-    hp = hyperparams("gcn", {"epochs": 100, "lr": 1e-3})
-    result, curves = guided_vs_random(data, target="val", seeds=10, budget=150, n0=50, per_round=10, model="gcn", hp=hp)
-    print(budget_table(result))             # result: config, best_in_pool, guided, random (budget.json)
+    train = model.search_trainer("gcn", hp)        # train(x, y, seed) -> score(features) -> accuracies
+    result, curves = guided_vs_random(x, y, truth, train=train, seeds=10, budget=150, n0=50, per_round=10)
+    print(budget_table({"config": config, **result}))     # budget.json: config, best_in_pool, guided, random
 
-The pool is every cell of an NB101 data file (dataset.NB101) with both a --target label and a
-true val accuracy. Below guided_vs_random, everything indexes that pool: x its features, y the
-label the predictor learns, true_val / true_test / hashes the benchmark's truth, in pool order.
+Everything indexes the pool (dataset.NB101.search_pool): x its features, y the label the predictor
+learns, truth["val"] / truth["test"] / truth["hash"] the benchmark's truth, in pool order. The
+strategies never build a predictor themselves: they call the `train` they are given.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from lib.fitting import parse_target, predict, train_model
+from lib.errors import UserError
 from lib.metrics import top_k
 from lib.outputs import json_number, pct, write_atomic
-from model import build_model
 
 METHODS = ("guided", "random")
+Train = Callable[[dict[str, torch.Tensor], np.ndarray, int], Callable[[dict[str, torch.Tensor]], np.ndarray]]
 
 
 # ----------------------------------------------------------------------------- the comparison
 
 
 def guided_vs_random(
-    data,
+    x: dict[str, torch.Tensor],
+    y: np.ndarray,
+    truth: dict[str, np.ndarray],
     *,
-    target: str,
+    train: Train,
     seeds: int,
     budget: int,
     n0: int,
     per_round: int,
-    model: str,
-    hp: dict,
-    device: str | torch.device = "cpu",
 ) -> tuple[dict, dict[str, np.ndarray]]:
-    """Guided and random search on the labelled cells of `data` (an NB101) with seeds 0..seeds-1:
-    budget.json's content (config, best_in_pool, guided, random) and the val curves to plot."""
-    metric, repeat = parse_target(target)
-    y_target = data.labels(metric, 108, repeat)
-    true_val, true_test = data.labels("val", 108, "mean"), data.labels("test", 108, "mean")
-    pool = np.flatnonzero(np.isfinite(y_target) & np.isfinite(true_val))
-    x = data.features(pool, device)
-    build_model(model).prepare()  # e.g. a first pgin pretraining (minutes) says so here, not silently in round 1
-    loop = dict(budget=budget, n0=n0, per_round=per_round, model=model, hp=hp, device=device)
-    runs = run_seeds(x, y_target[pool], seeds=seeds, **loop)
-    config = {
-        "data": str(data.path),
-        "fingerprint": data.fingerprint,
-        "budget": budget,
-        "n0": n0,
-        "per_round": per_round,
-        "seeds": seeds,
-        "model": model,
-        "hp": hp,
-        "target": target,
-        "device": str(device),
-        "threads": torch.get_num_threads(),
-        "pool": len(pool),
-    }
-    result = {"config": config, **summarize_runs(runs, true_val[pool], true_test[pool], data.hash[pool])}
-    return result, val_curves(runs, true_val[pool])
+    """Guided and random search over the pool with seeds 0..seeds-1: budget.json's results
+    (best_in_pool, guided, random) and the true val curves to plot."""
+    runs = run_seeds(x, y, train=train, seeds=seeds, budget=budget, n0=n0, per_round=per_round)
+    return summarize_runs(runs, truth["val"], truth["test"], truth["hash"]), val_curves(runs, truth["val"])
 
 
 # ----------------------------------------------------------------------------- strategies
 
 
 def budgeted_search(
-    x: dict[str, torch.Tensor],
-    y: np.ndarray,
-    *,
-    budget: int,
-    n0: int,
-    per_round: int,
-    model: str,
-    hp: dict,
-    seed: int = 0,
-    device: str | torch.device = "cpu",
+    x: dict[str, torch.Tensor], y: np.ndarray, *, train: Train, budget: int, n0: int, per_round: int, seed: int = 0
 ) -> np.ndarray:
     """Predictor-guided search over a pool (features x, labels y): indices of the `budget` queried
     cells, in query order. n0 random cells first; then, until the budget is spent, a fresh predictor
-    trained on all queried cells picks the `per_round` best-predicted cells not yet queried."""
+    (train(queried features, their labels, seed)) picks the `per_round` best-predicted cells not yet queried."""
     if not 0 < n0 <= budget <= len(y):
-        raise ValueError(f"need 0 < --n0 ({n0}) <= --budget ({budget}) <= labelled cells ({len(y)})")
+        raise UserError(f"need 0 < --n0 ({n0}) <= --budget ({budget}) <= labelled cells ({len(y)})")
     rng = np.random.default_rng(seed)
     queried = rng.choice(len(y), n0, replace=False).tolist()
     seen = np.zeros(len(y), bool)
@@ -97,8 +66,8 @@ def budgeted_search(
     while len(queried) < budget:
         idx = torch.as_tensor(queried)
         train_x = {k: v[idx] for k, v in x.items()}
-        net, _ = train_model(model, train_x, y[queried], hp, seed=1000 * seed + rnd, device=device, quiet=True)
-        pred = predict(net, x)
+        score = train(train_x, y[queried], 1000 * seed + rnd)
+        pred = score(x)
         pred[seen] = -np.inf
         new = top_k(pred, min(per_round, budget - len(queried)))
         queried += new.tolist()
@@ -120,23 +89,12 @@ def best_so_far(queried: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def run_seeds(
-    x: dict[str, torch.Tensor],
-    y: np.ndarray,
-    *,
-    seeds: int,
-    budget: int,
-    n0: int,
-    per_round: int,
-    model: str,
-    hp: dict,
-    device: str | torch.device = "cpu",
+    x: dict[str, torch.Tensor], y: np.ndarray, *, train: Train, seeds: int, budget: int, n0: int, per_round: int
 ) -> dict[str, list[np.ndarray]]:
     """Guided and random search with seeds 0..seeds-1: the queried pool indices of each, per method."""
     runs = {name: [] for name in METHODS}
     for seed in tqdm(range(seeds), desc="seeds", unit="seed"):
-        guided = budgeted_search(
-            x, y, budget=budget, n0=n0, per_round=per_round, model=model, hp=hp, seed=seed, device=device
-        )
+        guided = budgeted_search(x, y, train=train, budget=budget, n0=n0, per_round=per_round, seed=seed)
         runs["guided"].append(guided)
         runs["random"].append(random_search(len(y), budget, seed))
     return runs
@@ -180,7 +138,7 @@ def summarize_runs(
 
 
 def val_curves(runs: dict[str, list[np.ndarray]], true_val: np.ndarray) -> dict[str, np.ndarray]:
-    """Best true val accuracy found after each query, [seeds, budget] per method (for plot_curves)."""
+    """Best true val accuracy found after each query, [seeds, budget] per method (for plot_search_curves)."""
     return {name: np.array([true_val[best_so_far(q, true_val)] for q in queries]) for name, queries in runs.items()}
 
 
@@ -202,7 +160,7 @@ def budget_table(r: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_curves(path: Path, curves: dict[str, np.ndarray], best: float, title: str, n0: int = 0) -> None:
+def plot_search_curves(path: Path, curves: dict[str, np.ndarray], best: float, title: str, n0: int = 0) -> None:
     """Best true accuracy found vs queries: mean line, +-std shaded, per method; the pool's best dashed."""
     import matplotlib
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lib.nb101_space import MAX_VERTICES, trainable_parameters
+from lib.nb101_cell import MAX_VERTICES
+from lib.nb101_network import trainable_parameters
 
 N_STATISTICS = 21
 BITS = 2 ** torch.arange(MAX_VERTICES * MAX_VERTICES, dtype=torch.int64)  # adjacency bits -> one int64 key
@@ -29,7 +30,7 @@ def matrix_keys(adj: torch.Tensor) -> torch.Tensor:
 def parameter_table(space: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     """Parameter count of every cell of `space` as base[matrix] + sum_v conv3[matrix, v] or conv1[matrix, v].
 
-    nb101_space.trainable_parameters is linear in the ops for a fixed matrix: probing it with all-conv3x3,
+    nb101_network.trainable_parameters is linear in the ops for a fixed matrix: probing it with all-conv3x3,
     all-conv1x1 and all-maxpool labels of one cell per distinct matrix recovers the per-vertex terms."""
     adj = torch.as_tensor(space["adjacency"])
     keys, first = np.unique(matrix_keys(adj).numpy(), return_index=True)

@@ -28,6 +28,7 @@ from PIL import Image
 from torchvision.datasets import CIFAR10, ImageFolder
 from tqdm import tqdm
 
+from lib.errors import UserError
 from lib.outputs import save_npz_atomic
 
 # nasbench lib/cifar.py: RGB_MEAN / RGB_STD on 0..255 pixels (CIFAR-10's true per-channel values).
@@ -38,8 +39,9 @@ POOL_MIN_IMAGES = 4096  # fewer images decode faster in-process than a pool star
 PAD = 4  # NB101 pads 4 pixels, then crops 32x32: offsets 0..8
 
 
-class CIFAR10Error(Exception):
-    """No readable CIFAR-10 under the given root; the message says what was expected."""
+class CIFAR10Error(UserError):
+    """No readable CIFAR-10 under the given root, or an image that is not 32x32; the message says what was
+    expected."""
 
 
 class CIFAR10Batches(CIFAR10):
@@ -72,8 +74,8 @@ def load_cifar10(root: Path, download: bool = False) -> dict[str, np.ndarray]:
     raise CIFAR10Error(
         f"no CIFAR-10 under --data-root {root}: expected either {root}/cifar-10-batches-py (torchvision's "
         f"CIFAR10; add --download when online) or an image-folder tree {root}/train/<class>/* + "
-        f"{root}/test/<class>/* (e.g. tar -xzf ../shared/data/cifar10-jpeg.tar.gz -C data/ "
-        "and --data-root data/cifar10-jpeg)"
+        f"{root}/test/<class>/* (e.g. cifar10-jpeg.tar.gz (CIFAR-10 as JPEGs) unpacked by "
+        "tar -xzf cifar10-jpeg.tar.gz -C data/, then --data-root data/cifar10-jpeg)"
     )
 
 

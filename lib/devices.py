@@ -1,7 +1,8 @@
 """Where torch runs: the device choice, the CPU thread settings and bf16 support every stage shares.
 
-from lib.devices import pick_device, cpu_math, free_cores, native_bf16
+from lib.devices import pick_device, available_device, cpu_math, free_cores, native_bf16, keep_freed_memory
 device = pick_device("auto")              # cuda, then mps, then cpu
+device = available_device("cuda")         # UserError unless this machine has one
 with cpu_math(device, threads=1): ...     # denormals flushed, `threads` intra-op threads
 free_cores()                              # cores the load average leaves free
 native_bf16(device)                       # bf16 matmuls in hardware (AMX / AVX512-BF16 on a CPU)
@@ -17,6 +18,8 @@ from contextlib import contextmanager
 
 import torch
 
+from lib.errors import UserError
+
 
 def pick_device(name: str = "auto") -> torch.device:
     """`auto` is cuda, then mps, then cpu; anything else is passed to torch.device."""
@@ -30,14 +33,14 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def available_device(name: str) -> torch.device:
-    """pick_device, with a one-line ValueError for an unknown or absent device."""
+    """pick_device, with a one-line UserError for an unknown or absent device."""
     try:
         device = pick_device(name)
     except RuntimeError:
-        raise ValueError(f"--device {name}: not a device; use auto, cpu, cuda, cuda:N or mps") from None
+        raise UserError(f"--device {name}: not a device; use auto, cpu, cuda, cuda:N or mps") from None
     available = {"cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}.get(device.type)
     if available and not available():
-        raise ValueError(f"--device {name}: no {device.type} device on this machine")
+        raise UserError(f"--device {name}: no {device.type} device on this machine")
     return device
 
 
@@ -46,8 +49,8 @@ def cpu_math(device: torch.device, threads: int | None = None):
     """On a CPU: flush denormals to zero and optionally use `threads` intra-op threads; restored after.
 
     Denormal floats (|x| < 1.2e-38, e.g. in weights and Adam states that weight decay drives toward
-    zero) cost x86 CPUs 10-100x per operation: without this the seed's MLP trains 4x slower after
-    ~100 epochs. Flushing them changes results by less than float32 rounding."""
+    zero) cost x86 CPUs 10-100x per operation: without this the MLP of chanyoungP/Simple_MLP_Predictor_NAS
+    trains 4x slower after ~100 epochs. Flushing them changes results by less than float32 rounding."""
     if device.type != "cpu":
         yield
         return
@@ -64,8 +67,8 @@ def cpu_math(device: torch.device, threads: int | None = None):
 def free_cores() -> int:
     """Cores not busy with other work, by the 1-minute load average (which counts this process).
 
-    Intra-op threads beyond these wait at every op for peers the OS has descheduled: on the shared
-    2-core dev machine 2 threads made GCN inference 4.5x slower than 1."""
+    Intra-op threads beyond these wait at every op for peers the OS has descheduled: on 2 cores that
+    other jobs kept busy, 2 threads made GCN inference 4.5x slower than 1."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, min(cores, round(cores + 1 - os.getloadavg()[0])))
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lib import nb101_space
+from lib import nb101_cell
 from lib.nb101_records import FOOTER, HEADER, RecordError, masked_crc32c
 from lib.nb101_records_fast import check_framing, parse_chunk
 
@@ -105,7 +105,7 @@ class Part:
     epochs: np.ndarray  # [n] int64
     cell: np.ndarray  # [n] int64, into the cell_* fields
     params: np.ndarray  # [n] int64, -1 unset
-    values: np.ndarray  # [n,2,4] float32
+    values: np.ndarray  # [n, STAGES, RECORD_FIELDS] float32
     synthetic: int
     cell_hash: list[bytes]
     cell_text: list[tuple[bytes, bytes]]  # (adjacency, ops) as in the records
@@ -183,8 +183,8 @@ def _check_matrix(adj: bytes) -> tuple[np.ndarray, int]:
         raise ValueError(f"adjacency string {adj.decode(errors='replace')!r} holds characters other than 0 and 1")
     m = np.frombuffer(adj, np.uint8).reshape(k, k) - ord("0")
     try:  # matrix rules only: the ops are checked on their own
-        cell = nb101_space.make_cell(m, ["input"] + ["conv3x3-bn-relu"] * (k - 2) + ["output"])
-    except nb101_space.InvalidSpecError as e:
+        cell = nb101_cell.make_cell(m, ["input"] + ["conv3x3-bn-relu"] * (k - 2) + ["output"])
+    except nb101_cell.InvalidSpecError as e:
         raise ValueError(f"invalid cell: {e}") from None
     if cell.num_vertices != k:
         raise ValueError("invalid cell: not pruned (a vertex is off every input-output path)")
@@ -197,13 +197,13 @@ def _labels(ops: bytes, k: int) -> np.ndarray:
     """NB101 labels of an ops string for a k-vertex cell (cached)."""
     if ops not in _OPS:
         names = ops.decode(errors="replace").split(",")
-        known = (*nb101_space.OPS[1:4],)
+        known = (*nb101_cell.OPS[1:4],)
         bad = [x for x in names[1:-1] if x not in known] + [x for x in names[:1] if x != "input"]
         bad += [x for x in names[-1:] if x != "output"]
         if bad:
             _OPS[ops] = f"unknown op {bad[0]!r} (the first must be 'input', the last 'output', the rest in {known})"
         else:
-            _OPS[ops] = np.array([nb101_space.OP_TO_LABEL[x] for x in names], np.int8)
+            _OPS[ops] = np.array([nb101_cell.OP_TO_LABEL[x] for x in names], np.int8)
     hit = _OPS[ops]
     if isinstance(hit, str):
         raise ValueError(hit)
@@ -213,7 +213,8 @@ def _labels(ops: bytes, k: int) -> np.ndarray:
 
 
 class WorkerError(RuntimeError):
-    """A decoding worker failed or died: not bad input, but the run cannot go on."""
+    """A decoding worker failed or died: not bad input (so no UserError), but the run cannot go on;
+    said in one line, with the file and what to try."""
 
 
 def decode_parts(

@@ -9,7 +9,10 @@ The byte ranges are decoded in worker processes (lib/nb101_chunks) and merged he
 With a pool (or a file of POOL_BYTES or more) the framing and CRCs of every range are checked first,
 so damage anywhere fails in seconds. A worker that fails or dies raises
 lib.nb101_chunks.WorkerError; nothing is written then either.
-tools/nasbench_tfrecord_converter.py is its command line and documents the HDF5 schema.
+A file that holds every cell of the space has all 423,624 hashes verified (computed, ~40 s, when the
+enumeration cache lacks them); they are then kept in that cache (lib/nb101_space.save_space_cache),
+so that the next conversion and everything else that needs the space's hashes finds them there.
+The HDF5 schema: lib/nb101_schema; tools/nasbench_tfrecord_converter.py is the command line.
 """
 
 from __future__ import annotations
@@ -25,13 +28,12 @@ from tqdm import tqdm
 from lib import nb101_space
 from lib.nb101_chunks import Part, decode_parts
 from lib.nb101_hash import hash_cells
+from lib.nb101_join import space_rows
 from lib.nb101_records import RecordError
-from lib.nb101_space import BUDGETS
+from lib.nb101_schema import BUDGETS, DATASETS, HDF5_SCHEMA_VERSION, RECORD_FIELDS, REPEATS, STAGES
 from lib.outputs import atomic_path
 
-SCHEMA_VERSION = nb101_space.HDF5_SCHEMA_VERSION
 POOL_BYTES = 16 << 20  # files from this size are decoded by a pool of workers, their framing checked first
-MAX_REPEATS = 3
 _BUDGET_INDEX = np.full(max(BUDGETS) + 1, -1, np.int64)
 _BUDGET_INDEX[list(BUDGETS)] = np.arange(len(BUDGETS))
 # Table's per-cell arrays, grown together, and the value of a row not yet filled.
@@ -77,6 +79,7 @@ def convert(
                 table.add(path, part)
                 decoded.update(part.end - decoded.n)
     check_cells(path, table)
+    keep_space_hashes(table)
     write_hdf5(Path(output), Path(path).name, table)
     return table
 
@@ -102,7 +105,7 @@ class Table:
         self.num_vertices = np.zeros(capacity, np.int8)
         self.params = np.full(capacity, -1, np.int64)
         self.repeats = np.zeros((capacity, len(BUDGETS)), np.int64)
-        self.metrics = np.full((capacity, len(BUDGETS), MAX_REPEATS, 2, 4), np.nan, np.float32)
+        self.metrics = np.full((capacity, len(BUDGETS), REPEATS, len(STAGES), len(RECORD_FIELDS)), np.nan, np.float32)
         self.num_records = self.synthetic = 0
         self.budgets: set[int] = set()
 
@@ -156,11 +159,11 @@ class Table:
         repeat = np.empty_like(key)
         repeat[order] = rank
         repeat += self.repeats[g, b]
-        bad = np.flatnonzero(repeat >= MAX_REPEATS)
+        bad = np.flatnonzero(repeat >= REPEATS)
         if len(bad):
             i = int(bad[0])
             h = self.hash[g[i]].decode()
-            errors.append((i, f"more than {MAX_REPEATS} records of hash {h} at {BUDGETS[b[i]]} epochs"))
+            errors.append((i, f"more than {REPEATS} records of hash {h} at {BUDGETS[b[i]]} epochs"))
         # trainable_parameters: one value per cell; the first record that has it sets it.
         p = part.params[:n_ok]
         has = np.flatnonzero(p >= 0)
@@ -211,8 +214,9 @@ def verify_hashes(adjacency: np.ndarray, operations: np.ndarray, num_vertices: n
     """
     out = hashes.copy()
     todo = np.arange(len(hashes))
-    if len(hashes) > 10_000 and nb101_space.DEFAULT_SPACE_CACHE.exists():
-        space = nb101_space.enumerate_space()
+    cache = nb101_space.DEFAULT_SPACE_CACHE
+    if len(hashes) > 10_000 and cache.exists():
+        space = nb101_space.enumerate_space(cache)
         space_hash = space["hash"].astype("S32")
         order = np.argsort(space_hash)
         at = order[np.clip(np.searchsorted(space_hash[order], hashes), 0, len(order) - 1)]
@@ -224,18 +228,44 @@ def verify_hashes(adjacency: np.ndarray, operations: np.ndarray, num_vertices: n
     return out
 
 
+def keep_space_hashes(t: Table) -> bool:
+    """When `t` holds every cell of the space and the enumeration cache has no hashes yet, write the
+    cache with t's hashes (check_cells verified them), put in enumeration order; True if written.
+
+    The cache is a cache: one that cannot be written (a read-only folder) is left for next time.
+    """
+    cache = nb101_space.DEFAULT_SPACE_CACHE
+    if t.n != nb101_space.NUM_CELLS or cache.exists():
+        return False
+    space = nb101_space.enumerate_space(cache, hashes=False)
+    rows = space_rows(space, t.adjacency[: t.n], t.operations[: t.n], t.num_vertices[: t.n])
+    if (rows < 0).any() or len(np.unique(rows)) != t.n:  # cannot be: distinct verified hashes are distinct cells
+        return False
+    hashes = np.empty(t.n, "U32")
+    hashes[rows] = np.array(t.hash, "S32").astype("U32")
+    try:
+        nb101_space.save_space_cache(space, hashes, cache)
+    except OSError:
+        return False
+    return True
+
+
 def write_hdf5(output: Path, source: str, t: Table) -> None:
     """Write to a temp file beside the output, then rename: the output is whole or untouched."""
     n = t.n
+    columns = {
+        "hash": np.array(t.hash, "S32"),
+        "num_vertices": t.num_vertices[:n],
+        "trainable_parameters": t.params[:n].astype(np.int32),
+        "adjacency": t.adjacency[:n],
+        "operations": t.operations[:n],
+        "metrics": t.metrics[:n],
+    }
     with atomic_path(output) as tmp:
         with h5py.File(tmp, "w") as f:
-            f["hash"] = np.array(t.hash, "S32")
-            f["num_vertices"] = t.num_vertices[:n]
-            f["trainable_parameters"] = t.params[:n].astype(np.int32)
-            f["adjacency"] = t.adjacency[:n]
-            f["operations"] = t.operations[:n]
-            f["metrics"] = t.metrics[:n]
-            f.attrs["schema_version"] = SCHEMA_VERSION
+            for name in DATASETS:
+                f[name] = columns[name]
+            f.attrs["schema_version"] = HDF5_SCHEMA_VERSION
             f.attrs["source"] = source
             f.attrs["budgets"] = np.array(sorted(t.budgets), np.int64)
             f.attrs["num_records"] = t.num_records

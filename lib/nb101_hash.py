@@ -45,6 +45,10 @@ def _md5(s: str) -> str:
 POOL_MIN_CELLS = 50_000  # below this, starting worker processes costs more than it saves
 
 
+class HashWorkerError(RuntimeError):
+    """A hashing worker process died (killed, out of memory): no fault of the cells, nothing hashed."""
+
+
 def hash_cells(
     adjacency: np.ndarray, labels: np.ndarray, num_vertices: np.ndarray, workers: int | None = None
 ) -> np.ndarray:
@@ -72,13 +76,14 @@ def _in_processes(fn, tasks: list[tuple]) -> list:
     """[fn(*t) for t in tasks], one process per task. Workers are spawned, not forked: a fork copies
     the caller's threads' locks (torch's and BLAS's thread pools) and can leave a child waiting on one
     forever. An exception in a worker is re-raised here; a worker that dies (killed, out of memory)
-    raises RuntimeError at once instead of leaving the caller waiting for its result."""
+    raises HashWorkerError at once instead of leaving the caller waiting for its result."""
     with ProcessPoolExecutor(len(tasks), mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(fn, *t) for t in tasks]
         try:
             return [f.result() for f in futures]
         except BrokenProcessPool as e:
-            raise RuntimeError(f"a hashing worker process died before it finished ({e}); nothing was hashed") from None
+            msg = f"a hashing worker process died before it finished ({e}); nothing was hashed"
+            raise HashWorkerError(msg) from None
         finally:
             for f in futures:
                 f.cancel()

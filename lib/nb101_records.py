@@ -10,7 +10,7 @@ with the adjacency row-major as '0'/'1' characters (n*n long). There is one reco
     from lib.nb101_records import read_tfrecord, decode_record, metric_values
     for index, offset, data in read_tfrecord("data/nasbench_only108.tfrecord"):
         rec = decode_record(data)
-        params, values, synthetic = metric_values(rec.metrics)  # values[halfway|final, FIELDS]
+        params, values, synthetic = metric_values(rec.metrics)  # values[STAGES, RECORD_FIELDS]
 
 read_tfrecord + decode_record are the reference path, one record at a time, as NB101's api.py
 reads the file. lib/nb101_records_fast.parse_chunk decodes a whole byte range with numpy and
@@ -39,15 +39,16 @@ import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
-FIELDS = ("training_time", "train_accuracy", "validation_accuracy", "test_accuracy")
-STAGES = ("halfway", "final")  # evaluation_data[1] and [2]; [0] is the untrained model
+from lib.errors import UserError
+from lib.nb101_schema import RECORD_FIELDS, STAGES
+
 # evaluation_data[*].checkpoint_path prefix of records whose labels are made up (tools/make_demo_data.py).
 SYNTHETIC_MARK = "synthetic-labels:"
 HEADER, FOOTER = 12, 4  # framing bytes before and after each record's data
-_HEX32 = re.compile(r"[0-9a-f]{32}")
+HEX32 = re.compile(r"[0-9a-f]{32}")  # a module hash as NB101 writes it
 
 
-class RecordError(ValueError):
+class RecordError(UserError):
     """Bad input, located: `path: record index at byte offset: msg`."""
 
     def __init__(self, path: str | Path, index: int, offset: int, msg: str):
@@ -96,32 +97,35 @@ def read_tfrecord(path: str | Path) -> Iterator[tuple[int, int, bytes]]:
         while offset < size:
             header = f.read(HEADER)
             if len(header) < HEADER:
-                raise RecordError(path, index, offset, _truncated_header(size - offset))
+                raise RecordError(path, index, offset, truncated_header_message(size - offset))
             (length,) = struct.unpack_from("<Q", header)
             stored, computed = struct.unpack_from("<I", header, 8)[0], masked_crc32c(header[:8])
             if stored != computed:
-                raise RecordError(path, index, offset, _crc_mismatch("length", stored, computed))
+                raise RecordError(path, index, offset, crc_mismatch_message("length", stored, computed))
             if length > size - offset - HEADER - FOOTER:
-                raise RecordError(path, index, offset, _truncated_data(length, size - offset))
+                raise RecordError(path, index, offset, truncated_data_message(length, size - offset))
             data, (stored,) = f.read(length), struct.unpack("<I", f.read(FOOTER))
             if stored != (computed := masked_crc32c(data)):
-                raise RecordError(path, index, offset, _crc_mismatch("data", stored, computed))
+                raise RecordError(path, index, offset, crc_mismatch_message("data", stored, computed))
             yield index, offset, data
             index, offset = index + 1, offset + HEADER + length + FOOTER
 
 
-# Error messages, shared with lib/nb101_records_fast.py so that both paths word an error alike.
+# The framing errors' wording, shared with lib/nb101_records_fast.py so that both paths word an error alike.
 
 
-def _truncated_header(left: int) -> str:
+def truncated_header_message(left: int) -> str:
+    """The file ends `left` bytes into a record's header."""
     return f"truncated record: the file ends {left} bytes into the {HEADER}-byte header"
 
 
-def _truncated_data(length: int, left: int) -> str:
+def truncated_data_message(length: int, left: int) -> str:
+    """A record of data `length` needs more than the `left` bytes from its start to the end of the file."""
     return f"truncated record: length {length} needs {length + HEADER + FOOTER} bytes, the file has {left} left"
 
 
-def _crc_mismatch(what: str, stored: int, computed: int) -> str:
+def crc_mismatch_message(what: str, stored: int, computed: int) -> str:
+    """The `what` ("length" or "data") CRC stored in a record is not the one computed."""
     return f"{what} CRC mismatch (stored {stored:#010x}, computed {computed:#010x})"
 
 
@@ -133,7 +137,7 @@ def _build_messages():
     F = descriptor_pb2.FieldDescriptorProto
     fdp = descriptor_pb2.FileDescriptorProto(name="nasbench/model_metrics.proto", package="nasbench", syntax="proto2")
     ev = fdp.message_type.add(name="EvaluationData")
-    for number, name in enumerate(("current_epoch", *FIELDS), 1):
+    for number, name in enumerate(("current_epoch", *RECORD_FIELDS), 1):
         ev.field.add(name=name, number=number, type=F.TYPE_DOUBLE, label=F.LABEL_OPTIONAL)
     ev.field.add(name="checkpoint_path", number=6, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
     mm = fdp.message_type.add(name="ModelMetrics")
@@ -158,14 +162,14 @@ ModelMetrics, EvaluationData = _build_messages()
 
 
 def metric_values(m: ModelMetrics) -> tuple[int, np.ndarray, bool]:
-    """(trainable_parameters or -1, values[2 STAGES, 4 FIELDS] float64, synthetic).
+    """(trainable_parameters or -1, values[STAGES, RECORD_FIELDS] float64, synthetic).
 
     Unset proto2 fields read as 0.0; HasField tells them apart, so unset is NaN, never 0.
     """
     evals = m.evaluation_data
-    if len(evals) != 3:
+    if len(evals) != 1 + len(STAGES):  # the untrained model, then the STAGES
         raise ValueError(f"evaluation_data has {len(evals)} entries; NB101 records hold 3 (start, halfway, final)")
-    values = np.array([[getattr(e, f) if e.HasField(f) else math.nan for f in FIELDS] for e in evals[1:]])
+    values = np.array([[getattr(e, f) if e.HasField(f) else math.nan for f in RECORD_FIELDS] for e in evals[1:]])
     params = m.trainable_parameters if m.HasField("trainable_parameters") else -1
     synthetic = any(e.checkpoint_path.startswith(SYNTHETIC_MARK) for e in evals)
     return params, values, synthetic
@@ -176,7 +180,7 @@ def encode_metrics_batch(
 ) -> list[bytes]:
     """Serialized ModelMetrics of many records at once, byte-identical to upb's SerializeToString.
 
-    values [n, 3 evals, 5] = (current_epoch, *FIELDS) per evaluation_data entry, NaN = unset;
+    values [n, 3 evals, 5] = (current_epoch, *RECORD_FIELDS) per evaluation_data entry, NaN = unset;
     params [n] (-1 = unset); total_time [n] (NaN = unset); checkpoint_path (if any) goes into
     evaluation_data[0]. The wire format is laid out with numpy: doubles are fixed64, so only the
     presence masks and the params varint change a record's layout.
@@ -255,7 +259,7 @@ def decode_record(data: bytes) -> Record:
         got = f"a list of {len(row)}" if isinstance(row, list) else type(row).__name__
         raise ValueError(f"expected a JSON list of 5 fields [hash, epochs, adjacency, ops, metrics], got {got}")
     module_hash, epochs, adjacency, ops, raw = row
-    if not (isinstance(module_hash, str) and _HEX32.fullmatch(module_hash)):
+    if not (isinstance(module_hash, str) and HEX32.fullmatch(module_hash)):
         raise ValueError(f"module hash {module_hash!r} is not 32 lowercase hex digits")
     if type(epochs) is not int:
         raise ValueError(f"epochs {epochs!r} is not an integer")

@@ -1,11 +1,13 @@
 """NB101's TensorFlow training protocol in PyTorch: initialisers, TF1's RMSProp, the LR schedule, the steps.
 
-    from lib.nb101_training import init_like_tf, freeze_dummies, streamline_cells, TFRMSprop, lr_at, train_epoch
+    from lib.nb101_training import Images, Levers, TFRMSprop, eval_sums, init_like_tf, lr_at, train_epoch, ...
     init_like_tf(net); freeze_dummies(net); streamline_cells(net)
     opt = TFRMSprop(params, lr=0.0)                              # train_epoch sets each step's LR
+    train = Images(pad_for_crops(x), y, normalizer(device))      # uint8 NHWC on the device
     lrs = [lr_at(s, total_steps, 0.2) for s in range(first, first + plan.shape[1])]
-    stats = train_epoch(net, opt, params, padded, labels, plan, lrs, 1e-4, norm, amp)
-    loss_sum, correct, images = eval_sums(net, x, y, norm, amp, 500)
+    sums = train_epoch(net, opt, 1e-4, train, plan, lrs, Levers(bf16=True))
+    sums.mean_loss(), sums.accuracy()                            # after DDP's all_reduce(sums.values)
+    valid = eval_sums(net, Images(valid_x, valid_y, norm), batch=500)
 
 docs/trainer_protocol.md lists each piece against its source in google-research/nasbench.
 Every function returns local sums on the device, so DDP callers all-reduce them before dividing;
@@ -16,6 +18,9 @@ from __future__ import annotations
 
 import functools
 import math
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -135,38 +140,90 @@ def lr_at(step: int, total_steps: int, base_lr: float) -> float:
     return 0.5 * base_lr * (1 + math.cos(math.pi * step / total_steps))
 
 
+class Images(NamedTuple):
+    """Images as the steps read them, all on the device: uint8 NHWC pixels (for training, zero-padded for
+    crops by pad_for_crops), int64 labels, and the normaliser (mean, std) of lib.cifar10.normalizer."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    norm: tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Levers:
+    """How the steps run on the device: bf16 autocast, the input's memory layout (the weights' layout is the
+    caller's choice), and whether the model was compiled with CUDA graphs (so each step starts a new graph
+    generation)."""
+
+    bf16: bool = False
+    channels_last: bool = True
+    cuda_graphs: bool = False
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def autocast(self, device: torch.device) -> AbstractContextManager:
+        return torch.autocast(device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
+
+
+@dataclass(frozen=True)
+class EpochSums:
+    """An epoch's sums on the device, local to one rank: [cross-entropy sum, correct, images, non-finite
+    steps] in one tensor, so DDP sums them with one all_reduce(values) and each is read once an epoch.
+    Evaluation has no steps to fail: its non-finite count is 0."""
+
+    values: torch.Tensor
+
+    @property
+    def loss_sum(self) -> torch.Tensor:
+        return self.values[0]
+
+    @property
+    def correct(self) -> torch.Tensor:
+        return self.values[1]
+
+    @property
+    def count(self) -> torch.Tensor:
+        return self.values[2]
+
+    @property
+    def nonfinite(self) -> torch.Tensor:
+        return self.values[3]
+
+    def mean_loss(self) -> float:
+        return self.loss_sum.item() / self.count.item()
+
+    def accuracy(self) -> float:
+        return self.correct.item() / self.count.item()
+
+
 def train_epoch(
     model: nn.Module,
     opt: TFRMSprop,
-    params: list[torch.Tensor],
-    padded: torch.Tensor,
-    labels: torch.Tensor,
+    weight_decay: float,
+    train: Images,
     plan: torch.Tensor,
     lrs: list[float],
-    weight_decay: float,
-    norm: tuple[torch.Tensor, torch.Tensor],
-    amp,
-    desc: str = "",
-    show: bool = True,
-    memory_format: torch.memory_format = torch.channels_last,
-    graphs: bool = False,
-) -> torch.Tensor:
-    """One step per plan[:, j] (epoch_plan's batches) at LR lrs[j], with NB101's L2 term in the loss.
-
-    memory_format: the layout of the network's input (its weights' layout is the caller's choice);
-    graphs: the model was compiled with CUDA graphs (mode reduce-overhead), so each step starts a new
-    graph generation. Returns the device tensor [ce loss sum, correct, images, non-finite steps] (local).
-    """
+    levers: Levers = Levers(),
+    progress: str | None = None,
+) -> EpochSums:
+    """One step per plan[:, j] (epoch_plan's batches of train) at LR lrs[j], with NB101's L2 term (weight_decay)
+    over the optimiser's parameters in the loss. progress: the description of a progress bar (shown on a
+    terminal only), or None for none."""
     model.train()
-    sums = torch.zeros(3, dtype=sum_dtype(padded.device), device=padded.device)  # ce sum, correct, non-finite
+    params = [p for group in opt.param_groups for p in group["params"]]
+    amp, memory_format = levers.autocast(train.x.device), levers.memory_format
+    sums = torch.zeros(3, dtype=sum_dtype(train.x.device), device=train.x.device)  # ce sum, correct, non-finite
     # disable=None: a bar on a terminal only, so logs and CI output stay clean
-    bar = tqdm(range(plan.shape[1]), desc=desc, disable=None if show else True, leave=False, mininterval=1)
+    show = progress is not None
+    bar = tqdm(range(plan.shape[1]), desc=progress or "", disable=None if show else True, leave=False, mininterval=1)
     for j in bar:
         batch = plan[:, j]
-        x = normalize(augment(padded, batch), *norm).contiguous(memory_format=memory_format)
-        y = labels[batch[0]]
+        x = normalize(augment(train.x, batch), *train.norm).contiguous(memory_format=memory_format)
+        y = train.y[batch[0]]
         opt.param_groups[0]["lr"] = lrs[j]
-        if graphs:
+        if levers.cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()
         with amp:
             logits = model(x)
@@ -183,34 +240,28 @@ def train_epoch(
         if show and j % 50 == 49:
             bar.set_postfix(lr=f"{lrs[j]:.4f}")  # the loss would need .item(): a wait for the device
     images = sums.new_tensor([plan.shape[1] * plan.shape[2]])  # known on the host: one copy an epoch
-    return torch.cat([sums[:2], images, sums[2:]])
+    return EpochSums(torch.cat([sums[:2], images, sums[2:]]))
 
 
 @torch.no_grad()
-def eval_sums(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    norm,
-    amp,
-    batch: int,
-    memory_format: torch.memory_format = torch.channels_last,
-    graphs: bool = False,
-) -> torch.Tensor:
-    """[ce loss sum, correct, images] (local) of the unaugmented images x (uint8 NHWC), in eval mode."""
+def eval_sums(model: nn.Module, images: Images, batch: int, levers: Levers = Levers()) -> EpochSums:
+    """The sums (local) over the unaugmented images, `batch` at a time, in eval mode; the model is left in
+    training mode."""
     model.eval()
+    x, y = images.x, images.y
+    amp, memory_format = levers.autocast(x.device), levers.memory_format
     sums = torch.zeros(2, dtype=sum_dtype(x.device), device=x.device)  # ce sum, correct
     for i in range(0, len(x), batch):
-        xb = normalize(x[i : i + batch].permute(0, 3, 1, 2), *norm).contiguous(memory_format=memory_format)
+        xb = normalize(x[i : i + batch].permute(0, 3, 1, 2), *images.norm).contiguous(memory_format=memory_format)
         yb = y[i : i + batch]
-        if graphs:
+        if levers.cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()
         with amp:
             logits = model(xb).float()
         ce = F.cross_entropy(logits, yb, reduction="sum")
         sums += torch.stack([ce, (logits.argmax(1) == yb).sum()])
     model.train()
-    return torch.cat([sums, sums.new_tensor([len(x)])])
+    return EpochSums(torch.cat([sums, sums.new_tensor([len(x), 0])]))  # images, no non-finite steps
 
 
 def sum_dtype(device: torch.device) -> torch.dtype:

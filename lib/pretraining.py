@@ -1,12 +1,12 @@
 """Label-free pretraining of the flow-GIN encoders of `pgin` (model.py) on every NB101 cell; cached.
 
     from lib.pretraining import pretrained
-    blob = pretrained(members=5, ops=5, hidden=64, layers=3)    # built on first use (minutes), then read
+    blob = pretrained(members=5, ops=5, hidden=64, layers=3)    # built on first use (a minute), then read
     blob["encoder"], blob["stats_mean"], blob["stats_std"], blob["table"]
 
 Each member's encoder, with a throw-away linear head, regresses the 21 standardised structural
 statistics of lib.cell_statistics over the 423,624 cells of the enumerated space: one epoch, Adam with
-a one-cycle schedule (617 s once on 2 cores at load ~4). No accuracy is used. The cache
+a one-cycle schedule (about a minute, once, on 2 idle cores; longer under load). No accuracy is used. The cache
 (data/pgin_pretrained.pt, written atomically; other architectures and configs get files of their own,
 see cache_path) is keyed by PRETRAIN_VERSION, the architecture and the pretraining config: a mismatch
 rebuilds it. It also holds the space's statistics mean/std and the parameter table the model's head needs.
@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from dataset import cell_features
 from lib.cell_statistics import cell_statistics, parameter_table
 from lib.devices import cpu_math
+from lib.features import cell_features
 from lib.flow_gin import StackedFlowGIN
 from lib.nb101_space import enumerate_space
 from lib.outputs import write_atomic
@@ -110,7 +110,7 @@ def pretrained(members: int, ops: int, hidden: int, layers: int, cache: Path | N
         if blob.get("key") == key:
             return blob
     if not quiet:
-        print(f"pretraining the pgin encoders on all NB101 cells, once (minutes), cached in {cache}")
+        print(f"pretraining the pgin encoders on all NB101 cells, once (about a minute), cached in {cache}")
     blob = {"key": key, **pretrain(members, ops, hidden, layers, **config, quiet=quiet)}
     cache.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(cache, lambda f: torch.save(blob, f), "wb")

@@ -1,10 +1,10 @@
 """How a training run starts and stops: DDP start-up that cannot hang, and SIGINT / SIGTERM as a clean stop.
 
     from lib.run_control import Interrupted, stop_on_signals, deferred_signals, start_ddp, agree
-    with stop_on_signals():                 # SIGINT / SIGTERM raise Interrupted in the main thread
-        start_ddp("gloo", timeout_s=600)    # DDPError if a rank does not join in time
-        agree(error_or_none)                # every rank raises DDPError if any rank failed to start
-        with deferred_signals(): save()     # a signal here waits until the checkpoint is whole
+    with stop_on_signals():                         # SIGINT / SIGTERM raise Interrupted in the main thread
+        start_ddp("gloo", 600, rank, world)         # DDPError if a rank does not join within 600 s
+        agree(error_or_none, world)                 # every rank raises DDPError if any rank failed to start
+        with deferred_signals(): save()             # a signal here waits until the checkpoint is whole
 
 Under torchrun a rank that dies takes the others down with it; launched any other way (or on several
 machines), a rank that never joins or fails while the others wait is what these guard against.

@@ -1,10 +1,10 @@
 """What trainer.py tells its user: NB101's record of the cell, the parameter line, the summary and curves.png.
 
-from lib.trainer_report import nb101_record, params_line, summary_line, plot_curves
+from lib.trainer_report import nb101_record, params_line, summary_line, plot_training_curves
 record = nb101_record(nb, row)                      # None-safe dict, 'synthetic' included
 print(params_line(n_params, network, record))       # NB101's count only for the full network
-print(summary_line(history[-1], record, epochs))    # "valid 93.10% test 92.80% (NB101 at 36 epochs: valid 93.40%)"
-plot_curves(out / "curves.png", history, record, epochs, title)
+print(summary_line(history[-1], record, epochs))    # "after 36 epochs: valid 93.10% test 92.80% (NB101 ...)"
+plot_training_curves(out / "curves.png", history, record, epochs, title)
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dataset import METRICS
-from lib.nb101_space import BUDGETS
+from lib.nb101_schema import BUDGETS, METRICS
 from lib.outputs import write_atomic
 
 FULL_NETWORK = {"stem_channels": 128, "num_stacks": 3, "cells_per_stack": 3, "num_classes": 10}  # NB101's
@@ -67,7 +66,7 @@ def summary_line(final: dict, record: dict | None, epochs: int) -> str:
     return f"{line} ({nb101_label(record, epochs)}: {' '.join(known) if known else 'no record'})"
 
 
-def plot_curves(path: Path, history: list[dict], record: dict | None, epochs: int, title: str) -> str:
+def plot_training_curves(path: Path, history: list[dict], record: dict | None, epochs: int, title: str) -> str:
     """curves.png: loss and accuracy per epoch for train / valid / test, NB101's recorded final accuracies
     marked at their budgets (each budget was a separate NB101 run with its own LR schedule; the run's
     own budget is the star), SYNTHETIC in the title when the record's labels are. Returns the title."""

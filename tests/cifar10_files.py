@@ -69,7 +69,8 @@ def write_batches(root: Path, per_batch: int = 64, n_test: int = 64) -> dict[str
 
 
 def write_folders(root: Path, n_train: int = 100, n_test: int = 30) -> dict[str, np.ndarray]:
-    """root/train/<class>/NNNN.jpg (lossy, like the shared JPEG CIFAR-10) and root/test/<class>/NNNN.png."""
+    """root/train/<class>/NNNN.jpg (lossy, like cifar10-jpeg.tar.gz (CIFAR-10 as JPEGs)) and
+    root/test/<class>/NNNN.png."""
     out = {}
     for split, n, ext in (("train", n_train, "jpg"), ("test", n_test, "png")):
         x, y = images(n, seed=len(split))

@@ -1,46 +1,29 @@
-"""Shared fixtures, and the cells and records that several test files build. Real data lives in
-../shared/data beside the checkout; tests that need it skip without it."""
+"""Shared fixtures, and the cells and records that several test files build. The real data (the 20k
+NB101 TFRecord, the CIFAR-10 JPEG tarball) is read from $NB101_SHARED_DATA, by default ../shared/data
+beside the checkout (the Makefile's SHARED_DATA); tests that need it skip without it."""
 
-import faulthandler
 import math
-import signal
-import sys
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from lib import nb101_cell, nb101_space
 from lib import nb101_records as R
-from lib import nb101_space
 from lib.nb101_convert import convert
+from lib.nb101_schema import RECORD_FIELDS
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("NB101_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
 REAL_TFRECORD = SHARED_DATA / "nb101_real_20k.tfrecord"
 CIFAR_JPEG = SHARED_DATA / "cifar10-jpeg.tar.gz"
 
 
 def require(path: Path) -> Path:
     if not path.exists():
-        pytest.skip(f"real data {path} is absent (it lives in ../shared/data beside the checkout)")
+        pytest.skip(f"real data {path} is absent (set NB101_SHARED_DATA to the folder that holds it)")
     return path
-
-
-@pytest.fixture
-def hang_guard():
-    """For tests that run worker pools in this process: after 120 s the test fails with TimeoutError;
-    should it hang even then, the session ends at 180 s (exit status 1) instead of stalling."""
-
-    def fail(signum, frame):
-        raise TimeoutError("hung for 120 s")
-
-    previous = signal.signal(signal.SIGALRM, fail)
-    signal.alarm(120)
-    faulthandler.dump_traceback_later(180, exit=True, file=sys.__stderr__)  # sys.stderr may be capsys'
-    yield
-    faulthandler.cancel_dump_traceback_later()
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +34,7 @@ def space():
 
 @pytest.fixture(scope="session")
 def real_h5(tmp_path_factory):
-    """../shared/data/nb101_real_20k.tfrecord converted once per session (skips without it)."""
+    """The real 20k-cell TFRecord converted once per test session (skips without it)."""
     src = require(REAL_TFRECORD)
     dst = tmp_path_factory.mktemp("real") / "real.hdf5"
     convert(src, dst)
@@ -61,7 +44,7 @@ def real_h5(tmp_path_factory):
 # ----------------------------------------------------------------------------- cells
 
 
-def random_cells(count: int, seed: int = 0) -> list[nb101_space.Cell]:
+def random_cells(count: int, seed: int = 0) -> list[nb101_cell.Cell]:
     """Valid cells of every size: a random path input→output plus random extra edges."""
     rng = np.random.default_rng(seed)
     cells = []
@@ -69,19 +52,19 @@ def random_cells(count: int, seed: int = 0) -> list[nb101_space.Cell]:
         n = int(rng.integers(2, 8))
         m = np.triu(rng.random((n, n)) < 0.3, 1).astype(int)
         m[np.arange(n - 1), np.arange(1, n)] = 1
-        ops = ["input", *[nb101_space.OPS[i] for i in rng.integers(1, 4, n - 2)], "output"]
+        ops = ["input", *[nb101_cell.OPS[i] for i in rng.integers(1, 4, n - 2)], "output"]
         try:
-            cells.append(nb101_space.make_cell(m, ops))
-        except nb101_space.InvalidSpecError:  # too many edges
+            cells.append(nb101_cell.make_cell(m, ops))
+        except nb101_cell.InvalidSpecError:  # too many edges
             pass
     return cells
 
 
-def nb101_hash(cell: nb101_space.Cell) -> str:
+def nb101_hash(cell: nb101_cell.Cell) -> str:
     """NB101's reference hash_module, with Python-int labels as generate_graphs.py passes them."""
     from nasbench_pytorch.model import graph_util
 
-    return graph_util.hash_module(cell.matrix, [nb101_space.OP_TO_LABEL[o] for o in cell.ops])
+    return graph_util.hash_module(cell.matrix, [nb101_cell.OP_TO_LABEL[o] for o in cell.ops])
 
 
 # ----------------------------------------------------------------------------- NB101 records
@@ -92,7 +75,7 @@ OPS = "input,conv3x3-bn-relu,maxpool3x3,output"
 
 
 def metrics_bytes(values=None, params=1234567, total_time=math.nan, checkpoint_path="") -> bytes:
-    """Serialized ModelMetrics; values [3, 5] (current_epoch, *FIELDS) per entry, NaN = unset."""
+    """Serialized ModelMetrics; values [3, 5] (current_epoch, *RECORD_FIELDS) per entry, NaN = unset."""
     values = np.arange(15.0).reshape(3, 5) / 16 if values is None else np.asarray(values, float)
     return R.encode_metrics_batch(values[None], np.array([params]), np.array([total_time]), checkpoint_path)[0]
 
@@ -102,7 +85,7 @@ def metrics_message(values, params=-1, total_time=math.nan, checkpoint_path="") 
     m = R.ModelMetrics()
     for e, row in enumerate(values):
         ed = m.evaluation_data.add()
-        for name, v in zip(("current_epoch", *R.FIELDS), row, strict=True):
+        for name, v in zip(("current_epoch", *RECORD_FIELDS), row, strict=True):
             if not math.isnan(v):
                 setattr(ed, name, v)
         if e == 0 and checkpoint_path:

@@ -1,4 +1,5 @@
-"""Tests for bench/gpu.sh, the GPU acceptance: its --smoke run end to end on the CPU, and its input errors.
+"""Tests for bench/gpu.sh, trainer.py measured on a GPU: its --smoke run end to end on the CPU, where it finds
+its inputs, and its input errors.
 
 The smoke run goes the whole path a CUDA machine goes (a CIFAR-10 tarball unpacked, a TFRecord
 converted, bench/trainer.py, trainer.py twice), with a tiny network and 256 images.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import pytest
 from cifar10_files import write_batches
 from conftest import REPO
 
-from lib.nb101_space import make_cell
+from lib.nb101_cell import make_cell
 from tools import make_demo_data
 
 CELLS = [
@@ -88,24 +90,60 @@ def test_smoke_runs_every_step_on_the_cpu(inputs, tmp_path: Path):
     assert "(c) best cell" in r.stdout and f"wrote {out}" in r.stdout
 
 
-def test_missing_inputs_are_one_clear_error(inputs, tmp_path: Path):
-    cifar, tfrecord = inputs
+def test_a_missing_input_is_one_line_status_2_and_recorded(tmp_path: Path):
+    tfrecord = tmp_path / "never-read.tfrecord"  # --cifar is looked for first
     out = tmp_path / "gpu.json"
     dirs = ["--data-dir", str(tmp_path / "data"), "--work", str(tmp_path / "work"), "--out", str(out)]
     r = gpu_sh("--smoke", "--cifar", str(tmp_path / "none.tar.gz"), "--nb101", str(tfrecord), *dirs)
-    assert (
-        r.returncode == 1
-        and r.stderr.splitlines()[-1] == f"bench/gpu.sh: error: --cifar {tmp_path}/none.tar.gz: no such file or folder"
-    )
-    assert json.loads(out.read_text())["status"] == "failed"
+    assert r.returncode == 2
+    assert r.stderr == f"bench/gpu.sh: error: --cifar {tmp_path}/none.tar.gz: no such file or folder\n"
+    saved = json.loads(out.read_text())
+    assert saved["status"] == "failed" and saved["error"] == f"--cifar {tmp_path}/none.tar.gz: no such file or folder"
+
+
+def test_an_unreadable_tarball_leaves_nothing_half_unpacked(tmp_path: Path):
+    from bench import gpu
+
     (tmp_path / "junk.tar.gz").write_bytes(b"not a tarball")
-    r = gpu_sh("--smoke", "--cifar", str(tmp_path / "junk.tar.gz"), "--nb101", str(tfrecord), *dirs)
-    assert r.returncode == 1 and "junk.tar.gz: not a readable tarball" in r.stderr.splitlines()[-1]
-    assert not (tmp_path / "data").exists() or not list((tmp_path / "data").iterdir())  # nothing half-unpacked
-    # nasbench_pytorch that cannot be imported (a broken copy given with --deps shadows the installed one)
+    with pytest.raises(gpu.InputError, match=f"^--cifar {tmp_path}/junk.tar.gz: not a readable tarball"):
+        gpu.cifar_root(tmp_path / "junk.tar.gz", tmp_path / "data")
+    assert not (tmp_path / "data").exists() or not list((tmp_path / "data").iterdir())
+
+
+def test_a_broken_nasbench_pytorch_in_deps_names_both_remedies(tmp_path: Path, monkeypatch):
+    """A broken copy given with --deps shadows the installed package; the error says how to install or copy it."""
+    from bench import gpu
+
     (tmp_path / "deps" / "nasbench_pytorch").mkdir(parents=True)
     (tmp_path / "deps" / "nasbench_pytorch" / "__init__.py").write_text("raise ImportError('broken copy')")
-    r = gpu_sh("--smoke", "--cifar", str(cifar), "--nb101", str(tfrecord), "--deps", str(tmp_path / "deps"), *dirs)
-    assert r.returncode == 1
-    assert "nasbench_pytorch cannot be imported (not in --deps" in r.stderr.splitlines()[-1]
-    assert "pip install nasbench_pytorch==1.3.1" in r.stderr.splitlines()[-1]
+    monkeypatch.syspath_prepend(str(tmp_path / "deps"))  # what main() does with --deps
+    for name in [m for m in sys.modules if m.split(".")[0] == "nasbench_pytorch"]:
+        monkeypatch.delitem(sys.modules, name)  # restored after the test
+    with pytest.raises(gpu.InputError) as e:
+        gpu.require_nasbench_pytorch(str(tmp_path / "deps"))
+    assert str(e.value).startswith(f"nasbench_pytorch cannot be imported (not in --deps {tmp_path / 'deps'} either)")
+    assert "broken copy" in str(e.value) and "pip install nasbench_pytorch==1.3.1" in str(e.value)
+
+
+def test_default_inputs_are_looked_for_in_the_inputs_folder(tmp_path: Path, monkeypatch):
+    from bench import gpu
+
+    monkeypatch.delenv(gpu.INPUTS_ENV, raising=False)
+    assert gpu.parse_args([]).inputs == str(REPO / "data")
+    monkeypatch.setenv(gpu.INPUTS_ENV, str(tmp_path))
+    assert (
+        gpu.parse_args([]).inputs == str(tmp_path) and gpu.parse_args(["--inputs", "elsewhere"]).inputs == "elsewhere"
+    )
+
+    def nb101() -> Path:
+        return gpu.find_input(None, tmp_path, gpu.NB101_NAMES, "NB101 data", "--nb101")
+
+    (tmp_path / "nb101_real_20k.tfrecord").touch()
+    assert nb101() == tmp_path / "nb101_real_20k.tfrecord"
+    (tmp_path / "real20k.hdf5").touch()
+    assert nb101() == tmp_path / "real20k.hdf5"  # the first name there wins
+    assert gpu.find_input(str(tmp_path / "nb101_real_20k.tfrecord"), Path("/"), gpu.NB101_NAMES, "x", "--nb101") == (
+        tmp_path / "nb101_real_20k.tfrecord"
+    )  # a given path wins over the folder
+    with pytest.raises(gpu.InputError, match=f"^no CIFAR-10 in {tmp_path} .*--inputs DIR or BENCH_GPU_INPUTS=DIR$"):
+        gpu.find_input(None, tmp_path, gpu.CIFAR_NAMES, "CIFAR-10", "--cifar")

@@ -1,12 +1,15 @@
-"""lib/budget.py: the guided and random searches, the per-method summary, the table, compact JSON, the
-model prepared before the rounds."""
+"""lib/budget.py: the guided and random searches (through the train(x, y, seed) callable they are
+given), the per-method summary, the table."""
 
 import numpy as np
 import pytest
+import torch
 
-from dataset import cell_features, load_nb101
 from lib import budget as B
+from lib.errors import UserError
+from lib.features import cell_features
 from lib.nb101_space import NUM_CELLS
+from model import search_trainer
 
 
 def test_budgeted_search_queries_distinct_cells_within_budget(space):
@@ -14,15 +17,16 @@ def test_budgeted_search_queries_distinct_cells_within_budget(space):
     x = cell_features(space["adjacency"][rows], space["operations"][rows], space["num_vertices"][rows])
     y = np.linspace(0.85, 0.95, 80)
     hp = {"epochs": 2, "batch_size": 5, "lr": 1e-3, "wd": 0.0, "loss": "mse"}
+    train = search_trainer("mlp", hp)
     for budget, n0, per_round in ((27, 10, 4), (10, 10, 3), (80, 5, 50)):
-        q = B.budgeted_search(x, y, budget=budget, n0=n0, per_round=per_round, model="mlp", hp=hp, seed=1)
+        q = B.budgeted_search(x, y, train=train, budget=budget, n0=n0, per_round=per_round, seed=1)
         assert len(q) == budget == len(set(q.tolist())) and q.min() >= 0 and q.max() < 80
         assert np.array_equal(q[:n0], np.random.default_rng(1).choice(80, n0, replace=False))
-    again = B.budgeted_search(x, y, budget=27, n0=10, per_round=4, model="mlp", hp=hp, seed=1)
-    first = B.budgeted_search(x, y, budget=27, n0=10, per_round=4, model="mlp", hp=hp, seed=1)
+    again = B.budgeted_search(x, y, train=train, budget=27, n0=10, per_round=4, seed=1)
+    first = B.budgeted_search(x, y, train=train, budget=27, n0=10, per_round=4, seed=1)
     assert np.array_equal(first, again)  # seeded: the same queries
-    with pytest.raises(ValueError, match="budget"):
-        B.budgeted_search(x, y, budget=81, n0=10, per_round=4, model="mlp", hp=hp)
+    with pytest.raises(UserError, match="budget"):
+        B.budgeted_search(x, y, train=train, budget=81, n0=10, per_round=4)
     r = B.random_search(80, 30, seed=3)
     assert len(set(r.tolist())) == 30
     best = B.best_so_far(q, y)
@@ -54,18 +58,18 @@ def test_summary_curves_and_table_on_known_runs():
     assert table[4].split()[:3] == ["pool", "95.00", "94.00"]
 
 
-def test_the_model_is_prepared_aloud_before_the_rounds(demo_h5, monkeypatch):
-    """A first-time preparation (pgin's pretraining, minutes) runs before the quiet rounds, and may print."""
-    calls = []
-    real = B.build_model
+def test_guided_search_queries_what_the_trained_predictor_ranks_best():
+    """An oracle predictor (the true labels, whatever it was trained on): after n0 random cells, each
+    round queries the best unqueried cells, so the pool's top cells come next, in order."""
+    y = np.random.default_rng(0).permutation(np.linspace(0.80, 0.95, 40))
+    seeds = []
 
-    def spy(name, **kwargs):
-        model = real(name, **kwargs)
-        model.prepare = lambda quiet=False: calls.append(quiet)
-        return model
+    def train(x_sub, y_sub, seed):
+        assert np.array_equal(y[x_sub["row"]], y_sub)  # trained on the queried cells and their labels
+        seeds.append(seed)
+        return lambda features: y[features["row"]]
 
-    monkeypatch.setattr(B, "build_model", spy)
-    hp = {"epochs": 1, "batch_size": 5, "lr": 1e-3, "wd": 0.0, "loss": "mse"}
-    kw = dict(target="val", seeds=1, budget=12, n0=10, per_round=2, model="mlp", hp=hp)
-    result, _ = B.guided_vs_random(load_nb101(demo_h5), **kw)
-    assert calls == [False] and result["config"]["model"] == "mlp"
+    x = {"row": torch.arange(40)}
+    q = B.budgeted_search(x, y, train=train, budget=16, n0=6, per_round=4, seed=2)
+    rest = [i for i in np.argsort(-y) if i not in q[:6]]
+    assert q[6:].tolist() == rest[:10] and seeds == [2000, 2001, 2002]  # 3 rounds: 4 + 4 + 2 cells

@@ -17,6 +17,7 @@ from cifar10_files import CLASSES, images, write_batches, write_folders
 from PIL import Image
 
 from lib import cifar10
+from lib.errors import UserError
 
 # ----------------------------------------------------------------------------- reading and splitting
 
@@ -60,9 +61,10 @@ def test_folders_decode_split_and_cache(tmp_path: Path):
     assert len(cifar10.load_cifar10(tmp_path)["test_x"]) == 31
 
 
-def test_no_data_error_names_both_ways(tmp_path: Path):
-    with pytest.raises(cifar10.CIFAR10Error, match="cifar-10-batches-py.*--download.*train/<class>"):
+def test_no_data_is_a_user_error_naming_both_ways(tmp_path: Path):
+    with pytest.raises(UserError, match="cifar-10-batches-py.*--download.*train/<class>") as e:
         cifar10.load_cifar10(tmp_path)
+    assert isinstance(e.value, cifar10.CIFAR10Error)
 
 
 def test_epoch_plan_is_a_pure_stream_of_permutations():
@@ -109,7 +111,8 @@ def test_augment_matches_a_per_image_reference_pixel_for_pixel():
     assert len(offsets) > 120  # most of the 9 x 9 x 2 crops were checked
 
 
-def test_parallel_decode_equals_serial_and_reports_bad_images(tmp_path: Path, monkeypatch, hang_guard):
+@pytest.mark.timeout(120)  # a worker pool that hangs fails the test instead of stalling the suite
+def test_parallel_decode_equals_serial_and_reports_bad_images(tmp_path: Path, monkeypatch):
     write_folders(tmp_path, n_train=300, n_test=10)
     paths = sorted(str(p) for p in (tmp_path / "train").rglob("*.jpg"))
     serial = cifar10.decode_images(paths, workers=1)

@@ -1,7 +1,7 @@
 """The converter's worker pool at real sizes: seeded random damage anywhere in the real 20k-cell file,
 the check of the framing and CRCs that comes before any decoding, a worker that dies or fails,
-errors that cross the process boundary. Every run is bounded: a subprocess timeout or the
-hang_guard fixture, so a hang fails instead of stalling the suite.
+errors that cross the process boundary. Every run is bounded: a subprocess timeout or
+pytest-timeout, so a hang fails instead of stalling the suite.
 (tests/test_converter.py runs every kind of bad input through the pool too.)"""
 
 import os
@@ -16,9 +16,11 @@ import h5py
 import numpy as np
 import pytest
 from conftest import REAL_TFRECORD, REPO, require
+from test_converter import run_cli
 
-from lib import nb101_chunks, nb101_convert, nb101_records_fast
+from lib import crc32c_numpy, nb101_chunks, nb101_convert
 from lib import nb101_records as R
+from lib.errors import USAGE_ERROR
 from tools import make_demo_data as demo
 from tools import nasbench_tfrecord_converter as C
 
@@ -66,7 +68,7 @@ def expected_error(path: Path, starts: list[int], new: bytes, data: bytes) -> st
     """The record holding the first changed byte is the first bad one, and only a CRC (or the
     framing) can tell: every byte of a TFRecord file is under one."""
     i = int(np.searchsorted(starts, first_difference(new, data), side="right")) - 1
-    return f"error: {path}: record {i} at byte {starts[i]}: "
+    return f"{C.PROG}: error: {path}: record {i} at byte {starts[i]}: "
 
 
 def assert_failed_cleanly(err: str, want: str, out: Path) -> None:
@@ -83,7 +85,8 @@ def previous_output(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_random_damage_anywhere_in_the_real_file_is_caught_by_the_pool(tmp_path, real_bytes, capsys, hang_guard):
+@pytest.mark.timeout(120)
+def test_random_damage_anywhere_in_the_real_file_is_caught_by_the_pool(tmp_path, real_bytes, capsys):
     """25 seeded damages (5 of each kind), each through the CLI's main() with a pool of 2 workers and
     1 MiB tasks, so the damage lands in a range a worker decodes."""
     data, starts = real_bytes
@@ -94,15 +97,14 @@ def test_random_damage_anywhere_in_the_real_file_is_caught_by_the_pool(tmp_path,
         new = damage(data, starts, KINDS[k % len(KINDS)], rng)
         bad.write_bytes(new)
         t0 = time.perf_counter()
-        rc = C.main(["--input", str(bad), "--output", str(out), "--workers", "2", "--chunk-bytes", str(1 << 20)])
+        rc = run_cli("--input", bad, "--output", out, "--workers", 2, "--chunk-bytes", 1 << 20)
         seconds.append(time.perf_counter() - t0)
-        assert rc == 1, KINDS[k % len(KINDS)]
+        assert rc == USAGE_ERROR, KINDS[k % len(KINDS)]
         assert_failed_cleanly(capsys.readouterr().err, expected_error(bad, order, new, data), out)
     print(f"slowest error {max(seconds):.2f} s, mean {np.mean(seconds):.2f} s, load {os.getloadavg()}")
     assert max(seconds) < 30
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     "where, change",
     [
@@ -113,7 +115,7 @@ def test_random_damage_anywhere_in_the_real_file_is_caught_by_the_pool(tmp_path,
     ],
 )
 def test_damaged_real_file_through_the_command_line(tmp_path, real_bytes, where, change):
-    """The real command, default options (a pool from 16 MiB on): one line, exit 1, within seconds."""
+    """The real command, default options (a pool from 16 MiB on): one line, exit 2, within seconds."""
     data, starts = real_bytes
     bad, out = tmp_path / "bad.tfrecord", previous_output(tmp_path)
     new = change(data)
@@ -122,7 +124,7 @@ def test_damaged_real_file_through_the_command_line(tmp_path, real_bytes, where,
     run = subprocess.run(
         [sys.executable, SCRIPT, "--input", bad, "--output", out], capture_output=True, text=True, timeout=60
     )
-    assert run.returncode == 1 and time.perf_counter() - t0 < 30, where
+    assert run.returncode == USAGE_ERROR and time.perf_counter() - t0 < 30, where
     assert_failed_cleanly(run.stderr, expected_error(bad, sorted(starts), new, data), out)
 
 
@@ -151,10 +153,11 @@ def no_decoding(*args):
     raise AssertionError("a range was decoded before every range was checked")
 
 
+@pytest.mark.timeout(120)
 @pytest.mark.parametrize("workers", ["2", "1"])
 @pytest.mark.parametrize("kind", LAST_RECORD_DAMAGE)
 def test_damage_in_the_last_range_fails_before_any_range_is_decoded(
-    tmp_path, demo_bytes, capsys, monkeypatch, hang_guard, kind, workers
+    tmp_path, demo_bytes, capsys, monkeypatch, kind, workers
 ):
     """~100 ranges of 2 kB, the last one damaged: the check names it and nothing is decoded (decoding
     would fail with another message), in a pool or in this process."""
@@ -164,10 +167,11 @@ def test_damage_in_the_last_range_fails_before_any_range_is_decoded(
     bad.write_bytes(change(data, starts[-2]))
     monkeypatch.setattr(nb101_chunks, "decode_range", no_decoding)  # before the pool forks
     monkeypatch.setattr(nb101_convert, "POOL_BYTES", len(data) // 2)  # a large file: checked first in any case
-    rc = C.main(["--input", str(bad), "--output", str(out), "--workers", workers, "--chunk-bytes", "2000"])
-    assert rc == 1
+    rc = run_cli("--input", bad, "--output", out, "--workers", workers, "--chunk-bytes", 2000)
+    assert rc == USAGE_ERROR
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith(f"error: {bad}: record {len(starts) - 2} at byte {starts[-2]}: ")
+    want = f"{C.PROG}: error: {bad}: record {len(starts) - 2} at byte {starts[-2]}: "
+    assert err.count("\n") == 1 and err.startswith(want), err
     assert why in err, err
     assert out.read_bytes() == PREVIOUS and sorted(out.parent.iterdir()) == [out]
 
@@ -189,7 +193,7 @@ def test_a_sound_file_is_checked_whole_then_decoded_without_crcs(tmp_path, demo_
         events.append(("decode", start, crcs_checked))
         return decode_range(path, start, end, first_index, starts, crcs_checked)
 
-    all_crcs_match, passes = nb101_records_fast._all_crcs_match, []
+    all_crcs_match, passes = crc32c_numpy.all_crcs_match, []
 
     def one_pass(*args):  # False would send the range through the per-record walk
         passes.append(all_crcs_match(*args))
@@ -197,7 +201,7 @@ def test_a_sound_file_is_checked_whole_then_decoded_without_crcs(tmp_path, demo_
 
     monkeypatch.setattr(nb101_chunks, "check_range", check)
     monkeypatch.setattr(nb101_chunks, "decode_range", decode)
-    monkeypatch.setattr(nb101_records_fast, "_all_crcs_match", one_pass)
+    monkeypatch.setattr(crc32c_numpy, "all_crcs_match", one_pass)
     nb101_convert.convert(src, tmp_path / "checked.hdf5", workers=1, chunk_bytes=2000, check_first=True)
     checks, decodes = [e for e in events if e[0] == "check"], [e for e in events if e[0] == "decode"]
     assert len(checks) == len(decodes) > 90 and events[: len(checks)] == checks  # all checks come first
@@ -211,7 +215,7 @@ def test_a_sound_file_is_checked_whole_then_decoded_without_crcs(tmp_path, demo_
             np.testing.assert_array_equal(a[name][:], b[name][:], err_msg=name)
 
 
-@pytest.mark.parametrize("chunk_bytes", [1, 3000, 1 << 30])
+@pytest.mark.parametrize("chunk_bytes", [pytest.param(1, marks=pytest.mark.slow), 3000, 1 << 30])  # 1: ~5 s
 def test_the_check_finds_what_the_reference_reader_finds(tmp_path, demo_bytes, chunk_bytes):
     """100 seeded damages of every kind: the first error of the ranges' checks, in file order, is
     read_tfrecord's, word for word, and a sound file checks out."""
@@ -266,14 +270,15 @@ def test_a_file_changed_after_its_check_is_not_converted(tmp_path, demo_bytes):
 FAULTY_WORKER = """
 import os, signal, sys, time
 from lib import nb101_chunks
-from tools.nasbench_tfrecord_converter import main
+from lib.errors import exit_on_user_error
+from tools.nasbench_tfrecord_converter import PROG, main
 target = nb101_chunks.TARGET
 def faulty(path, start, *rest):
     if start > 0:
         FAULT
     return target(path, start, *rest)
 nb101_chunks.TARGET = faulty
-sys.exit(main(sys.argv[1:]))
+sys.exit(exit_on_user_error(PROG, main, sys.argv[1:]))
 """
 
 
@@ -297,8 +302,9 @@ def test_a_worker_that_dies_or_fails_ends_the_run_in_one_line(tmp_path, space, t
     t0 = time.perf_counter()
     run = subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, capture_output=True, text=True, timeout=60)
     seconds = time.perf_counter() - t0
-    assert run.returncode == 1 and seconds < 30, run.stderr
-    assert run.stderr.count("\n") == 1 and run.stderr.startswith(f"error: {src}: ") and says in run.stderr
+    assert run.returncode == C.WORKER_FAILED and seconds < 30, run.stderr
+    assert run.stderr.count("\n") == 1 and run.stderr.startswith(f"{C.PROG}: error: {src}: "), run.stderr
+    assert says in run.stderr
     assert out.read_bytes() == PREVIOUS and sorted(out.parent.iterdir()) == [out]
     assert not [p for p in Path("/proc").glob("[0-9]*") if str(src).encode() in _cmdline(p)]  # no worker left
 
@@ -318,8 +324,8 @@ def test_ctrl_c_stops_the_pool_and_writes_nothing(tmp_path, space):
     run.send_signal(signal.SIGINT)
     t0 = time.perf_counter()
     err = run.communicate(timeout=60)[1]
-    assert run.returncode == 130 and time.perf_counter() - t0 < 10
-    assert err == f"error: interrupted; {out} not written\n"
+    assert run.returncode == C.INTERRUPTED == 130 and time.perf_counter() - t0 < 10
+    assert err == f"{C.PROG}: error: interrupted; {out} not written\n"
     assert out.read_bytes() == PREVIOUS and sorted(out.parent.iterdir()) == [out]
     assert not [p for p in Path("/proc").glob("[0-9]*") if str(src).encode() in _cmdline(p)]
 

@@ -6,13 +6,13 @@ import pytest
 import torch
 
 import dataset as D
-from lib import nb101_space as S
+from lib import nb101_cell as C
 
 
-def write_h5(path, metrics, cells=None, version=D.SCHEMA_VERSION, synthetic=None):
+def write_h5(path, metrics, cells=None, version=D.HDF5_SCHEMA_VERSION, synthetic=None):
     """A schema-complete HDF5 with len(metrics) cells (a 3-vertex chain unless given)."""
     n = len(metrics)
-    cells = cells or [S.make_cell([[0, 1, 0], [0, 0, 1], [0, 0, 0]], ["input", "conv3x3-bn-relu", "output"])] * n
+    cells = cells or [C.make_cell([[0, 1, 0], [0, 0, 1], [0, 0, 0]], ["input", "conv3x3-bn-relu", "output"])] * n
     adj, ops = zip(*[c.padded() for c in cells])
     with h5py.File(path, "w") as f:
         f["hash"] = np.array([f"{i:032x}" for i in range(n)], dtype="S32")
@@ -77,8 +77,8 @@ def test_labels_skip_blown_and_absent_repeats(tmp_path):
 
 def test_features_are_one_hot_and_masked(tmp_path):
     cells = [
-        S.make_cell([[0, 1], [0, 0]], ["input", "output"]),
-        S.make_cell([[0, 1, 1], [0, 0, 1], [0, 0, 0]], ["input", "maxpool3x3", "output"]),
+        C.make_cell([[0, 1], [0, 0]], ["input", "output"]),
+        C.make_cell([[0, 1, 1], [0, 0, 1], [0, 0, 0]], ["input", "maxpool3x3", "output"]),
     ]
     data = D.load_nb101(write_h5(tmp_path / "d.h5", metrics_with_val(np.full((2, 3), 0.9)), cells))
     x = data.features()
@@ -120,3 +120,10 @@ def test_synthetic_labels_are_exposed(tmp_path):
     for synthetic, want in ((True, True), (np.bool_(False), False), (None, False)):  # None: no attribute
         data = D.load_nb101(write_h5(tmp_path / f"{synthetic}.h5", m, synthetic=synthetic))
         assert data.synthetic is want
+
+
+def test_parse_target():
+    assert D.parse_target("val") == ("val", 0)
+    assert D.parse_target("test:2") == ("test", 2)
+    assert D.parse_target("val:mean") == ("val", "mean")
+    assert set(D.TARGETS) == {f"{m}{r}" for m in ("val", "test") for r in ("", ":0", ":1", ":2", ":mean")}

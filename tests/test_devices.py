@@ -6,26 +6,69 @@ import pytest
 import torch
 
 from lib.devices import available_device, cpu_math, free_cores, pick_device
+from lib.errors import UserError
 
 
-def test_cpu_math_restores_threads_and_free_cores_is_in_range():
-    threads = torch.get_num_threads()
+@pytest.fixture
+def machine(monkeypatch):
+    """Pretend this machine has the given accelerators: machine(cuda=True, mps=False)."""
+
+    def have(cuda: bool, mps: bool) -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+
+    return have
+
+
+@pytest.mark.parametrize(
+    ("cuda", "mps", "chosen"),
+    [(True, True, "cuda"), (True, False, "cuda"), (False, True, "mps"), (False, False, "cpu")],
+)
+def test_auto_prefers_cuda_then_mps_then_cpu(machine, cuda: bool, mps: bool, chosen: str):
+    machine(cuda=cuda, mps=mps)
+    assert pick_device("auto") == pick_device() == torch.device(chosen)
+
+
+def test_a_named_device_is_taken_as_named(machine):
+    machine(cuda=True, mps=True)
+    assert pick_device("cpu") == torch.device("cpu")
+    machine(cuda=False, mps=False)
+    assert pick_device("cuda:1") == torch.device("cuda", 1)  # pick_device does not check; available_device does
+
+
+def test_available_device_rejects_unknown_and_absent_devices(machine):
+    machine(cuda=False, mps=False)
+    assert available_device("auto") == available_device("cpu") == torch.device("cpu")
+    with pytest.raises(UserError, match="^--device tpu: not a device; use auto, cpu, cuda, cuda:N or mps$"):
+        available_device("tpu")
+    with pytest.raises(UserError, match="^--device cuda: no cuda device on this machine$"):
+        available_device("cuda")
+    with pytest.raises(UserError, match="^--device mps: no mps device on this machine$"):
+        available_device("mps")
+    machine(cuda=True, mps=False)
+    assert available_device("cuda") == torch.device("cuda")
+
+
+def test_cpu_math_sets_threads_and_flushes_denormals_inside_only():
+    threads, tiny = torch.get_num_threads(), torch.tensor([1e-38])  # / 100: a denormal float32
+    outside = (tiny / 100).item()
     with cpu_math(torch.device("cpu"), threads=1):
         assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == threads
-    assert 1 <= free_cores() <= (os.cpu_count() or 1)
+        inside = (tiny / 100).item()
+    assert torch.get_num_threads() == threads and (tiny / 100).item() == outside != 0
+    if torch.set_flush_denormal(False):  # the CPU can flush denormals (x86 with SSE3)
+        assert inside == 0
 
 
-def test_pick_device_auto_and_named():
-    assert pick_device("cpu") == torch.device("cpu")
-    expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-    assert pick_device("auto").type == expected
+def test_cpu_math_leaves_other_devices_alone():
+    threads = torch.get_num_threads()
+    with cpu_math(torch.device("cuda"), threads=1):
+        assert torch.get_num_threads() == threads
 
 
-def test_available_device_rejects_unknown_and_absent_devices():
-    assert available_device("cpu") == torch.device("cpu")
-    with pytest.raises(ValueError, match="not a device"):
-        available_device("tpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="no cuda device"):
-            available_device("cuda")
+@pytest.mark.parametrize(("load", "free"), [(0.0, "all"), (1.0, "all"), (1.6, "all - 1"), (99.0, 1)])
+def test_free_cores_counts_cores_the_load_leaves(monkeypatch, load: float, free):
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    want = {"all": cores, "all - 1": max(1, cores - 1)}.get(free, free)
+    assert free_cores() == want

@@ -1,7 +1,7 @@
-"""model.py: shapes, masks and padding, the reference architectures, losses, checkpoints, and the default
-predictor gin (invariances, ensemble shapes, checkpoint round trip, ranking losses, learning a ranking; its
-members batched against each member on its own, the inference shortcut and its 1,864 first-layer contexts,
-old one-module-per-member checkpoints, bf16)."""
+"""model.py: shapes, masks and padding, the reference architectures, the registry and hyper-parameters,
+losses, checkpoints, and gin, the base of the default pgin (invariances, ensemble shapes, ranking losses,
+learning a ranking; a seed's stacked members against K separate modules, trained the same; the
+inference shortcut and its 1,864 first-layer contexts). pgin itself: tests/test_pretraining.py."""
 
 import math
 
@@ -11,9 +11,11 @@ import torch
 import torch.nn.functional as F
 
 import model as M
-from dataset import cell_features
-from lib.fitting import fit, predict
+from lib.errors import UserError
+from lib.features import cell_features
+from lib.fitting import fit
 from lib.flow_gin import FlowGIN, StackedFlowGIN, _first_layer_contexts
+from lib.inference import predict
 from lib.metrics import kendall_tau
 
 
@@ -46,7 +48,7 @@ def junk_padding(x: dict, n: int, seed: int = 0) -> dict:
     return x
 
 
-@pytest.mark.parametrize("name", ["mlp", "gcn"])
+@pytest.mark.parametrize("name", ["mlp", "gcn", "gin"])
 def test_padding_vertices_do_not_change_prediction(name, cells):
     sel = cells["num_vertices"] == 5
     x = features({k: v[sel] for k, v in cells.items()})
@@ -62,10 +64,11 @@ def test_padding_vertices_do_not_change_prediction(name, cells):
     assert not torch.allclose(model(dirty), clean, atol=1e-4)
 
 
-def test_gcn_unpadded_graph_gives_the_same_prediction(cells):
+@pytest.mark.parametrize("name", ["gcn", "gin"])
+def test_unpadded_graph_gives_the_same_prediction(name, cells):
     sel = cells["num_vertices"] == 5
     c = {k: v[sel] for k, v in cells.items()}
-    model = fresh("gcn")
+    model = fresh(name)
     padded = model(features(c))
     small = cell_features(c["adjacency"][:, :5, :5], c["operations"][:, :5], c["num_vertices"])
     torch.testing.assert_close(model(small), padded, rtol=0, atol=1e-6)
@@ -113,8 +116,10 @@ def test_registry_defaults_and_losses():
         assert set(cls.DEFAULTS) == {"epochs", "batch_size", "lr", "wd", "loss"}
         assert cls.DEFAULTS["loss"] in M.LOSSES
     assert M.MODELS["gcn"].DEFAULTS == dict(epochs=300, batch_size=10, lr=1e-4, wd=1e-3, loss="mse")
-    with pytest.raises(ValueError, match="unknown model 'nope'"):
+    with pytest.raises(UserError, match="unknown model 'nope'"):
         M.build_model("nope")
+    hp = M.hyperparams("gcn", {"epochs": 5, "lr": None, "model": "gcn"})  # None and foreign keys ignored
+    assert hp == dict(epochs=5, batch_size=10, lr=1e-4, wd=1e-3, loss="mse")
 
 
 def test_mse_loss_on_known_input():
@@ -122,7 +127,9 @@ def test_mse_loss_on_known_input():
     assert loss.item() == pytest.approx(5 / 3)
 
 
-@pytest.mark.parametrize("name,args", [("mlp", {"embed": 32}), ("gcn", {"hidden": 32, "layers": 2})])
+@pytest.mark.parametrize(
+    "name,args", [("mlp", {"embed": 32}), ("gcn", {"hidden": 32, "layers": 2}), ("gin", {"hidden": 16, "members": 3})]
+)
 def test_checkpoint_round_trip(name, args, cells, tmp_path):
     model = fresh(name, **args)
     model.set_label_norm(0.91, 0.025)
@@ -159,7 +166,7 @@ def padded(adj: np.ndarray, lab: np.ndarray, v: int = 7) -> tuple[np.ndarray, np
     return a, o
 
 
-def random_cells(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def random_dags(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Random 7-vertex upper-triangular DAGs (every vertex on some input->output path not required)."""
     rng = np.random.default_rng(seed)
     adj = np.triu(rng.random((n, 7, 7)) < 0.35, 1).astype(np.int8)
@@ -181,7 +188,7 @@ def gin():
 
 
 def test_gin_isomorphic_reencoding_same_prediction(gin):
-    adj, lab, nv = random_cells(64, seed=1)
+    adj, lab, nv = random_dags(64, seed=1)
     rng = np.random.default_rng(2)
     keep, adj2, lab2 = [], [], []
     for i in range(len(adj)):
@@ -197,35 +204,18 @@ def test_gin_isomorphic_reencoding_same_prediction(gin):
     np.testing.assert_allclose(after, before, atol=1e-6)
 
 
-def test_gin_padding_and_garbage_in_padding_do_not_change_prediction(gin):
-    unpadded = score(gin, ADJ5[None], LAB5[None], np.array([5]))
-    a, o = padded(ADJ5, LAB5)
-    assert score(gin, a[None], o[None], np.array([5])) == pytest.approx(unpadded, abs=1e-6)
-    a[5:, :], a[:, 5:], o[5:] = 1, 1, 2  # junk beyond num_vertices is masked away
-    assert score(gin, np.triu(a, 1)[None], o[None], np.array([5])) == pytest.approx(unpadded, abs=1e-6)
-
-
 def test_gin_prediction_depends_on_the_cell(gin):
-    adj, lab, nv = random_cells(32, seed=3)
+    adj, lab, nv = random_dags(32, seed=3)
     assert np.std(score(gin, adj, lab, nv)) > 0
 
 
 def test_gin_members_scored_separately_in_training_mode(gin):
-    x = cell_features(*random_cells(8))
+    x = cell_features(*random_dags(8))
     gin.train()
     assert gin(x).shape == (8, 3)
     gin.eval()
     with torch.no_grad():
         assert gin(x).shape == (8,)
-
-
-def test_gin_checkpoint_round_trip(gin, tmp_path):
-    adj, lab, nv = random_cells(16, seed=4)
-    M.save_checkpoint(tmp_path / "c.pt", gin, split={"name": "172", "seed": 0})
-    loaded, info = M.load_checkpoint(tmp_path / "c.pt")
-    assert info["model"] == "gin" and info["model_args"]["members"] == 3 and info["split"]["name"] == "172"
-    assert info["label_norm"] == {"mean": pytest.approx(0.9), "std": pytest.approx(0.02)}
-    np.testing.assert_array_equal(score(loaded, adj, lab, nv), score(gin, adj, lab, nv))
 
 
 def test_pairwise_loss_known_values():
@@ -254,12 +244,11 @@ def test_mse_and_combined_losses_known_values():
 
 def test_gin_learns_a_ranking():
     """Synthetic label = number of conv3x3 vertices - maxpools + noise: a few epochs rank it well."""
-    adj, lab, nv = random_cells(200, seed=5)
+    adj, lab, nv = random_dags(200, seed=5)
     y = (lab == 0).sum(1) - 0.5 * (lab == 2).sum(1) + np.random.default_rng(0).normal(0, 0.1, len(lab))
     x = cell_features(adj, lab, nv)
-    torch.manual_seed(0)
-    m = M.build_model("gin", hidden=16, members=2)
-    fit(m, {k: v[:150] for k, v in x.items()}, y[:150], epochs=20, batch_size=50, lr=3e-3, wd=0.0, loss="pairwise+mse")
+    hp = dict(epochs=20, batch_size=50, lr=3e-3, wd=0.0, loss="pairwise+mse")
+    m, _ = M.train_model("gin", {k: v[:150] for k, v in x.items()}, y[:150], hp, model_args=dict(hidden=16, members=2))
     pred = predict(m, {k: v[150:] for k, v in x.items()})
     assert kendall_tau(pred, y[150:]) > 0.7
     assert abs(np.mean(pred) - np.mean(y[150:])) < 0.5  # the MSE term keeps scores in label units
@@ -278,31 +267,15 @@ class LoopGIN(M.Predictor):
         self.members = torch.nn.ModuleList(FlowGIN(5, args["hidden"], 3, True) for _ in range(args["members"]))
 
     def forward(self, x):
-        adj, ops, mask = M._clean(x)
+        adj, ops, mask = M.masked_inputs(x)
         scores = torch.stack([m(adj, ops, mask) for m in self.members], 1)
         return scores if self.training else scores.mean(1)
-
-
-def test_gin_batched_members_equal_their_own_modules(cells):
-    torch.manual_seed(0)
-    gin = M.build_model("gin", hidden=16, members=3)
-    x = features(cells)
-    adj, ops, mask = M._clean(x)
-    for mode in ("train", "eval"):
-        getattr(gin, mode)()
-        with torch.no_grad():
-            batched = gin.members(adj, ops, mask)
-            for i in range(3):  # the batched computation against member i evaluated on its own
-                torch.testing.assert_close(batched[i], gin.members.member(i)(adj, ops, mask), rtol=0, atol=1e-6)
-            assert batched.shape == (3, len(mask)) and batched.std(1).min() > 0
-    with torch.no_grad():
-        torch.testing.assert_close(gin(x), batched.mean(0), rtol=0, atol=1e-6)
 
 
 def test_flow_gin_inference_shortcut_equals_the_training_computation(cells):
     """Eval mode (first layer once per distinct vertex context, both directions in one matmul) against
     training mode, on cells and on inputs that are not 0/1 and one-hot (every vertex its own context)."""
-    adj, ops, mask = M._clean(features(cells))
+    adj, ops, mask = M.masked_inputs(features(cells))
     gen = torch.Generator().manual_seed(1)
     soft = (adj * torch.rand(adj.shape, generator=gen), ops * torch.rand(ops.shape, generator=gen), mask)
     for layers in (1, 2, 3):
@@ -322,7 +295,7 @@ def test_flow_gin_inference_shortcut_equals_the_training_computation(cells):
 def test_the_space_has_1864_first_layer_contexts(space):
     rows = []
     for lo in range(0, len(space["num_vertices"]), 100_000):
-        adj, ops, _ = M._clean(features({k: v[lo : lo + 100_000] for k, v in space.items()}))
+        adj, ops, _ = M.masked_inputs(features({k: v[lo : lo + 100_000] for k, v in space.items()}))
         rows.append(_first_layer_contexts(adj, ops)[0])
     assert len(torch.unique(torch.cat(rows), dim=0)) == 1864
 
@@ -338,21 +311,13 @@ def test_gin_seed_gives_the_ensemble_of_separate_modules_and_trains_the_same(cel
     for key, value in gin.state_dict().items():
         torch.testing.assert_close(stacked.state_dict()[key], value, rtol=0, atol=0)
     x, y = features(cells), np.linspace(0.8, 0.95, len(cells["hash"]))
-    hp = dict(epochs=3, batch_size=32, lr=2e-3, wd=0.0, loss="pairwise+mse")
-    loss_loop, loss_gin = fit(loop, x, y, **hp), fit(gin, x, y, **hp)
+    hp = dict(epochs=3, batch_size=32, lr=2e-3, wd=0.0)
+    loss_loop, loss_gin = (
+        fit(m, x, torch.tensor(m.fit_target(y), dtype=torch.float32), M.LOSSES["pairwise+mse"], **hp, quiet=True)
+        for m in (loop, gin)
+    )
     np.testing.assert_allclose(loss_gin, loss_loop, rtol=1e-5)
     stacked.load_state_dict(loop.state_dict())
     for key, value in gin.state_dict().items():
         torch.testing.assert_close(stacked.state_dict()[key], value, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(predict(gin, x, precision="fp32"), predict(loop, x, precision="fp32"), atol=1e-6)
-
-
-@pytest.mark.parametrize("name", ["mlp", "gcn", "gin"])
-def test_models_run_in_bf16(name, cells):
-    """predict's bf16 path casts the model and its float inputs: every model must accept that."""
-    model = fresh(name).to(torch.bfloat16)
-    x = {k: v.to(torch.bfloat16) for k, v in features(cells).items()}
-    with torch.no_grad():
-        out = model(x)
-    assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
-    torch.testing.assert_close(out.float(), fresh(name)(features(cells)).detach(), rtol=0.05, atol=0.05)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import REPO, nb101_hash, random_cells
 
-from lib import nb101_space as S
+from lib import nb101_cell as C
 from lib.nb101_hash import POOL_MIN_CELLS, hash_cells, hash_module
 
 CONV3, CONV1, POOL = "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"
@@ -20,8 +20,8 @@ def test_hash_matches_nb101_reference_for_pruned_and_unpruned_input():
     for cell in cells:
         assert hash_module(cell.matrix, cell.labels) == cell.hash == nb101_hash(cell)
     unpruned = np.array([[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 0], [0, 0, 0, 0]])
-    a = S.make_cell(unpruned, ["input", CONV3, POOL, "output"])
-    b = S.make_cell([[0, 1, 0], [0, 0, 1], [0, 0, 0]], ["input", CONV3, "output"])
+    a = C.make_cell(unpruned, ["input", CONV3, POOL, "output"])
+    b = C.make_cell([[0, 1, 0], [0, 0, 1], [0, 0, 0]], ["input", CONV3, "output"])
     assert a.hash == b.hash == nb101_hash(b)
 
 
@@ -36,23 +36,24 @@ def test_vectorised_hash_equals_reference_on_every_size():
 
 
 def test_hash_is_invariant_to_isomorphic_reencoding():
-    cell = S.make_cell(
+    cell = C.make_cell(
         [[0, 1, 1, 0, 0], [0, 0, 0, 1, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]],
         ["input", CONV3, POOL, CONV1, "output"],
     )
     # the same graph with the two branches numbered the other way round
-    other = S.make_cell(
+    other = C.make_cell(
         [[0, 1, 1, 0, 0], [0, 0, 0, 0, 1], [0, 0, 0, 1, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]],
         ["input", POOL, CONV3, CONV1, "output"],
     )
     assert cell.hash == other.hash
-    relabelled = S.make_cell(other.matrix, ["input", CONV3, CONV3, CONV1, "output"])
+    relabelled = C.make_cell(other.matrix, ["input", CONV3, CONV3, CONV1, "output"])
     assert relabelled.hash != cell.hash
 
 
 # ----------------------------------------------------------------------------- the process pool (large inputs)
 
 
+@pytest.mark.slow  # ~5 s: 50,000 cells in 2 processes
 def test_pool_of_processes_equals_the_cached_hashes(space):
     rows = np.arange(200_000, 200_000 + POOL_MIN_CELLS)  # the smallest input that goes to the pool
     got = hash_cells(space["adjacency"][rows], space["operations"][rows], space["num_vertices"][rows], workers=2)
@@ -70,7 +71,7 @@ KILL_A_WORKER = """
 import multiprocessing, os, signal, sys, threading, time
 import numpy as np
 from lib.nb101_space import enumerate_space
-from lib.nb101_hash import POOL_MIN_CELLS, hash_cells
+from lib.nb101_hash import POOL_MIN_CELLS, HashWorkerError, hash_cells
 
 def kill_first_worker():
     while not multiprocessing.active_children():
@@ -84,7 +85,7 @@ if __name__ == "__main__":
     threading.Thread(target=kill_first_worker, daemon=True).start()
     try:
         hash_cells(space["adjacency"][rows], space["operations"][rows], space["num_vertices"][rows], workers=2)
-    except RuntimeError as e:
+    except HashWorkerError as e:
         sys.exit(f"error: {e}")
     print("finished without the killed worker's rows")
 """

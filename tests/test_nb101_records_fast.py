@@ -1,6 +1,7 @@
 """lib/nb101_records_fast.py against the reference decoder of lib/nb101_records.py: the same values,
 record by record, on every layout, on many random records and on the real file, and the same
-first error, at the same record and offset."""
+first error, at the same record and offset. (Its parts: tests/test_crc32c_numpy.py and
+tests/test_nb101_metrics_fast.py.)"""
 
 import json
 
@@ -38,12 +39,6 @@ def assert_chunk_matches_reference(path):
 
 
 # ----------------------------------------------------------------------------- framing
-
-
-def test_numpy_crc_of_the_lengths_is_masked_crc32c():
-    rows = np.random.default_rng(0).integers(0, 256, (500, 8), dtype=np.uint8)
-    vectorised = F._mask(F._crc32c_rows(rows))
-    assert vectorised.tolist() == [R.masked_crc32c(r.tobytes()) for r in rows]
 
 
 def five_records(tmp_path):

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import copy
 import json
-from contextlib import nullcontext
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import REAL_TFRECORD, random_cells, require
 
 from lib import cifar10, nb101_training
+from lib.nb101_cell import make_cell
+from lib.nb101_network import build_network, count_parameters, trainable_parameters
 from lib.nb101_records import decode_record, metric_values, read_tfrecord
-from lib.nb101_space import build_network, count_parameters, make_cell, trainable_parameters
+from lib.nb101_training import Images
 
 TINY_CELL = make_cell([[0, 1, 1], [0, 0, 1], [0, 0, 0]], ["input", "conv3x3-bn-relu", "output"])
 
@@ -85,19 +87,20 @@ def tiny_net(cell=TINY_CELL) -> torch.nn.Module:
     return net
 
 
-def random_epoch(seed: int, n: int = 32, batch: int = 8):
-    """n random uint8 images and labels, the images padded for crops, the normaliser, epoch 0's plan."""
+def random_epoch(seed: int, n: int = 32, batch: int = 8) -> tuple[Images, Images, torch.Tensor]:
+    """n random uint8 images and labels as they are, the same padded for crops, and epoch 0's plan."""
     rng = np.random.default_rng(seed)
     x = torch.from_numpy(rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8))
     y = torch.from_numpy(rng.integers(0, 10, n))
-    padded, norm = cifar10.pad_for_crops(x), cifar10.normalizer(torch.device("cpu"))
-    return x, y, padded, norm, torch.from_numpy(cifar10.epoch_plan(0, 0, n, batch))
+    norm = cifar10.normalizer(torch.device("cpu"))
+    plan = torch.from_numpy(cifar10.epoch_plan(0, 0, n, batch))
+    return Images(x, y, norm), Images(cifar10.pad_for_crops(x), y, norm), plan
 
 
-def test_streamlined_cells_are_bitwise_nasbench_pytorch_and_trace_whole():
+def test_streamlined_cells_are_bitwise_nasbench_pytorch():
     """Every vertex count and truncated edges (channel splits with a remainder), training and eval mode."""
     x = torch.randn(4, 3, 32, 32)
-    for i, cell in enumerate(random_cells(24, seed=5)):
+    for cell in random_cells(24, seed=5):
         torch.manual_seed(0)
         ref = build_network(cell, 13, 2, 1)  # 13 and 26 channels: uneven splits, so truncation
         net = copy.deepcopy(ref)
@@ -106,45 +109,68 @@ def test_streamlined_cells_are_bitwise_nasbench_pytorch_and_trace_whole():
         for mode in (True, False):
             ref.train(mode), net.train(mode)
             assert torch.equal(ref(x), net(x)), cell.hash
-        if i < 6:  # tracing takes ~1 s a network
-            assert torch._dynamo.explain(net)(x).graph_break_count == 0, cell.hash
-            torch._dynamo.reset()
 
 
-def test_train_epoch_follows_the_plan_and_its_lrs():
-    x, y, padded, norm, plan = random_epoch(0)
+@pytest.mark.slow
+def test_streamlined_networks_trace_as_one_graph():
+    """torch.compile sees each network whole (nasbench_pytorch's cells break the graph at every vertex)."""
+    x = torch.randn(4, 3, 32, 32)
+    for cell in random_cells(6, seed=5):  # tracing takes ~1 s a network
+        net = build_network(cell, 13, 2, 1)
+        nb101_training.streamline_cells(net)
+        assert torch._dynamo.explain(net)(x).graph_break_count == 0, cell.hash
+        torch._dynamo.reset()
+
+
+def test_train_epoch_sums_each_planned_batch_and_steps_at_its_lr():
+    _, train, plan = random_epoch(0)
     net = tiny_net()
     params = [p for p in net.parameters() if p.requires_grad]
     before = [p.detach().clone() for p in params]
     opt = nb101_training.TFRMSprop(params, lr=0.0)
-    stats = nb101_training.train_epoch(net, opt, params, padded, y, plan, [0.0] * 4, 1e-4, norm, nullcontext())
-    assert stats.tolist()[2:] == [32, 0] and 0 <= stats[1] <= 32 and stats[0] > 0  # 4 steps of 8, all finite
+    sums = nb101_training.train_epoch(net, opt, 1e-4, train, plan, [0.0] * 4)
     assert all(torch.equal(a, b) for a, b in zip(before, params))  # LR 0: the weights stay put
-    nb101_training.train_epoch(net, opt, params, padded, y, plan, [0.0, 0.0, 0.0, 0.1], 1e-4, norm, nullcontext())
+    # so the same network in training mode gives the planned batches' losses again (BN: batch statistics)
+    with torch.no_grad():
+        batches = [plan[:, j] for j in range(plan.shape[1])]
+        logits = [net(cifar10.normalize(cifar10.augment(train.x, b), *train.norm)) for b in batches]
+        labels = [train.y[b[0]] for b in batches]
+    ce = sum(F.cross_entropy(lg, y, reduction="sum").item() for lg, y in zip(logits, labels))
+    correct = sum((lg.argmax(1) == y).sum().item() for lg, y in zip(logits, labels))
+    assert sums.loss_sum.item() == pytest.approx(ce, rel=1e-6) and sums.correct.item() == correct
+    assert sums.count.item() == 32 and sums.nonfinite.item() == 0 and sums.values.dtype == torch.float64
+    nb101_training.train_epoch(net, opt, 1e-4, train, plan, [0.0, 0.0, 0.0, 0.1])
     assert opt.param_groups[0]["lr"] == 0.1 and not all(torch.equal(a, b) for a, b in zip(before, params))
 
 
+def test_train_epoch_counts_non_finite_steps():
+    _, train, plan = random_epoch(4)
+    net = tiny_net()
+    opt = nb101_training.TFRMSprop([p for p in net.parameters() if p.requires_grad], lr=0.0)
+    sums = nb101_training.train_epoch(net, opt, 1e-4, train, plan, [0.0, 1e30, 1e30, 1e30])
+    assert sums.nonfinite.item() >= 1 and sums.count.item() == 32
+
+
 def test_eval_sums_are_cross_entropy_and_correct_counts():
-    rng = np.random.default_rng(1)
-    x = torch.from_numpy(rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8))
-    y = torch.from_numpy(rng.integers(0, 10, 20))
-    norm, net = cifar10.normalizer(torch.device("cpu")), tiny_net()
-    loss_sum, correct, images = nb101_training.eval_sums(net, x, y, norm, nullcontext(), 7).tolist()
+    images, _, _ = random_epoch(1, n=20)
+    net = tiny_net()
+    sums = nb101_training.eval_sums(net, images, 7)
     assert net.training  # eval_sums puts the model back in training mode
     net.eval()
     with torch.no_grad():
-        logits = net(cifar10.normalize(x.permute(0, 3, 1, 2), *norm))
-    assert images == 20 and correct == (logits.argmax(1) == y).sum().item()
-    assert loss_sum == pytest.approx(torch.nn.functional.cross_entropy(logits, y, reduction="sum").item(), rel=1e-5)
+        logits = net(cifar10.normalize(images.x.permute(0, 3, 1, 2), *images.norm))
+    assert sums.count.item() == 20 and sums.nonfinite.item() == 0
+    assert sums.correct.item() == (logits.argmax(1) == images.y).sum().item()
+    assert sums.loss_sum.item() == pytest.approx(F.cross_entropy(logits, images.y, reduction="sum").item(), rel=1e-5)
+    assert sums.mean_loss() == sums.loss_sum.item() / 20 and sums.accuracy() == sums.correct.item() / 20
 
 
 def test_train_epoch_never_waits_for_the_device(monkeypatch):
     """No .item() / bool() / .tolist() and no tensor made from host numbers inside the steps (on CUDA each
     would wait for the device): the host queues steps ahead of the GPU. One copy an epoch (the image count)."""
-    x, y, padded, norm, plan = random_epoch(2, 120, 2)  # 60 steps: past the progress bar's update
+    images, train, plan = random_epoch(2, 120, 2)  # 60 steps: past the progress bar's update
     net = tiny_net()
-    params = [p for p in net.parameters() if p.requires_grad]
-    opt = nb101_training.TFRMSprop(params, lr=0.0)
+    opt = nb101_training.TFRMSprop([p for p in net.parameters() if p.requires_grad], lr=0.0)
 
     def wait(*_):
         raise AssertionError("a step waited for the device")
@@ -159,26 +185,23 @@ def test_train_epoch_never_waits_for_the_device(monkeypatch):
         monkeypatch.setattr(torch.Tensor, name, wait)
     monkeypatch.setattr(torch, "tensor", wait)
     monkeypatch.setattr(torch.Tensor, "new_tensor", counted)
-    lrs = [0.01] * 60
-    stats = nb101_training.train_epoch(net, opt, params, padded, y, plan, lrs, 1e-4, norm, nullcontext(), show=True)
-    evaluated = nb101_training.eval_sums(net, x, y, norm, nullcontext(), 7)
+    trained = nb101_training.train_epoch(net, opt, 1e-4, train, plan, [0.01] * 60, progress="epoch 1")
+    evaluated = nb101_training.eval_sums(net, images, 7)
     monkeypatch.undo()
-    assert copies == [([120],), ([120],)]  # one per call: the image count
-    assert stats.tolist()[2:] == [120, 0] and evaluated.tolist()[2] == 120
+    assert copies == [([120],), ([120, 0],)]  # one per call: the image count (and evaluation's zero)
+    assert trained.count.item() == 120 == evaluated.count.item()
 
 
 def test_memory_layout_does_not_change_the_steps():
-    x, y, padded, norm, plan = random_epoch(3)
+    images, train, plan = random_epoch(3)
     got = []
-    for fmt in (torch.channels_last, torch.contiguous_format):
-        net = tiny_net().to(memory_format=fmt)
-        params = [p for p in net.parameters() if p.requires_grad]
-        opt = nb101_training.TFRMSprop(params, lr=0.0)
-        train = nb101_training.train_epoch(
-            net, opt, params, padded, y, plan, [0.0, 0.1, 0.1, 0.1], 1e-4, norm, nullcontext(), memory_format=fmt
-        )
-        evaluated = nb101_training.eval_sums(net, x, y, norm, nullcontext(), 10, memory_format=fmt)
-        got.append((train, evaluated, torch.cat([p.detach().flatten() for p in params])))
+    for channels_last in (True, False):
+        levers = nb101_training.Levers(channels_last=channels_last)
+        net = tiny_net().to(memory_format=levers.memory_format)
+        opt = nb101_training.TFRMSprop([p for p in net.parameters() if p.requires_grad], lr=0.0)
+        trained = nb101_training.train_epoch(net, opt, 1e-4, train, plan, [0.0, 0.1, 0.1, 0.1], levers)
+        evaluated = nb101_training.eval_sums(net, images, 10, levers)
+        got.append((trained.values, evaluated.values, torch.cat([p.detach().flatten() for p in net.parameters()])))
     (t1, e1, w1), (t2, e2, w2) = got
     torch.testing.assert_close(t1, t2, rtol=1e-4, atol=1e-4)  # summation order only
     torch.testing.assert_close(e1, e2, rtol=1e-3, atol=1e-3)

@@ -11,13 +11,14 @@ import pytest
 import torch
 
 import model as M
-from dataset import cell_features
 from lib import pretraining
 from lib.cell_statistics import N_STATISTICS, cell_statistics, parameter_table
-from lib.fitting import hyperparams, predict, train_model
+from lib.features import cell_features
 from lib.flow_gin import FlowGIN, StackedFlowGIN
+from lib.inference import predict
 from lib.metrics import kendall_tau
-from lib.nb101_space import trainable_parameters
+from lib.nb101_network import trainable_parameters
+from model import hyperparams, train_model
 
 TINY = dict(epochs=0.005, batch_size=256)  # 8 steps: the mechanics, not the quality
 
@@ -82,6 +83,7 @@ def test_statistics_equal_a_direct_reference(space):
     np.testing.assert_allclose(lacking[:, 0], want[:, 0], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_pretraining_cache_is_written_read_and_keyed(tiny, monkeypatch):
     cache, blob = tiny
     assert cache.exists() and blob["key"]["epochs"] == TINY["epochs"] and math.isfinite(blob["loss"])
@@ -122,12 +124,13 @@ def test_rank_target_map_is_strictly_increasing_and_round_trips():
     np.testing.assert_allclose(extremes, [y.min(), y.max()], atol=1e-12)
 
 
+@pytest.mark.slow
 def test_pgin_batched_members_equal_per_member_encoders(tiny, cells):
     model = M.build_model("pgin", pretrain_epochs=TINY["epochs"])
     model.prepare(quiet=True)
     stacked = model.members.eval()
     x = cell_features(cells["adjacency"], cells["operations"], cells["num_vertices"])
-    adj, ops, mask = M._clean(x)
+    adj, ops, mask = M.masked_inputs(x)
     stats = model.statistics(adj, ops, mask)
     with torch.no_grad():
         batched, readout = stacked(adj, ops, mask, stats), stacked.encode(adj, ops, mask)
@@ -146,6 +149,7 @@ def test_pgin_batched_members_equal_per_member_encoders(tiny, cells):
             torch.testing.assert_close(batched[i], (hidden @ last.weight[i].T + last.bias[i]).squeeze(1))
 
 
+@pytest.mark.slow
 def test_pgin_starts_from_the_pretrained_encoders(tiny):
     _, blob = tiny
     model = M.build_model("pgin", pretrain_epochs=TINY["epochs"])
@@ -155,6 +159,7 @@ def test_pgin_starts_from_the_pretrained_encoders(tiny):
     torch.testing.assert_close(model.stats_mean, blob["stats_mean"])
 
 
+@pytest.mark.slow
 def test_pgin_trains_and_predicts_end_to_end(tiny, real_h5, tmp_path):
     from dataset import load_nb101
 
@@ -170,7 +175,7 @@ def test_pgin_trains_and_predicts_end_to_end(tiny, real_h5, tmp_path):
     assert kendall_tau(pred, y) > 0.6  # 60 epochs on 172 cells, tiny pretraining: still a ranking
     assert abs(np.median(pred) - np.median(y)) < 0.02  # calibrated accuracies, not scores
     bf16 = predict(model, data.features(), precision="bf16")
-    assert abs(kendall_tau(bf16, y) - kendall_tau(pred, y)) < 0.005
+    assert abs(kendall_tau(bf16, y) - kendall_tau(pred, y)) < 0.001  # as for every model (tests/test_inference.py)
     M.save_checkpoint(tmp_path / "c.pt", model)
     again, info = M.load_checkpoint(tmp_path / "c.pt")
     assert info["model"] == "pgin"

@@ -19,9 +19,13 @@ import torch
 
 import search
 import trainer
-from dataset import SCHEMA_VERSION, DataFileError, load_nb101
-from lib.fitting import stored_predictions
-from lib.nb101_space import NUM_CELLS, Cell, build_network, count_parameters, space_fingerprint, trainable_parameters
+from dataset import DataFileError, load_nb101
+from lib.errors import USAGE_ERROR, UserError
+from lib.inference import stored_predictions
+from lib.nb101_cell import Cell
+from lib.nb101_network import build_network, count_parameters, trainable_parameters
+from lib.nb101_schema import HDF5_SCHEMA_VERSION
+from lib.nb101_space import NUM_CELLS, space_fingerprint
 from model import MODELS, Predictor, build_model, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +71,7 @@ def write_h5(path, space, rows, val, test=None):
         f["num_vertices"], f["adjacency"], f["operations"] = nv, adj, ops
         f["trainable_parameters"] = trainable_parameters(adj, ops, nv).astype(np.int32)
         f["metrics"] = m
-        f.attrs["schema_version"] = SCHEMA_VERSION
+        f.attrs["schema_version"] = HDF5_SCHEMA_VERSION
     return path
 
 
@@ -180,15 +184,33 @@ def test_budget_mode_end_to_end(tmp_path, space):
     assert json.loads((tmp_path / "b" / "budget.json").read_text())["config"]["budget"] == 20
 
 
+def test_budget_mode_prepares_the_model_aloud_before_the_rounds(tmp_path, space, monkeypatch):
+    """A first-time preparation (pgin's pretraining, a minute) runs once before the quiet rounds, and may print."""
+    calls = []
+    real = search.build_model
+
+    def spy(name, **kwargs):
+        model = real(name, **kwargs)
+        model.prepare = lambda quiet=False: calls.append(quiet)
+        return model
+
+    monkeypatch.setattr(search, "build_model", spy)
+    rows = np.random.default_rng(3).choice(NUM_CELLS, 30, replace=False)
+    path = write_h5(tmp_path / "d.hdf5", space, rows, np.linspace(0.85, 0.95, 30))
+    flags = "--budget 12 --n0 10 --per-round 2 --seeds 1 --model mlp --epochs 1 --batch-size-train 5".split()
+    res = search.main([*flags, "--data", str(path), "--out", str(tmp_path / "b")])
+    assert calls == [False] and res["config"]["model"] == "mlp" and res["config"]["pool"] == 30
+
+
 def run_cli(*args, cwd=ROOT):
     return subprocess.run([sys.executable, str(ROOT / "search.py"), *args], cwd=cwd, capture_output=True, text=True)
 
 
 def test_missing_checkpoint_is_one_line(tmp_path):
-    """Through the real command line, with the defaults (runs/latest) in an empty folder: one line, exit 1."""
+    """Through the real command line, with the defaults (runs/latest) in an empty folder: one line, exit 2."""
     p = run_cli(cwd=tmp_path)
     err = p.stderr.strip()
-    assert p.returncode == 1 and err.count("\n") == 0, err
+    assert p.returncode == USAGE_ERROR and err.count("\n") == 0, err
     assert "runs/latest/checkpoint.pt: no such checkpoint" in err and "train.py" in err
 
 
@@ -233,7 +255,7 @@ def test_train_hands_the_pick_to_trainer(tmp_path, small, stub, monkeypatch):
     monkeypatch.setattr(search.subprocess, "call", lambda cmd: 3)
     with pytest.raises(search.SearchError, match="trainer.py exited with status 3"):
         search.main(argv)
-    with pytest.raises(SystemExit, match="need --train"):
+    with pytest.raises(UserError, match="need --train"):
         search.main(argv[:-1] + ["--", "--epochs", "4"])
 
 
@@ -264,6 +286,7 @@ def test_search_json_and_top1_json_agree_even_after_a_failure(tmp_path, small, s
         assert json.loads((tmp_path / "search.json").read_text())["top_k"] == kept  # new before top1.json, else old
 
 
+@pytest.mark.slow
 def test_trainer_failures_reach_the_user(tmp_path, small, stub, monkeypatch):
     """trainer.py run for real: a bad flag (argparse's exit 2), then a trainer killed by a signal."""
     data_path, _ = small
@@ -293,8 +316,8 @@ def test_synthetic_labels_are_said_everywhere(tmp_path, small, stub, space, monk
         on_disk = [json.loads((out / name).read_text())["synthetic_labels"] for name in ("search.json", "top1.json")]
         assert on_disk == [synthetic, synthetic] and res["synthetic_labels"] is synthetic
         assert ("SYNTHETIC labels" in printed) is synthetic
-    titles, plot_curves = [], search.plot_curves
-    monkeypatch.setattr(search, "plot_curves", lambda path, *a: titles.append(a[2]) or plot_curves(path, *a))
+    titles, plot_curves = [], search.plot_search_curves
+    monkeypatch.setattr(search, "plot_search_curves", lambda path, *a: titles.append(a[2]) or plot_curves(path, *a))
     flags = "--budget 20 --n0 10 --per-round 5 --seeds 1 --model mlp --epochs 2 --batch-size-train 5".split()
     res = search.main([*flags, "--data", str(demo), "--out", str(tmp_path / "b")])
     assert json.loads((tmp_path / "b" / "budget.json").read_text())["synthetic_labels"] is True
@@ -361,5 +384,5 @@ def test_thread_and_precision_flags_are_what_runs(tmp_path, small, stub):
         "batch_size": 64,
     }
     assert search.main([*argv, "--threads", "1"])["scoring"]["threads"] == 1
-    with pytest.raises(SystemExit, match="--threads 0: must be at least 1"):
+    with pytest.raises(UserError, match="--threads 0: must be at least 1"):
         search.parse_args([*argv, "--threads", "0"])

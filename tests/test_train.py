@@ -13,9 +13,11 @@ from conftest import REPO
 
 import train as T
 from dataset import load_nb101
-from lib.fitting import predict, predict_cells
+from lib.errors import USAGE_ERROR, UserError, exit_on_user_error
+from lib.inference import predict, predict_cells
 from lib.metrics import prediction_metrics
-from lib.nb101_space import NUM_CELLS, space_fingerprint, space_rows
+from lib.nb101_join import space_rows
+from lib.nb101_space import NUM_CELLS, space_fingerprint
 from lib.outputs import umask
 from model import load_checkpoint
 
@@ -73,7 +75,7 @@ def run_cli(*args, cwd):
 
 def test_missing_data_file_is_one_line_pointing_at_the_converter(tmp_path):
     r = run_cli("--split", "172", cwd=tmp_path)
-    assert r.returncode == 1 and r.stdout == ""
+    assert r.returncode == USAGE_ERROR and r.stdout == ""
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("train.py: error: data/nasbench.hdf5: no such file")
     assert "nasbench_tfrecord_converter.py" in r.stderr and "make demo" in r.stderr
     assert not (tmp_path / "runs").exists()
@@ -89,9 +91,10 @@ def test_missing_data_file_is_one_line_pointing_at_the_converter(tmp_path):
 )
 def test_bad_arguments_are_one_line(args, message, capsys):
     with pytest.raises(SystemExit) as e:
-        T.main(args)
-    assert message in str(e.value.code) and "\n" not in str(e.value.code)
-    assert capsys.readouterr().err == ""  # no usage dump
+        exit_on_user_error("train.py", T.main, args)  # what `python train.py ARGS` runs
+    err = capsys.readouterr().err
+    assert e.value.code == USAGE_ERROR and err.startswith("train.py: error: ") and message in err
+    assert err.count("\n") == 1  # no usage dump
 
 
 def test_empty_split_and_absent_labels_are_one_line(demo_h5, tmp_path, monkeypatch):
@@ -100,14 +103,14 @@ def test_empty_split_and_absent_labels_are_one_line(demo_h5, tmp_path, monkeypat
     with h5py.File(low, "r+") as f:
         f["metrics"][...] = np.minimum(f["metrics"][()], 0.9)  # nothing above 91%
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as e:
+    with pytest.raises(UserError) as e:
         T.main(["--data", str(low), "--split", "91-172", "--quiet"])
-    assert e.value.code == f"train.py: error: --split 91-172 (seed 0) of {low}: no cell with a val label"
+    assert str(e.value) == f"--split 91-172 (seed 0) of {low}: no cell with a val label"
     with h5py.File(low, "r+") as f:
         f["metrics"][:, :, :, :, 3] = np.nan  # no test accuracy at all
-    with pytest.raises(SystemExit) as e:
+    with pytest.raises(UserError) as e:
         T.main(["--data", str(low), "--target", "test", "--quiet"])
-    assert e.value.code == f"train.py: error: {low} has no test accuracy at 108 epochs; try another --target"
+    assert str(e.value) == f"{low} has no test accuracy at 108 epochs; try another --target"
     assert not (tmp_path / "runs").exists()
 
 
@@ -119,9 +122,10 @@ def test_help_shows_the_usage_examples():
 def test_predictor_bench_runs_on_demo_data(demo_h5, tmp_path):
     out = tmp_path / "bench"
     args = ["--data", str(demo_h5), "--models", "mlp", "gcn", "--seeds", "0", "1", "--epochs", "2", "--out", str(out)]
-    subprocess.run([sys.executable, str(REPO / "bench" / "predictors.py"), *args], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "bench.predictors", *args], cwd=REPO, check=True, capture_output=True)
     r = json.loads(out.with_suffix(".json").read_text())
     assert [(x["model"], x["split_seed"]) for x in r["runs"]] == [("mlp", 0), ("mlp", 1), ("gcn", 0), ("gcn", 1)]
+    assert [x["train_seed"] for x in r["runs"]] == [0, 1, 0, 1]  # training seed = split seed, the protocol
     assert r["protocol"]["overrides"] == {"epochs": 2} and r["runs"][0]["hp"]["epochs"] == 2
     taus = [x["kendall_tau"] for x in r["runs"] if x["model"] == "gcn"]
     assert r["summary"]["gcn"]["kendall_tau"]["mean"] == pytest.approx(np.mean(taus))
@@ -160,7 +164,7 @@ def test_out_replaces_a_run_and_refuses_anything_else(demo_h5, tmp_path, monkeyp
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["checkpoint.pt", "metrics.json", "scatter.png"]
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("mine")
-    with pytest.raises(SystemExit, match="--out notes exists and is not a train.py run folder"):
+    with pytest.raises(UserError, match="--out notes exists and is not a train.py run folder"):
         T.main(["--data", str(demo_h5), *QUICK, "--out", "notes"])
     assert [p.name for p in (tmp_path / "notes").iterdir()] == ["todo.txt"]
     assert oct((tmp_path / "r").stat().st_mode & 0o777) == oct(0o777 & ~umask())  # a folder's usual mode

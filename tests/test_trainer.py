@@ -2,7 +2,7 @@
 levers on the CPU (bf16, channels_last, --compile), failed / interrupted runs, DDP start-up, NaN, real data.
 
     .venv/bin/python -m pytest tests/test_trainer.py -q                   # all, CI included
-    .venv/bin/python -m pytest tests/test_trainer.py -q -m "not slow"     # without the real-JPEG run
+    .venv/bin/python -m pytest tests/test_trainer.py -q -m "not slow"     # without DDP, signals, --compile, real data
 
 The data pieces are tested in tests/test_cifar10.py (whose writers make the tiny CIFAR-10 here), the
 protocol pieces in tests/test_nb101_training.py and the summary and curves in tests/test_trainer_report.py.
@@ -28,7 +28,8 @@ from cifar10_files import write_batches
 from conftest import CIFAR_JPEG, REPO, require
 
 import trainer
-from lib.nb101_space import make_cell
+from lib.errors import UserError
+from lib.nb101_cell import make_cell
 
 CELL = ["--adjacency", "[[0,1,1,0],[0,0,1,1],[0,0,0,1],[0,0,0,0]]", "--ops", "input,conv3x3-bn-relu,maxpool3x3,output"]
 TINY = ["--stem-channels", "8", "--num-stacks", "1", "--cells-per-stack", "1", "--batch-size", "64"]
@@ -88,11 +89,11 @@ def test_bad_cells_give_one_clear_error(tmp_path: Path):
     assert "invalid cell" in err("--arch", str(tmp_path / "types.json"))
 
 
-def test_cli_error_is_one_line_and_nonzero(tmp_path: Path):
+def test_cli_user_error_is_one_line_and_status_2(tmp_path: Path):
     (tmp_path / "a.json").write_text('{"adjacency": [[0, 0], [0, 0]], "ops": ["input", "output"]}')
     r = cli("--arch", str(tmp_path / "a.json"))
-    assert r.returncode == 1
-    assert r.stderr.strip().count("\n") == 0 and r.stderr.startswith("trainer.py: error: invalid cell")
+    assert r.returncode == 2 and issubclass(trainer.TrainerError, UserError)
+    assert r.stderr == "trainer.py: error: invalid cell: input is not connected to output\n"
 
 
 def test_missing_data_is_a_trainer_error(tmp_path: Path):
@@ -103,24 +104,43 @@ def test_missing_data_is_a_trainer_error(tmp_path: Path):
 # ----------------------------------------------------------------------------- runs
 
 
+METRICS_KEYS = (
+    "status cell hash params network config levers checkpoint_epoch device world_size device_name torch nb101 "
+    "nb101_labels epochs final summary"
+).split()
+EPOCH_KEYS = (
+    "epoch step lr train_loss train_acc valid_loss test_loss valid_acc test_acc epoch_time_s train_time_s "
+    "wall_time_s images_per_s"
+).split()
+CKPT_KEYS = "model optimizer epoch config cell history train_time wall_time rng".split()
+
+
 def test_run_writes_metrics_and_checkpoint(batches: Path, tmp_path: Path):
+    """metrics.json, ckpt.pt and curves.png, with the keys (in order) that readers and --resume rely on."""
     out = tmp_path / "run"
     m = run(*CELL, *TINY, "--epochs", "2", "--data-root", str(batches), "--out", str(out))
-    assert m["status"] == "done" and len(m["epochs"]) == 2
     saved = json.loads((out / "metrics.json").read_text())
-    assert saved["params"] == m["params"] > 0 and saved["hash"] == m["cell"]["hash"]
-    for (
-        k
-    ) in "train_loss train_acc valid_loss valid_acc test_loss test_acc images_per_s wall_time_s train_time_s".split():
-        assert np.isfinite(saved["epochs"][-1][k]), k
-    assert saved["epochs"][-1]["step"] == 2 * 256 // 64 and saved["nb101"] is None
+    assert saved == json.loads(json.dumps(m)) and list(saved) == METRICS_KEYS
+    assert saved["status"] == "done" and saved["checkpoint_epoch"] == 2 and saved["final"] == saved["epochs"][-1]
+    assert [list(e) for e in saved["epochs"]] == [EPOCH_KEYS] * 2 and saved["nb101"] is None
+    assert all(np.isfinite(v) for e in saved["epochs"] for v in e.values())
+    assert [e["step"] for e in saved["epochs"]] == [4, 8]  # 256 images, batch 64
+    assert saved["params"] > 0 and saved["hash"] == saved["cell"]["hash"]
     assert saved["summary"].startswith("after 2 epochs: valid ") and (out / "curves.png").exists()
     ckpt = torch.load(out / "ckpt.pt", weights_only=False)
-    assert ckpt["epoch"] == 2 and not list(out.glob("*.tmp"))
-    with pytest.raises(trainer.TrainerError, match="already holds a run"):
-        run(*CELL, *TINY, "--epochs", "2", "--data-root", str(batches), "--out", str(out))
+    assert list(ckpt) == CKPT_KEYS and ckpt["epoch"] == 2 and ckpt["history"] == saved["epochs"]
+    assert not list(out.glob("*.tmp"))
 
 
+def test_a_new_run_never_overwrites_another(tmp_path: Path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "ckpt.pt").write_bytes(b"another run's")
+    with pytest.raises(trainer.TrainerError, match=f"--out {tmp_path / 'run'} already holds a run; continue it with"):
+        run(*CELL, *TINY, "--data-root", str(tmp_path / "no-data"), "--out", str(tmp_path / "run"))
+    assert (tmp_path / "run" / "ckpt.pt").read_bytes() == b"another run's"
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["fp32", "bf16"])
 def test_resume_is_exact(batches: Path, tmp_path: Path, dtype: str):
     args = [*CELL, *TINY, "--epochs", "2", "--data-root", str(batches), "--seed", "3", "--dtype", dtype]
@@ -152,9 +172,10 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(batches: Path, tmp_path: 
     assert saved["error"].startswith("loss became NaN/inf in epoch 2") and (out / "curves.png").exists()
 
 
+@pytest.mark.slow
 def test_nan_cli_exits_nonzero(batches: Path, tmp_path: Path):
     r = cli(*CELL, *TINY, "--epochs", "2", "--lr", "1e30", "--data-root", str(batches), "--out", str(tmp_path / "o"))
-    assert r.returncode == 1 and "loss became NaN/inf in epoch 1" in r.stderr.splitlines()[-1]
+    assert r.returncode == 2 and "loss became NaN/inf in epoch 1" in r.stderr.splitlines()[-1]
     assert not (tmp_path / "o" / "ckpt.pt").exists()
 
 
@@ -189,6 +210,7 @@ def test_compile_on_the_cpu(batches: Path, tmp_path: Path):
 # ----------------------------------------------------------------------------- failed and interrupted runs
 
 
+@pytest.mark.slow
 def test_unexpected_error_marks_the_run_failed(batches: Path, tmp_path: Path, monkeypatch):
     calls, eval_sums = [], trainer.eval_sums
 
@@ -208,6 +230,7 @@ def test_unexpected_error_marks_the_run_failed(batches: Path, tmp_path: Path, mo
     assert (out / "curves.png").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_stops_cleanly_and_resumes(batches: Path, tmp_path: Path, sig: int):
     out = tmp_path / "run"
@@ -247,15 +270,17 @@ def test_signal_stops_cleanly_and_resumes(batches: Path, tmp_path: Path, sig: in
 # ----------------------------------------------------------------------------- DDP
 
 
+@pytest.mark.slow
 def test_ddp_rank_that_never_joins_is_a_clear_error(batches: Path, tmp_path: Path):
     env = quiet_env(RANK="0", WORLD_SIZE="2", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     t = time.monotonic()
     r = cli(*CELL, *TINY, "--data-root", str(batches), "--out", str(tmp_path / "o"), "--ddp-timeout", "3", env=env)
-    assert r.returncode == 1 and time.monotonic() - t < 60
+    assert r.returncode == 2 and time.monotonic() - t < 60
     assert "DDP start-up: rank 0 of 2: not all 2 processes joined within 3 s" in r.stderr.splitlines()[-1]
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_ddp_start_up_failure_reaches_every_rank(batches: Path, tmp_path: Path):
     """Two gloo ranks launched by hand; rank 1 cannot read its data: both stop, both name rank 1's error."""
     port, procs = str(free_port()), []
@@ -271,11 +296,12 @@ def test_ddp_start_up_failure_reaches_every_rank(batches: Path, tmp_path: Path):
         for p in procs:
             p.kill()
     for p, (_, stderr) in zip(procs, results):
-        assert p.returncode == 1, stderr[-2000:]
+        assert p.returncode == 2, stderr[-2000:]
         assert "trainer.py: error: rank 1: no CIFAR-10 under --data-root" in stderr.splitlines()[-1]
     assert not (tmp_path / "o" / "metrics.json").exists()  # the run never started
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_agree_with_one(batches: Path, tmp_path: Path):
     args = [*CELL, *TINY, "--epochs", "2", "--data-root", str(batches), "--device", "cpu"]
     single = run(*args, "--out", str(tmp_path / "one"))
@@ -341,6 +367,7 @@ def test_hash_lookup_in_data(tmp_path: Path):
         select("--hash", "0123", "--data", str(tmp_path / "junk.hdf5"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("synthetic", [False, True], ids=["recorded", "synthetic"])
 def test_run_beside_nb101_record(batches: Path, tmp_path: Path, capsys, synthetic: bool):
     """The printed summary, metrics.json and curves.png put the run beside NB101's record, and say SYNTHETIC

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -38,6 +37,7 @@ def test_record_and_means_skip_missing_repeats():
     rec = record()
     assert rec["36"]["val"][:2] == [0.93, 0.935] and rec["36"]["val"][2] is None and not rec["synthetic"]
     assert R.recorded(rec, 36, "val") == np.mean([0.93, 0.935])
+    assert R.recorded(rec, 108, "test") == np.float64(0.939)  # one repeat of three
     assert (
         R.recorded(rec, 36, "test") is None
         and R.recorded(rec, 12, "val") is None
@@ -65,11 +65,10 @@ def test_summary_line_beside_the_record_of_the_same_budget():
     assert R.summary_line(final, None, 36) == "after 36 epochs: valid 93.10% test 92.80%"
 
 
-def test_curves_png_marks_the_record_and_says_synthetic(tmp_path: Path):
-    title = R.plot_curves(tmp_path / "c.png", history(36), record(True), 36, "cell x")
-    assert "SYNTHETIC" in title and (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
-    assert R.plot_curves(tmp_path / "d.png", history(3), record(False), 4, "cell x") == "cell x"
-    assert R.plot_curves(tmp_path / "e.png", history(3), None, 4, "cell x") == "cell x"  # no record: no marks
-    # synthetic labels that are not shown (no budget within the run) need no warning
-    assert R.plot_curves(tmp_path / "f.png", history(3), record(True), 4, "cell x") == "cell x"
-    assert math.isfinite(R.recorded(record(True), 108, "test"))
+def test_curves_png_says_synthetic_only_where_a_synthetic_record_is_marked(tmp_path: Path):
+    title = R.plot_training_curves(tmp_path / "c.png", history(36), record(True), 36, "cell x")
+    assert "SYNTHETIC" in title and (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert R.plot_training_curves(tmp_path / "d.png", history(36), record(False), 36, "cell x") == "cell x"
+    assert R.plot_training_curves(tmp_path / "e.png", history(3), None, 4, "cell x") == "cell x"  # no record
+    # a synthetic record with no budget within the run marks nothing, so it needs no warning
+    assert R.plot_training_curves(tmp_path / "f.png", history(3), record(True), 4, "cell x") == "cell x"

@@ -8,7 +8,8 @@ file in that format (tools/make_demo_data.py): any subset of cells, of the budge
 and 1 to 3 repeats per budget. Streaming over byte ranges, decoded in parallel
 (lib/nb101_records_fast.parse_chunk), in bounded memory.
 
-HDF5 (schema_version 1), one row per cell, cells in the order of their first record in the file:
+HDF5 (lib/nb101_schema.py, schema_version 1), one row per cell, cells in the order of their first
+record in the file:
     hash                  [N] S32    NB101 module hash (checked against the cell)
     num_vertices          [N] int8
     trainable_parameters  [N] int32  (the same in every record of a cell, checked)
@@ -27,15 +28,19 @@ Checks: framing and both CRCs, JSON, base64, protobuf, each cell (square 0/1 adj
 NB101 cell, known ops), one cell per hash, trainable_parameters the same in every record of a cell,
 budgets in 4/12/36/108, at most 3 repeats, and each hash equal to NB101's hash of its cell
 (hash_cells; for many cells, a lookup in the cached enumerated space first).
-Bad input stops it with one line on stderr, `error: FILE: record R at byte OFFSET: what is wrong`,
-naming the first bad record, exit status 1, and no output written (an existing output stays as it
-was). Hash mismatches are found after the whole file is read and name the cell's first record.
-Every byte of the file is under a CRC, so any damage is caught. Files of 16 MiB and more are
-decoded by a pool of worker processes, and their framing and CRCs are checked first, over the
-whole file in parallel, so damage anywhere (flipped, zeroed, cut or inserted bytes) fails within
-seconds (5,083,488 records, 2 GB, 2 cores: ~4 s, where decoding up to it took ~25 s), naming the
-first damaged record. Their errors read the same, and a worker that dies or fails ends the run at
-once with one line and exit status 1 as well.
+Bad input (a damaged or foreign file, a missing input, an output that cannot be written) stops it
+with one line on stderr, `nasbench_tfrecord_converter.py: error: FILE: record R at byte OFFSET:
+what is wrong`, naming the first bad record, exit status 2, and no output written (an existing
+output stays as it was). Hash mismatches are found after the whole file is read and name the
+cell's first record. Every byte of the file is under a CRC, so any damage is caught. Files of
+16 MiB and more are decoded by a pool of worker processes, and their framing and CRCs are checked
+first, over the whole file in parallel, so damage anywhere (flipped, zeroed, cut or inserted bytes)
+fails within seconds, naming the first damaged record (bench/converter.py times it). Their errors
+read the same. A worker that dies or fails is no fault of the input: it ends the run at once with
+one line as well, exit status 1. Ctrl-C: exit status 130, nothing written.
+A file that holds every cell keeps the hashes it verified in the enumeration cache
+(data/nb101_space.npz): without it, a conversion hashes all 423,624 cells (~45 s on 2 cores); the
+next conversion, and everything else that needs the space's hashes, looks them up.
 """
 
 from __future__ import annotations
@@ -44,15 +49,19 @@ import argparse
 import sys
 from pathlib import Path
 
+from lib.errors import ArgumentParser, UserError, exit_on_user_error, one_line
 from lib.nb101_chunks import WorkerError
 from lib.nb101_convert import convert
-from lib.nb101_records import RecordError
+from lib.nb101_hash import HashWorkerError
 
+PROG = "nasbench_tfrecord_converter.py"
 DEFAULT_INPUTS = ("data/nasbench_full.tfrecord", "data/nasbench_only108.tfrecord")
+INTERRUPTED, WORKER_FAILED = 130, 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    """Convert; UserError for bad input, an exit status for the rest (0 done, 1 a worker failed, 130 Ctrl-C)."""
+    ap = ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--input", help=f"NB101 TFRecord (default: the first of {', '.join(DEFAULT_INPUTS)} found)")
     ap.add_argument("--output", default="data/nasbench.hdf5")
     ap.add_argument("--workers", type=int, default=None, help="decoding processes (default: all cores from 16 MiB)")
@@ -64,19 +73,19 @@ def main(argv: list[str] | None = None) -> int:
     input = args.input or next((p for p in DEFAULT_INPUTS if Path(p).exists()), DEFAULT_INPUTS[0])
     try:
         t = convert(input, args.output, args.workers, args.chunk_bytes, progress=True)
-    except (RecordError, WorkerError) as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)  # one line, whatever the message
-        return 1
-    except OSError as e:  # the output cannot be written (or the input vanished)
-        print(f"error: {e.filename or args.output}: {e.strerror or e}", file=sys.stderr)
-        return 1
+    except (WorkerError, HashWorkerError) as e:  # the machine's doing (a killed worker, no memory), not the input's
+        print(f"{PROG}: error: {one_line(e)}", file=sys.stderr)
+        return WORKER_FAILED
+    except OSError as e:  # the output cannot be written (or the input went away meanwhile)
+        where = args.output if e.filename is None else e.filename
+        raise UserError(f"{where}: {e.strerror or e}; {args.output} not written") from None
     except KeyboardInterrupt:
-        print(f"error: interrupted; {args.output} not written", file=sys.stderr)
-        return 130
+        print(f"{PROG}: error: interrupted; {args.output} not written", file=sys.stderr)
+        return INTERRUPTED
     kind = "SYNTHETIC labels" if t.synthetic else "labels as recorded"
     print(f"{args.output}: {t.n:,} cells from {t.num_records:,} records, budgets {sorted(t.budgets)}, {kind}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_on_user_error(PROG, main))
