@@ -22,6 +22,7 @@ import h5py
 import numpy as np
 import torch
 
+from lib.budget import Table
 from lib.errors import UserError
 from lib.features import cell_features
 from lib.nb101_schema import BUDGETS, DATASETS, HDF5_SCHEMA_VERSION, METRICS
@@ -29,10 +30,17 @@ from lib.nb101_schema import BUDGETS, DATASETS, HDF5_SCHEMA_VERSION, METRICS
 SPLITS = ("172", "334", "860", "91-172", "91-334", "91-860", "denoise-91", "denoise-80", "all")
 BLOWN = 0.2  # a run below 20% accuracy diverged; the seeds treat it as missing
 DEFAULT_DATA = Path("data/nasbench.hdf5")
-HOW_TO_MAKE = (
-    "make one with `python tools/nasbench_tfrecord_converter.py --input nasbench_only108.tfrecord "
-    "--output {path}`, or run `make demo` for synthetic demo data"
-)
+
+
+def how_to_make(path: Path) -> str:
+    """What to run to get an HDF5 at `path`; from a TFRecord given in its place, an HDF5 beside it
+    (never the advice to write over the TFRecord, or over any file that is not an HDF5)."""
+    convert = "python tools/nasbench_tfrecord_converter.py"
+    out = path if path.suffix in (".hdf5", ".h5") or not path.name else path.with_suffix(".hdf5")
+    if path.suffix == ".tfrecord":
+        return f"it looks like a TFRecord: convert it with `{convert} --input {path} --output {out}`"
+    demo = "or run `make demo` for synthetic demo data"
+    return f"make one with `{convert} --input nasbench_only108.tfrecord --output {out}`, {demo}"
 
 
 # --target: METRIC[:REPEAT], the accuracy a predictor learns; "val" means "val:0"
@@ -111,13 +119,40 @@ class NB101:
         out[~np.isfinite(acc).any(1)] = np.nan
         return out
 
-    def search_pool(self, target: str = "val") -> tuple[np.ndarray, np.ndarray]:
-        """What a budgeted search queries: the rows with a `target` label (108 epochs, see parse_target)
-        and a true mean val accuracy to report, and their labels."""
+    def search_table(self, target: str = "val", random_repeat: bool = False) -> Table:
+        """What a search on this file queries (lib/budget.Table): the cells with a `target` label at 108
+        epochs and a true mean val accuracy; per budget the label a query returns (the target's repeat,
+        or with `random_repeat` any recorded repeat, as NB101's API) and its training time, where the
+        file lacks a budget's time the 108-epoch time x epochs / 108 (then `estimated_seconds`)."""
         metric, repeat = parse_target(target)
-        y = self.labels(metric, 108, repeat)
-        rows = np.flatnonzero(np.isfinite(y) & np.isfinite(self.labels("val", 108, "mean")))
-        return rows, y[rows]
+        true_val, true_test = self.labels("val", 108, "mean"), self.labels("test", 108, "mean")
+        rows = np.flatnonzero(np.isfinite(self.labels(metric, 108, repeat)) & np.isfinite(true_val))
+        final = self.metrics[rows, :, :, 1].astype(np.float64)  # [P, budgets, repeats, METRICS]
+        acc, time = final[..., METRICS.index(metric)], final[..., METRICS.index("training_time")]
+        if random_repeat:
+            labels = np.where(np.isfinite(acc) & (acc >= BLOWN), acc, np.nan)
+            seconds = time
+        else:
+            labels = np.stack([self.labels(metric, b, repeat)[rows] for b in BUDGETS], 1)[..., None]
+            r = 0 if repeat == "mean" else int(repeat)
+            with np.errstate(invalid="ignore"):
+                seconds = (np.nanmean(time, 2) if repeat == "mean" else time[:, :, r])[..., None]
+        full = seconds[:, -1:]  # the 108-epoch time, for the budgets that lack one
+        full = np.where(np.isfinite(full), full, np.nanmean(time[:, -1]) if np.isfinite(time[:, -1]).any() else 0.0)
+        scale = (np.array(BUDGETS, np.float64) / BUDGETS[-1])[None, :, None]
+        missing = np.isnan(seconds)
+        seconds = np.where(missing, full * scale, seconds)
+        cells = {k: getattr(self, k)[rows] for k in ("adjacency", "operations", "num_vertices")}
+        return Table(
+            cells,
+            labels,
+            seconds,
+            true_val[rows],
+            true_test[rows],
+            self.hash[rows],
+            random_repeat,
+            bool((missing & np.isfinite(labels)).any()),
+        )
 
     # ------------------------------------------------------------------ splits
 
@@ -157,13 +192,15 @@ def load_nb101(path: str | Path = DEFAULT_DATA) -> NB101:
     """Read the whole HDF5 into memory. DataFileError (with how to make one) if missing or foreign."""
     path = Path(path)
     if not path.exists():
-        raise DataFileError(f"{path}: no such file; " + HOW_TO_MAKE.format(path=path))
+        raise DataFileError(f"{path}: no such file; " + how_to_make(path))
+    if path.is_dir():
+        raise DataFileError(f"{path}: is a folder, not an NB101 HDF5 file; give the file itself")
     try:
         with h5py.File(path, "r") as f:
             arrays = {k: f[k][()] for k in DATASETS}
             attrs = {k: _plain(v) for k, v in f.attrs.items()}
     except (OSError, KeyError) as e:
-        raise DataFileError(f"{path}: not an NB101 HDF5 file ({e}); " + HOW_TO_MAKE.format(path=path)) from None
+        raise DataFileError(f"{path}: not an NB101 HDF5 file ({e}); " + how_to_make(path)) from None
     version = attrs.get("schema_version", HDF5_SCHEMA_VERSION)  # files from neuralpredictor.pytorch have none
     if version != HDF5_SCHEMA_VERSION:
         raise DataFileError(

@@ -24,6 +24,7 @@ References:
 - gcn: W. Wen et al., "Neural Predictor for Neural Architecture Search", ECCV 2020
   (arXiv:1912.00848), as implemented in ultmaster/neuralpredictor.pytorch (model.py, train.py).
 - gin, pgin (the default): see their sections below.
+- pathmlp: C. White et al., "BANANAS", AAAI 2021 (naszilla/bananas): path encoding + MLP ensemble.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from lib.fitting import fit
 from lib.flow_gin import FlowGIN, StackedFlowGIN
 from lib.inference import predict
 from lib.outputs import write_atomic
+from lib.path_encoding import PATHS, path_encoding
 from lib.pretraining import pretrained
 
 CHECKPOINT_VERSION = 1
@@ -116,6 +118,10 @@ class Predictor(nn.Module):
     def to_accuracy(self, scores: np.ndarray) -> np.ndarray:
         """Scores in target units -> accuracies: the inverse of fit_target."""
         return scores * self.label_std.item() + self.label_mean.item()
+
+    def member_scores(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[B, members] scores of an ensemble's members (eval mode); one column for a single model."""
+        return self(x)[:, None]
 
 
 def masked_inputs(x: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -200,6 +206,46 @@ class GCN(Predictor):
         return self.fc2(self.dropout(self.fc1(h))).squeeze(1)
 
 
+# ----------------------------------------------------------------------------- pathmlp (BANANAS's predictor)
+
+
+@register("pathmlp")
+class PathMLP(Predictor):
+    """BANANAS's meta neural network: an ensemble of MLPs (`layers` ReLU layers of `width`) on the
+    cell's path encoding (lib/path_encoding), each member trained on its own loss; the mean in eval
+    mode. White et al. train with a MAPE loss on the validation error; here MSE on z-scored accuracy."""
+
+    DEFAULTS = dict(epochs=200, batch_size=32, lr=1e-2, wd=0.0, loss="mse")
+    BF16 = False  # small and fast in fp32; bf16 would only add rounding
+
+    def __init__(self, members: int = 5, layers: int = 10, width: int = 20):
+        super().__init__(members=members, layers=layers, width=width)
+        dims = (PATHS, *([width] * layers))
+        self.nets = nn.ModuleList(
+            nn.Sequential(
+                *(m for a, b in zip(dims, dims[1:]) for m in (nn.Linear(a, b), nn.ReLU())), nn.Linear(width, 1)
+            )
+            for _ in range(members)
+        )
+
+    def fixed_inputs(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {**x, "paths": self.paths(x)}
+
+    def paths(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
+        adj, ops, mask = (v.float().cpu().numpy() for v in masked_inputs(x))
+        labels = ops.argmax(-1) - 2  # one-hot columns are label + 2
+        codes = path_encoding(adj.astype(np.int8), labels, mask.sum(1).astype(int))
+        return torch.from_numpy(codes).to(x["mask"].device, torch.float32)
+
+    def member_scores(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
+        paths = x["paths"] if "paths" in x else self.paths(x)
+        return torch.cat([net(paths) for net in self.nets], 1)  # [B, members]
+
+    def forward(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
+        scores = self.member_scores(x)
+        return scores if self.training else scores.mean(1)
+
+
 # ----------------------------------------------------------------------------- losses
 
 
@@ -246,13 +292,15 @@ def train_model(
 def search_trainer(
     name: str, hp: dict, *, device: str | torch.device = "cpu", threads: int = 1
 ) -> Callable[[dict[str, torch.Tensor], np.ndarray, int], Callable[[dict[str, torch.Tensor]], np.ndarray]]:
-    """The train(x, y, seed) callable that search strategies (lib/budget.py) call every round: it trains
-    model `name` quietly on one thread (a round's few cells gain nothing from more) and returns
-    score(x), the predicted accuracies of any cells' features, on `threads` threads."""
+    """The train(x, y, seed) callable that search strategies (lib/strategies.py) call every round: it
+    trains model `name` quietly on one thread (a round's few cells gain nothing from more), its batch
+    shrunk to the labelled cells when they are fewer, and returns score(x): the predicted accuracies
+    of any cells' features by each ensemble member, [cells, members], on `threads` threads."""
 
     def train(x: dict[str, torch.Tensor], y: np.ndarray, seed: int) -> Callable[[dict[str, torch.Tensor]], np.ndarray]:
-        net, _ = train_model(name, x, y, hp, seed=seed, device=device, threads=1, quiet=True)
-        return lambda features: predict(net, features, threads=threads)
+        fitted = dict(hp, batch_size=min(hp["batch_size"], len(y)))
+        net, _ = train_model(name, x, y, fitted, seed=seed, device=device, threads=1, quiet=True)
+        return lambda features: predict(net, features, threads=threads, members=True)
 
     return train
 
@@ -326,9 +374,12 @@ class GINEnsemble(Predictor):
         self.members = StackedFlowGIN(members, ops, hidden, layers, backward)
         self.members.load_state_dict({f"{i}.{key}": v for i, m in enumerate(init) for key, v in m.state_dict().items()})
 
-    def forward(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
+    def member_scores(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
         adj, ops, mask = masked_inputs(x)
-        scores = self.members(adj, ops, mask).T.contiguous()  # [B, members], laid out as K stacked columns were
+        return self.members(adj, ops, mask).T.contiguous()  # [B, members], laid out as K stacked columns were
+
+    def forward(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
+        scores = self.member_scores(x)
         return scores if self.training else scores.mean(1)
 
 
@@ -417,10 +468,13 @@ class PretrainedGIN(Predictor):
     def fixed_inputs(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {**x, "statistics": self.statistics(*masked_inputs(x))}
 
-    def forward(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
+    def member_scores(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
         adj, ops, mask = masked_inputs(x)
         stats = x["statistics"] if "statistics" in x else self.statistics(adj, ops, mask)
-        scores = self.members(adj, ops, mask, stats).T.contiguous()  # [B, members]
+        return self.members(adj, ops, mask, stats).T.contiguous()  # [B, members]
+
+    def forward(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
+        scores = self.member_scores(x)
         return scores if self.training else scores.mean(1)
 
     def fit_target(self, y: np.ndarray) -> np.ndarray:

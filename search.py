@@ -1,23 +1,26 @@
 """Rank NB101 cells with a trained predictor, report the pick against the benchmark's truth, export it.
 
-    python search.py                                     # runs/latest predictor over data/nasbench.hdf5, top 10
+    python search.py                                     # runs/latest predictor over its training data, top 10
     python search.py --space all --top-k 20              # every one of the 423,624 NB101 cells, no labels needed
     python search.py --checkpoint runs/gcn-172-s0-X/checkpoint.pt --data data/real20k.hdf5 --out runs/pick
     python search.py --train -- --data-root data/cifar10-jpeg --epochs 4    # then trainer.py on the pick
-    python search.py --budget 150 --data data/real20k.hdf5 --epochs 100 --lr 1e-3   # guided search vs random
+    python search.py --budget 150 --data data/real20k.hdf5 --strategy re,ls,npenas,random --seeds 20
 
 Ranking mode: scores every cell (of --data, or of the enumerated space with --space all) in large
 batches, ranks them, prints the top-k with the truth where the data file knows it (true mean val /
-test accuracy, the cell's true rank) and a summary (best true accuracy in the file, regret of the
-top-1, how much of the true top-1% the top-k holds). With --space all the truth is joined by cell
-(nb101_join.space_rows) and NB101's md5 hash is computed for the cells shown only. The scores come
-from the checkpoint when train.py stored predictions of exactly these cells (same data fingerprint, or
-all of NB101 in enumeration order; --recompute ignores them); otherwise they are computed on --threads
-CPU threads (default: the free cores) at --precision (auto: bf16 where the CPU has bf16 hardware).
-Then it builds the top-1 as the stacked nasbench_pytorch network (stem 128, 3x3 cells, 10 classes)
-and checks its parameter count against the closed form. Writes, atomically, into --out (default:
-the checkpoint's run folder, so `runs/latest/top1.json` is the newest pick; a new search over the
-same checkpoint replaces them):
+test accuracy over the repeats at 108 epochs, the cell's true rank) and a summary (best true
+accuracy in the file, regret of the top-1, how much of the true top-1% the top-k holds; all on
+val:mean, which the summary names as true_label, whatever label the predictor was trained on).
+Without --data it reads the file the checkpoint was trained on (train.py --data), else
+data/nasbench.hdf5. The output folder is checked before anything is scored. With --space all the
+truth is joined by cell (nb101_join.space_rows) and NB101's md5 hash is computed for the cells shown
+only. The scores come from the checkpoint when train.py stored predictions of exactly these cells
+(same data fingerprint, or all of NB101 in enumeration order; --recompute ignores them); otherwise
+they are computed on --threads CPU threads (default: the free cores) at --precision (auto: bf16
+where the CPU has bf16 hardware). Then it builds the top-1 as the stacked nasbench_pytorch network
+(stem 128, 3x3 cells, 10 classes) and checks its parameter count against the closed form. Writes,
+atomically, into --out (default: the checkpoint's run folder, so `runs/latest/top1.json` is the
+newest pick; a new search over the same checkpoint replaces them):
   search.json  checkpoint, model, data, fingerprint_match, space, n_scored, scoring (reused, why; if
                computed: device, threads, precision, batch_size), top_k, seconds,
                ranked (rank, hash, adjacency, ops, num_vertices, num_edges, trainable_parameters,
@@ -30,22 +33,30 @@ The old top1.json goes first and the new one is written last, so a top1.json bes
 always its top1, even after a failure in between. On demo data (synthetic labels) the outputs, the
 printed summary and search_curve.png say SYNTHETIC: those "true" accuracies are made up.
 
-Budget mode (--budget B): what Neural Predictor / BANANAS do with a query budget. Start from
---n0 random labelled cells of --data, train a fresh predictor (model.train_model), "query" the
-labels of the --per-round best-predicted unqueried cells, retrain, until B labels are spent; random
-search draws B cells (lib/budget.py). Over --seeds seeds it writes into --out (default runs/budget-<time>):
-  budget.json       config, best_in_pool {hash, val, test}, seconds, and for "guided" and "random":
-                    final_val_mean, final_val_std, final_test_mean, found_best_in_pool (seeds),
-                    curve_val_mean / curve_val_std (entry q-1: best found after q queries),
-                    runs [{seed, best_hash, best_val, best_test, queried (hashes, in order)}]
-  search_curve.png  best true val accuracy found vs queries, mean line with a +-std band
-Truth is always the benchmark's: true_val / true_test are mean 108-epoch accuracies over the
-usable repeats (dataset.NB101.labels), null where the file has none (the real 20k file has no test).
+Budget mode (--budget Q or --budget-time S): search strategies compared on --data's recorded
+accuracies, each query answered by the file and costing the cell's recorded training time (the
+108-epoch time x epochs / 108 where the file lacks a budget's, said in the output). --strategy takes a
+comma-separated list of random, re, ls, bananas, npenas, guided, sh, hyperband (lib/strategies.py,
+docs/search.md); the predictor strategies retrain --model from scratch on every label after each
+batch of --per-round cells. Over --seeds seeds each, it writes into --out (default runs/budget-<time>):
+  budget.json        config; pool {cells, best {hash, val, test}, neighbourhood, random_repeat,
+                     seconds_estimated}; per strategy: final_val_mean / _std, final_test_mean,
+                     regret_mean, found_best_in_pool (seeds), queries_to_best_median, seconds_mean,
+                     curve_val_mean / _std (entry q-1: after q queries), curve_time {seconds, val_mean,
+                     val_std}, runs [{seed, best_hash, best_val, best_test, queries_to_best, seconds,
+                     queried (hashes, in order), epochs}]
+  curves_queries.png, curves_time.png   the incumbent's true val accuracy against queries and against
+                     simulated hours, mean line with a +-std band per strategy
+The incumbent is the cell with the best label at the highest budget queried so far; what is reported
+is its truth: the mean 108-epoch val / test accuracy over the usable repeats (dataset.NB101.labels),
+null where the file has none (the real 20k file has no test). With --random-repeat each query reads
+one recorded repeat at random, as NB101's API does: on a file with 3 repeats, the published protocol.
 """
 
 from __future__ import annotations
 
 import argparse
+import pickle
 import signal
 import subprocess
 import sys
@@ -56,9 +67,10 @@ import numpy as np
 import torch
 
 from dataset import DEFAULT_DATA, NB101, TARGETS, load_nb101
-from lib.budget import budget_table, guided_vs_random, plot_search_curves
+from lib.budget import budget_table, compare, plot_search_curves
+from lib.checks import at_least, output_folder
 from lib.devices import available_device, free_cores
-from lib.errors import ArgumentParser, UserError, exit_on_user_error
+from lib.errors import ArgumentParser, UserError, exit_on_user_error, first_line
 from lib.inference import PRECISIONS, inference_plan, predict_cells, reusable_predictions
 from lib.metrics import pick_summary, top_k, true_ranks
 from lib.nb101_cell import Cell, cell_from_row
@@ -66,11 +78,14 @@ from lib.nb101_join import space_rows
 from lib.nb101_network import build_network, count_parameters, trainable_parameters
 from lib.nb101_space import enumerate_space, space_fingerprint, space_hashes
 from lib.outputs import dumps, json_number, pct, write_atomic
+from lib.strategies import PREDICTOR_STRATEGIES, STRATEGIES
 from model import MODELS, build_model, hyperparams, load_checkpoint, search_trainer
 
 ROOT = Path(__file__).resolve().parent
 LATEST = Path("runs/latest/checkpoint.pt")
 SHORT = {"conv3x3-bn-relu": "3x3", "conv1x1-bn-relu": "1x1", "maxpool3x3": "mp"}
+TRUTH = "val:mean at 108 epochs"  # the label of every "true" accuracy ranking mode shows (the mean over repeats)
+DEFAULT_STRATEGY = "guided"  # the lowest regret at every budget measured (bench/README.md)
 
 
 class SearchError(UserError):
@@ -88,25 +103,30 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     intro, usage = __doc__.split("\n\n", 1)
     p = ArgumentParser(description=intro, epilog=usage, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default=str(LATEST), help="predictor from train.py (default runs/latest)")
-    p.add_argument("--data", help=f"NB101 HDF5 (default {DEFAULT_DATA}; optional with --space all)")
+    p.add_argument(
+        "--data", help=f"NB101 HDF5 (default: the checkpoint's, else {DEFAULT_DATA}; optional with --space all)"
+    )
     p.add_argument("--space", default="data", choices=["data", "all"], help="cells of --data, or all 423,624")
     p.add_argument("--top-k", type=int, default=10, help="cells in the table and in search.json")
     p.add_argument("--out", help="output folder (default: the checkpoint's folder; budget mode runs/budget-<time>)")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cuda, mps, cpu")
-    p.add_argument("--eval-batch-size", type=int, help="cells per inference batch (default: lib.inference.predict's)")
+    p.add_argument(
+        "--eval-batch-size", type=at_least(1), help="cells per inference batch (default: lib.inference.predict's)"
+    )
     p.add_argument("--threads", type=int, help="CPU threads scoring cells (default: the cores the load leaves free)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help="auto: bf16 on CPUs with bf16 hardware")
     p.add_argument("--recompute", action="store_true", help="score the cells even if the checkpoint stores predictions")
     p.add_argument("--train", action="store_true", help="then run `trainer.py --arch <out>/top1.json [-- ARGS]`")
-    b = p.add_argument_group("budget mode: predictor-guided search with a query budget")
-    b.add_argument("--budget", type=int, help="labels to spend; turns budget mode on (no checkpoint needed)")
-    b.add_argument("--n0", type=int, default=50, help="random labelled cells to start from")
-    b.add_argument("--per-round", type=int, default=10, help="cells queried after each retrain")
-    b.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1, each for guided and random search")
-    # gcn, not train.py's default pgin (nor gin): the predictor is retrained from scratch every round, and a gcn
-    # trains ~9x faster (14 s vs 122 s on 172 cells, bench/results/predictors.md and ablation.md).
-    b.add_argument("--model", default="gcn", choices=list(MODELS), help="retrained each round: gcn, 9x faster than gin")
-    b.add_argument("--target", default="val", choices=TARGETS, help="label the predictor learns (train.py --target)")
+    b = p.add_argument_group("budget mode: search strategies compared on the file's recorded accuracies")
+    b.add_argument("--budget", type=int, help="queries to spend; turns budget mode on (no checkpoint needed)")
+    b.add_argument("--budget-time", type=float, help="simulated training seconds to spend (budget mode)")
+    b.add_argument("--strategy", default=DEFAULT_STRATEGY, help=f"comma-separated, from {','.join(STRATEGIES)}")
+    b.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 of every strategy")
+    b.add_argument("--n0", type=int, default=10, help="random cells before the first predictor")
+    b.add_argument("--per-round", type=int, default=10, help="cells queried after each predictor fit")
+    b.add_argument("--model", default="pgin", choices=list(MODELS), help="the predictor of bananas, npenas, guided")
+    b.add_argument("--target", default="val", choices=TARGETS, help="the label a query returns (train.py --target)")
+    b.add_argument("--random-repeat", action="store_true", help="each query reads a random repeat, as NB101's API")
     b.add_argument("--epochs", type=int, help="override the model's DEFAULTS (model.py) in the loop")
     b.add_argument("--batch-size-train", dest="batch_size_train", type=int, help="override the training batch")
     b.add_argument("--lr", type=float, help="override the learning rate")
@@ -116,8 +136,15 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     for flag in ("top_k", "threads", "n0", "per_round", "seeds"):
         if getattr(args, flag) < 1:
             p.error(f"--{flag.replace('_', '-')} {getattr(args, flag)}: must be at least 1")
-    if args.train and args.budget is not None:
+    args.budget_mode = args.budget is not None or args.budget_time is not None
+    if args.train and args.budget_mode:
         p.error("--train hands the pick of a ranking to trainer.py; budget mode has none")
+    if args.budget is not None and args.budget < 1 or args.budget_time is not None and not args.budget_time > 0:
+        p.error("--budget and --budget-time must be positive")
+    args.strategy = [s.strip() for s in args.strategy.split(",") if s.strip()]
+    unknown = [s for s in args.strategy if s not in STRATEGIES]
+    if unknown or not args.strategy:
+        p.error(f"--strategy {','.join(unknown) or '(none)'}: choose from {','.join(STRATEGIES)}")
     if extra and not args.train:
         p.error(f"arguments after `--` ({' '.join(extra)}) are for trainer.py and need --train")
     return args, extra
@@ -125,7 +152,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
 
 def main(argv: list[str] | None = None) -> dict:
     args, extra = parse_args(argv)
-    return run_budget(args) if args.budget is not None else run_search(args, extra)
+    return run_budget(args) if args.budget_mode else run_search(args, extra)
 
 
 # ----------------------------------------------------------------------------- ranking mode
@@ -135,7 +162,9 @@ def run_search(args: argparse.Namespace, extra: list[str]) -> dict:
     t0 = time.perf_counter()
     device = available_device(args.device)
     model, info = load_predictor(args.checkpoint, device)
-    cells, data, rows = load_cells(args)
+    out = Path(args.out or Path(args.checkpoint).parent)  # checked before the work, written after it
+    output_folder(out, "--out" if args.out else None, "choose another" if args.out else "give --out")
+    cells, data, rows = load_cells(args, info)
     fp_match, train_rows = training_rows(args.checkpoint, info, data)
     t_load = time.perf_counter()
 
@@ -152,6 +181,7 @@ def run_search(args: argparse.Namespace, extra: list[str]) -> dict:
         truth = {"val": val, "test": data.labels("test", 108, "mean"), "rank": true_ranks(val)}
     ranked = ranked_list(pick, cells, pred, rows, truth, train_rows, pick_hashes(cells, pick, rows, data))
     summary = pick_summary(rows[pick], truth["val"], data.hash) if truth else {"labelled": False}
+    summary = {"true_label": TRUTH, **summary} if truth else summary
     how = "reused" if scoring["reused"] else f"scored ({scoring['precision']}, {scoring['threads']} thread(s))"
     print(
         f"{model.name} predictor {args.checkpoint} | {how} {len(pred):,} cells "
@@ -170,7 +200,6 @@ def run_search(args: argparse.Namespace, extra: list[str]) -> dict:
     top1["synthetic_labels"] = synthetic
     n_net = check_network(top1)
 
-    out = Path(args.out) if args.out else Path(args.checkpoint).parent
     out.mkdir(parents=True, exist_ok=True)
     result = {
         "checkpoint": str(args.checkpoint),
@@ -197,13 +226,19 @@ def run_search(args: argparse.Namespace, extra: list[str]) -> dict:
 
 
 def load_predictor(checkpoint: str, device: torch.device) -> tuple[torch.nn.Module, dict]:
-    """model.load_checkpoint, with one-line errors."""
+    """model.load_checkpoint, with one-line errors that say what the file is not."""
+    if Path(checkpoint).is_dir():
+        raise SearchError(f"--checkpoint {checkpoint}: is a folder (give the checkpoint.pt in it)")
     try:
         return load_checkpoint(checkpoint, device)
     except FileNotFoundError as e:
         raise SearchError(f"--checkpoint {e}") from None
+    except pickle.UnpicklingError:  # torch's safe loader refuses other pickled objects (trainer.py's ckpt.pt)
+        why = "it holds objects that torch's safe loader refuses, e.g. trainer.py's ckpt.pt"
+        raise SearchError(f"--checkpoint {checkpoint}: not a train.py checkpoint ({why})") from None
     except Exception as e:  # corrupt or foreign file: torch / pickle raise many kinds
-        raise SearchError(f"--checkpoint {checkpoint}: cannot load ({type(e).__name__}: {e})") from None
+        why = first_line(e)
+        raise SearchError(f"--checkpoint {checkpoint}: not a train.py checkpoint, cannot load it ({why})") from None
 
 
 def training_rows(checkpoint: str, info: dict, data: NB101 | None) -> tuple[bool | None, set]:
@@ -265,10 +300,12 @@ def pick_hashes(cells: dict, pick: np.ndarray, rows: np.ndarray, data: NB101 | N
     return hashes
 
 
-def load_cells(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], NB101 | None, np.ndarray]:
+def load_cells(
+    args: argparse.Namespace, info: dict | None = None
+) -> tuple[dict[str, np.ndarray], NB101 | None, np.ndarray]:
     """The cells to score (adjacency, operations, num_vertices; hash for --space data), the data file
     if any, and each cell's row in it (-1 where the file lacks the cell)."""
-    path = Path(args.data or DEFAULT_DATA)
+    path = data_path(args, info)
     data = None
     if args.space == "data" or args.data or path.exists():  # --space all: labels only when there is a file
         data = load_nb101(path)
@@ -277,6 +314,14 @@ def load_cells(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], NB101 |
         return cells, data, np.arange(len(data))
     cells = enumerate_space(hashes=False)  # hashes: only of the cells shown (pick_hashes)
     return cells, data, data_rows(cells, data)
+
+
+def data_path(args: argparse.Namespace, info: dict | None) -> Path:
+    """--data; without it the file the checkpoint was trained on (train.py --data), else DEFAULT_DATA."""
+    if args.data:
+        return Path(args.data)
+    trained = (info or {}).get("data", {}).get("path")
+    return Path(trained) if trained and Path(trained).is_file() else DEFAULT_DATA
 
 
 def data_rows(space: dict[str, np.ndarray], data: NB101 | None) -> np.ndarray:
@@ -334,7 +379,10 @@ def print_table(ranked: list[dict], summary: dict) -> None:
         print("no labels: the table shows predictions only (give --data to compare with the benchmark)")
         return
     s, k = summary, len(ranked)
-    print(f"best true val accuracy in the file: {pct(s['best_true_val'], 0)}% ({s['n_labelled']:,} labelled cells)")
+    print(
+        f"best true {TRUTH} in the file: {pct(s['best_true_val'], 0)}% ({s['n_labelled']:,} labelled cells; "
+        "the val % column's label, not train.py's target)"
+    )
     if s["regret"] is None:
         print("regret of the top-1: unknown, the file does not hold it")
     else:
@@ -372,34 +420,34 @@ def run_budget(args: argparse.Namespace) -> dict:
         raise SearchError("--budget searches the labelled cells of --data; drop --space all")
     device = available_device(args.device)
     data = load_nb101(args.data or DEFAULT_DATA)
+    table = data.search_table(args.target, args.random_repeat)
+    if table.n < 2:
+        raise SearchError(f"--data {data.path}: {table.n} cell(s) with a {args.target} label at 108 epochs to search")
+    if args.budget is not None and args.budget > table.n:
+        raise SearchError(f"--budget {args.budget}: more queries than the {table.n:,} labelled cells of {data.path}")
+    table.check(args.strategy)
     hp = hyperparams(args.model, {**vars(args), "batch_size": args.batch_size_train})
-    if args.n0 < hp["batch_size"]:
-        raise SearchError(f"--n0 {args.n0} is smaller than the training batch {hp['batch_size']}")
+    train = None
+    if any(s in PREDICTOR_STRATEGIES for s in args.strategy):
+        build_model(args.model).prepare()  # e.g. a first pgin pretraining (a minute) says so here, not in round 1
+        train = search_trainer(args.model, hp, device=device, threads=args.threads)
 
-    # -- the pool: labelled cells of --data, with the benchmark's truth to report
-    rows, y = data.search_pool(args.target)
-    truth = {"val": data.labels("val", 108, "mean")[rows], "test": data.labels("test", 108, "mean")[rows]}
-    truth["hash"] = data.hash[rows]
-    build_model(args.model).prepare()  # e.g. a first pgin pretraining (a minute) says so here, not silently in round 1
-
-    # -- guided and random search, every seed
-    train = search_trainer(args.model, hp, device=device, threads=args.threads)
-    loop = {k: getattr(args, k) for k in ("seeds", "budget", "n0", "per_round")}
-    runs, curves = guided_vs_random(data.features(rows, device), y, truth, train=train, **loop)
-    config = {"data": str(data.path), "fingerprint": data.fingerprint, **loop, "model": args.model, "hp": hp}
-    config |= {"target": args.target, "device": str(device), "threads": args.threads, "pool": len(rows)}
+    loop = dict(seeds=args.seeds, queries=args.budget, seconds=args.budget_time, n0=args.n0, per_round=args.per_round)
+    runs, curves = compare(table, args.strategy, train=train, device=device, **loop)
+    config = {"data": str(data.path), "fingerprint": data.fingerprint, "strategies": args.strategy, **loop}
+    config |= {"model": args.model, "hp": hp, "target": args.target, "device": str(device), "threads": args.threads}
     result = {"config": config, **runs, "seconds": time.perf_counter() - t0, "synthetic_labels": data.synthetic}
 
     out = Path(args.out) if args.out else Path("runs") / f"budget-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "budget.json", lambda f: f.write(dumps(result)))
-    title = f"{args.model}-guided vs random, budget {args.budget}, {Path(data.path).name}"
+    title = f"{', '.join(args.strategy)} on {Path(data.path).name}"
     title = f"SYNTHETIC labels (demo data): {title}" if data.synthetic else title
-    plot_search_curves(out / "search_curve.png", curves, result["best_in_pool"]["val"], title, args.n0)
+    plots = plot_search_curves(out, curves, result["pool"]["best"]["val"], title)
     print(budget_table(result))
     if data.synthetic:
         print(f"SYNTHETIC labels: {data.path} is demo data; these accuracies are made up, not NB101's")
-    print(f"saved {out}/budget.json and {out}/search_curve.png ({result['seconds']:.0f} s)")
+    print(f"saved {out}/budget.json, {', '.join(p.name for p in plots)} ({result['seconds']:.0f} s)")
     return result
 
 

@@ -10,7 +10,8 @@ Writes into the run folder (default runs/<model>-<split>-s<seed>-<time>, every f
                  predictions (with --eval-split all) of every row of --data and, when --data holds all
                  423,624 cells or --predict-space asks, of the whole space: search.py reuses them
   metrics.json   kendall_tau, spearman, mse (pp^2), precision_at_k {"10","100"}, top1_true,
-                 top10_true_mean, best_true, n_train, n_eval, seconds, timing, config
+                 top10_true_mean, best_true (all of the label true_label: the target, e.g. "val:0 at
+                 108 epochs"), n_train, n_eval, n_eval_trained_on, seconds, timing, config
   scatter.png    predicted vs true accuracy, full range and zoomed to >= 90%
 and points the symlink runs/latest at it (relative, replaced atomically), which search.py reads.
 The folder is built beside its place and renamed into it when complete: a failed or interrupted
@@ -19,6 +20,9 @@ On demo data (synthetic labels) the summary, metrics.json ("synthetic_labels") a
 
 --target is METRIC[:REPEAT]: val or test accuracy of one repeat (0, 1, 2) or the mean over repeats;
 "val" means "val:0". Training hyper-parameters default to the model's DEFAULTS (model.py).
+Checked before any training: every flag's range, the device, that the run folder and runs/ can be
+written, and that the splits fit the file: a split that draws more cells than the file holds, or
+training cells that cover every evaluation cell, is refused; covering more than half is warned about.
 No leaks: labels are normalised with training statistics, nothing is selected on evaluation
 labels, the saved model is the one after the last epoch, and every metric is computed once on its
 predictions.
@@ -29,13 +33,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from dataset import DEFAULT_DATA, SPLITS, TARGETS, load_nb101, parse_target
-from lib.devices import free_cores, pick_device
+from lib.checks import SEED, at_least, number, output_folder
+from lib.devices import available_device, free_cores
 from lib.errors import ArgumentParser, exit_on_user_error
 from lib.fitting import TrainError
 from lib.inference import PRECISIONS, inference_plan, predict_cells, space_predictions, stored_predictions
@@ -58,29 +64,64 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--model", default="pgin", choices=list(MODELS), help="predictor (model.py); pgin: best measured (then gin)"
     )
     p.add_argument("--split", default="172", choices=SPLITS, help="training cells")
-    p.add_argument("--split-seed", type=int, default=0, help="0 gives the published splits")
+    p.add_argument("--split-seed", type=SEED, default=0, help="0 gives the published splits")
     p.add_argument("--eval-split", default="all", choices=SPLITS, help="cells to evaluate on (same split seed)")
     p.add_argument("--target", default="val", choices=TARGETS, help="METRIC[:REPEAT], e.g. val:mean")
     p.add_argument("--budget", type=int, default=108, choices=BUDGETS, help="epoch budget of the label")
     hp = p.add_argument_group("training (default: the model's DEFAULTS in model.py)")
-    hp.add_argument("--epochs", type=int)
-    hp.add_argument("--batch-size", type=int)
-    hp.add_argument("--lr", type=float)
-    hp.add_argument("--wd", type=float, help="Adam weight decay")
+    hp.add_argument("--epochs", type=at_least(1))
+    hp.add_argument("--batch-size", type=at_least(1))
+    hp.add_argument("--lr", type=number(above=0))
+    hp.add_argument("--wd", type=number(low=0), help="Adam weight decay")
     hp.add_argument("--loss", choices=list(LOSSES))
-    p.add_argument("--seed", type=int, default=0, help="model init, batch order and dropout")
+    p.add_argument("--seed", type=SEED, default=0, help="model init, batch order and dropout")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cuda, mps, cpu")
-    p.add_argument("--eval-batch-size", type=int, help="cells per inference batch (default: lib.inference.predict's)")
-    p.add_argument("--threads", type=int, help="CPU threads for training and predicting (default: the free cores)")
+    p.add_argument(
+        "--eval-batch-size", type=at_least(1), help="cells per inference batch (default: lib.inference.predict's)"
+    )
+    p.add_argument(
+        "--threads", type=at_least(1), help="CPU threads for training and predicting (default: the free cores)"
+    )
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help="of predictions; auto: bf16 on bf16 CPUs")
     p.add_argument("--predict-space", action="store_true", help="store predictions of all 423,624 cells (see above)")
     p.add_argument("--out", help="run folder (default: a new folder under runs/)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     args = p.parse_args(argv)
     args.threads = free_cores() if args.threads is None else args.threads
-    if args.threads < 1:
-        p.error(f"--threads {args.threads}: must be at least 1")
     return args
+
+
+def draw_size(split: str) -> int | None:
+    """How many cells a split draws at random (172, 334, 860; "91-K" filters draw K), None for the others."""
+    return int(split.rsplit("-", 1)[-1]) if split[0].isdigit() else None
+
+
+def evaluated_training_cells(
+    args: argparse.Namespace, n_cells: int, train_idx: np.ndarray, eval_idx: np.ndarray
+) -> int:
+    """How many evaluation cells are training cells. TrainError when a split draws more cells than the
+    file holds (it would take them all) or when the training cells cover every evaluation cell (the
+    metrics would measure the fit, not the prediction); a warning when they cover more than half."""
+    for flag, name in (("--split", args.split), ("--eval-split", args.eval_split)):
+        k = draw_size(name)
+        if k is not None and k > n_cells:
+            raise TrainError(
+                f"{flag} {name} draws {k} cells, more than the {n_cells} of {args.data} (choose a smaller split)"
+            )
+    shared = len(np.intersect1d(train_idx, eval_idx))
+    if shared == len(eval_idx):
+        raise TrainError(
+            f"--split {args.split} covers every cell of --eval-split {args.eval_split} ({shared} of {n_cells} in "
+            f"{args.data}): the metrics would measure the fit, not the prediction (choose a smaller --split or "
+            "another --eval-split)"
+        )
+    if shared > len(eval_idx) / 2:
+        print(
+            f"train.py: warning: {shared} of the {len(eval_idx)} evaluation cells are training cells (--split "
+            f"{args.split}): the metrics measure the fit more than the prediction",
+            file=sys.stderr,
+        )
+    return shared
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -113,11 +154,14 @@ def save_scatter(path: Path, pred: np.ndarray, true: np.ndarray, title: str) -> 
 
 def run_dir(args: argparse.Namespace) -> Path:
     """Where the run will go (made at the end, whole); an existing --out must be a run's to be replaced."""
+    output_folder(RUNS, None, "train.py keeps runs/latest there, whatever --out says")
+    if (RUNS / "latest").exists() and not (RUNS / "latest").is_symlink():
+        raise TrainError(f"{RUNS / 'latest'} is not the link train.py keeps to the last run (move it away)")
     if args.out:
         out = Path(args.out)
         if out.exists() and (not out.is_dir() or any(out.iterdir()) and not (out / "metrics.json").is_file()):
             raise TrainError(f"--out {out} exists and is not a train.py run folder; choose another")
-        return out
+        return output_folder(out, "--out")
     base = RUNS / f"{args.model}-{args.split}-s{args.split_seed}-{time.strftime('%Y%m%d-%H%M%S')}"
     out, i = base, 1
     while out.exists():
@@ -149,7 +193,7 @@ def run(args: argparse.Namespace) -> dict:
     out = run_dir(args)
     metric, repeat = parse_target(args.target)
     hp = hyperparams(args.model, vars(args))
-    device = pick_device(args.device)
+    device = available_device(args.device)
 
     # -- data: labels for the target, training and evaluation cells
     data = load_nb101(args.data)
@@ -165,6 +209,7 @@ def run(args: argparse.Namespace) -> dict:
             raise TrainError(
                 f"{flag} {name} (seed {args.split_seed}) of {args.data}: no cell with a {args.target} label"
             )
+    trained_on = evaluated_training_cells(args, len(data), train_idx, eval_idx)
     t_load = time.perf_counter()
 
     # -- model and training loop
@@ -202,8 +247,10 @@ def run(args: argparse.Namespace) -> dict:
         title = f"SYNTHETIC labels (demo data) - {title}" if data.synthetic else title
         save_scatter(tmp / "scatter.png", pred, y[eval_idx], f"{title}: Kendall tau {m['kendall_tau']:.3f}")
         m.update(
+            true_label=f"{metric}:{repeat} at {args.budget} epochs",  # what top1_true, best_true, ... are
             synthetic_labels=data.synthetic,
             n_train=len(train_idx),
+            n_eval_trained_on=trained_on,
             top1_hash=str(data.hash[eval_idx[int(np.argmax(pred))]]),
             final_train_loss=history[-1],
             seconds=time.perf_counter() - t0,
@@ -238,11 +285,12 @@ def summary(m: dict, out: Path, latest: Path) -> str:
         f"data     {c['data']['path']} (fingerprint {c['data']['fingerprint']})",
         f"train    split {c['split']['name']} seed {c['split']['seed']}: {m['n_train']} cells, "
         f"final loss {m['final_train_loss']:.4f}",
-        f"eval     split {c['split']['eval']}: {m['n_eval']} cells, target {target}",
+        f"eval     split {c['split']['eval']}: {m['n_eval']} cells ({m['n_eval_trained_on']} of them training "
+        f"cells), target {target}",
         f"kendall tau {m['kendall_tau']:.4f} | spearman {m['spearman']:.4f} | mse {m['mse']:.3f} pp^2",
         f"precision@10 {p['10']:.2f} | precision@100 {p['100']:.2f}",
-        f"predicted top-1 true {100 * m['top1_true']:.2f}% | top-10 mean {100 * m['top10_true_mean']:.2f}% | "
-        f"best {100 * m['best_true']:.2f}%",
+        f"true {m['true_label']} (the target): predicted top-1 {100 * m['top1_true']:.2f}% | top-10 mean "
+        f"{100 * m['top10_true_mean']:.2f}% | best of the eval cells {100 * m['best_true']:.2f}%",
         f"time     {m['seconds']:.1f} s (" + ", ".join(f"{k} {v:.1f}" for k, v in t.items()) + ")",
         f"saved    {out}/ (checkpoint.pt metrics.json scatter.png); {latest} -> {os.readlink(latest)}",
     ]

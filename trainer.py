@@ -11,6 +11,15 @@ Data (--data-root): torchvision's CIFAR10 batches (`cifar-10-batches-py/`, fetch
 or an image-folder tree `train/<class>/*` + `test/<class>/*` such as cifar10-jpeg.tar.gz (CIFAR-10 as
 JPEGs) unpacked into data/ (decoded once, cached beside it). lib/cifar10.py holds the data and its
 augmentation, lib/nb101_training.py NB101's initialisers, optimiser, LR schedule and training steps.
+The network has one output per class of the data (CIFAR-10's ten, or the tree's class folders, at
+least two); metrics.json and ckpt.pt record them under "data".
+
+Checked before any training: every flag's range, the device, the cell, the data (readable images,
+no empty class folder), and that --out can be written and holds no other run or other files.
+--resume continues the checkpoint's cell and settings; flags that contradict them (another cell,
+--epochs, ...), a ckpt.pt that is not the run's, or data with other classes or images are refused
+with a one-line diff. Only --data-root, --download, --device, --ddp-timeout and --stop-after may be
+added to it.
 
 Speed: the whole uint8 dataset lives on the device and crops/flips are one gather per batch;
 channels_last (--no-channels-last), bf16 autocast on CUDA (--dtype), --compile [MODE] (reduce-overhead:
@@ -38,9 +47,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from dataset import DataFileError, load_nb101
+from lib.checks import SEED, at_least, number, output_folder
 from lib.cifar10 import CIFAR10Error, epoch_plan, load_cifar10, normalizer, pad_for_crops, subset
-from lib.devices import pick_device
-from lib.errors import ArgumentParser, UserError, exit_on_user_error, one_line
+from lib.devices import available_device
+from lib.errors import ArgumentParser, UserError, exit_on_user_error, first_line, one_line
 from lib.nb101_cell import Cell, InvalidSpecError, cell_from_row, make_cell
 from lib.nb101_network import build_network, count_parameters
 from lib.nb101_schema import BUDGETS
@@ -61,6 +71,13 @@ from lib.run_control import DDPError, Interrupted, agree, deferred_signals, star
 from lib.trainer_report import nb101_record, params_line, plot_training_curves, summary_line
 
 EVAL = ("valid", "test")  # evaluated after every epoch
+CELL_FLAGS = ("arch", "hash", "adjacency", "ops")
+# What a resumed run may be told: where the data now is, how to run; everything else is the checkpoint's.
+ON_RESUME = ("--data-root", "--download", "--device", "--ddp-timeout", "--stop-after")
+SETTINGS = (  # what makes the run the run it is: a checkpoint is refused where these differ from its run's
+    "stem_channels num_stacks cells_per_stack bn_momentum epochs batch_size lr momentum rms_decay rms_eps "
+    "weight_decay train_images eval_images seed dtype channels_last"
+).split()
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 GRAPH_MODES = ("reduce-overhead", "max-autotune")  # the modes that capture CUDA graphs
 
@@ -72,7 +89,7 @@ class TrainerError(UserError):
 # ----------------------------------------------------------------------------- config
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parser() -> ArgumentParser:
     p = ArgumentParser(description=__doc__.split("\n\n")[0])
     cell = p.add_argument_group("cell (one of)")
     cell.add_argument("--arch", help="JSON file with adjacency, ops (and hash), e.g. search.py's top1.json")
@@ -81,26 +98,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     cell.add_argument("--ops", help="comma-separated ops, e.g. input,output")
     cell.add_argument("--data", help="NB101 HDF5 (tools/nasbench_tfrecord_converter.py) for --hash and the record")
     net = p.add_argument_group("network")
-    net.add_argument("--stem-channels", type=int, default=128)
-    net.add_argument("--num-stacks", type=int, default=3)
-    net.add_argument("--cells-per-stack", type=int, default=3)
-    bn_help = "PyTorch BN momentum; NB101's decay 0.997 is 0.003 (short reduced runs may raise it)"
-    net.add_argument("--bn-momentum", type=float, default=0.003, help=bn_help)
+    net.add_argument("--stem-channels", type=at_least(1), default=128)
+    net.add_argument("--num-stacks", type=at_least(1), default=3)
+    net.add_argument("--cells-per-stack", type=at_least(1), default=3)
+    bn_help = "PyTorch BN momentum, 0 to 1; NB101's decay 0.997 is 0.003 (short reduced runs may raise it)"
+    net.add_argument("--bn-momentum", type=number(low=0, high=1), default=0.003, help=bn_help)
     opt = p.add_argument_group("NB101 protocol (nasbench lib/config.py defaults)")
-    opt.add_argument("--epochs", type=int, default=108, help="NB101 budgets: 4, 12, 36, 108")
-    opt.add_argument("--batch-size", type=int, default=256, help="global batch, split across DDP ranks")
-    opt.add_argument("--lr", type=float, default=0.2, help="0.1 x 2 TPU shards")
-    opt.add_argument("--momentum", type=float, default=0.9)
-    opt.add_argument("--rms-decay", type=float, default=0.9, help="TF RMSPropOptimizer's default decay")
-    opt.add_argument("--rms-eps", type=float, default=1.0)
-    opt.add_argument("--weight-decay", type=float, default=1e-4, help="L2 term in the loss")
+    opt.add_argument("--epochs", type=at_least(1), default=108, help="NB101 budgets: 4, 12, 36, 108")
+    opt.add_argument("--batch-size", type=at_least(1), default=256, help="global batch, split across DDP ranks")
+    opt.add_argument("--lr", type=number(above=0), default=0.2, help="0.1 x 2 TPU shards")
+    opt.add_argument("--momentum", type=number(low=0, below=1), default=0.9)
+    rms_help = "TF RMSPropOptimizer's default decay, 0 to 1"
+    opt.add_argument("--rms-decay", type=number(low=0, high=1), default=0.9, help=rms_help)
+    opt.add_argument("--rms-eps", type=number(above=0), default=1.0)
+    opt.add_argument("--weight-decay", type=number(low=0), default=1e-4, help="L2 term in the loss")
     data = p.add_argument_group("data")
     data.add_argument("--data-root", help="dir with cifar-10-batches-py/ or train/ + test/ (default: data)")
     data.add_argument("--download", action="store_true", help="fetch torchvision's CIFAR10 into --data-root")
-    data.add_argument("--train-images", type=int, default=0, help="train on a fixed subset (0 = all 40k)")
-    data.add_argument("--eval-images", type=int, default=0, help="evaluate on fixed subsets (0 = all 10k)")
+    data.add_argument("--train-images", type=at_least(0), default=0, help="train on a fixed subset (0 = all 40k)")
+    data.add_argument("--eval-images", type=at_least(0), default=0, help="evaluate on fixed subsets (0 = all 10k)")
     run = p.add_argument_group("run")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--seed", type=SEED, default=0)
     run.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cuda, mps, cpu")
     run.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp32"], help="auto: bf16 on CUDA")
     run.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True, help="NHWC tensors")
@@ -112,12 +130,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="torch.compile the network "
         "(bare --compile: mode default; reduce-overhead adds CUDA graphs, max-autotune also tunes kernels)",
     )
-    run.add_argument("--eval-batch-size", type=int, default=0, help="0: 2500 on CUDA, 500 elsewhere")
-    run.add_argument("--ddp-timeout", type=float, default=600, help="seconds DDP ranks wait for each other")
+    run.add_argument("--eval-batch-size", type=at_least(0), default=0, help="0: 2500 on CUDA, 500 elsewhere")
+    timeout_help = "seconds DDP ranks wait for each other"
+    run.add_argument("--ddp-timeout", type=number(above=0), default=600, help=timeout_help)
     run.add_argument("--out", help="run dir (default runs/train-<timestamp>)")
-    run.add_argument("--resume", help="run dir to continue exactly; its saved config is used")
-    run.add_argument("--stop-after", type=int, default=None, help="stop after N epochs of this invocation")
-    return p.parse_args(argv)
+    resume_help = f"run dir to continue exactly; its saved config is used (flags may add only {', '.join(ON_RESUME)})"
+    run.add_argument("--resume", help=resume_help)
+    run.add_argument("--stop-after", type=at_least(1), default=None, help="stop after N epochs of this invocation")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return parser().parse_args(argv)
+
+
+def given_flags(argv: list[str] | None = None) -> dict:
+    """The flags the command line gives, parsed, without the defaults of those it does not."""
+    p = parser()
+    for action in p._actions:
+        action.default = argparse.SUPPRESS
+    return vars(p.parse_args(argv))
 
 
 # ----------------------------------------------------------------------------- cell
@@ -132,7 +164,7 @@ def select_cell(args: argparse.Namespace) -> tuple[Cell, dict | None]:
         if args.arch:
             try:
                 spec = json.loads(Path(args.arch).read_text())
-            except (OSError, json.JSONDecodeError) as e:
+            except (OSError, json.JSONDecodeError, RecursionError, UnicodeDecodeError) as e:
                 raise TrainerError(f"--arch {args.arch}: cannot read JSON ({e})") from None
             if not isinstance(spec, dict) or not {"adjacency", "ops"} <= spec.keys():
                 raise TrainerError(f"--arch {args.arch}: expected a JSON object with keys adjacency, ops (and hash)")
@@ -142,7 +174,7 @@ def select_cell(args: argparse.Namespace) -> tuple[Cell, dict | None]:
                 raise TrainerError("--adjacency needs --ops, e.g. --ops input,conv3x3-bn-relu,output")
             try:
                 matrix = json.loads(args.adjacency)
-            except json.JSONDecodeError as e:
+            except (json.JSONDecodeError, RecursionError) as e:
                 raise TrainerError(f"--adjacency is not JSON ({e})") from None
             cell = make_cell(matrix, args.ops.split(","))
         else:
@@ -167,6 +199,15 @@ def select_cell(args: argparse.Namespace) -> tuple[Cell, dict | None]:
     return cell, nb101_record(nb, i)
 
 
+def resumed_cell(args: argparse.Namespace, ckpt: dict) -> tuple[Cell, dict | None]:
+    """The checkpoint's cell, whatever its --arch file holds today, and NB101's record of it from --data."""
+    try:
+        spec = {"adjacency": json.dumps(ckpt["cell"]["adjacency"]), "ops": ",".join(ckpt["cell"]["ops"])}
+    except (KeyError, TypeError) as e:
+        raise TrainerError(f"--resume {args.resume}: ckpt.pt holds no readable cell ({e!r})") from None
+    return select_cell(argparse.Namespace(arch=None, hash=None, data=args.data, **spec))
+
+
 # ----------------------------------------------------------------------------- the run's parts
 
 
@@ -184,11 +225,12 @@ class Placement(NamedTuple):
 
 class DeviceData(NamedTuple):
     """CIFAR-10 on the device: the training images (the same on every rank) and this rank's share of the
-    valid and test images, with their full sizes."""
+    valid and test images, with their full sizes; and what the data is (its classes, its image counts)."""
 
     train: Images  # padded for crops
     evals: dict[str, Images]  # EVAL -> every world-th image, from this rank's offset
     n_eval: dict[str, int]  # EVAL -> images on all ranks
+    info: dict  # {"classes": [names], "images": {"train", "valid", "test": counts before any subset}}
 
 
 class Network(NamedTuple):
@@ -218,6 +260,7 @@ class RunInfo:
     out: Path
     cell: Cell
     record: dict | None  # NB101's, when --data holds the cell
+    data: dict  # the data's classes and image counts (DeviceData.info), saved in ckpt.pt and metrics.json
     n_params: int
     levers: Levers
     place: Placement
@@ -232,7 +275,7 @@ class RunInfo:
     def network(self) -> dict:
         a = self.args
         network = {"stem_channels": a.stem_channels, "num_stacks": a.num_stacks, "cells_per_stack": a.cells_per_stack}
-        return network | {"num_classes": 10}
+        return network | {"num_classes": len(self.data["classes"])}
 
     @property
     def lever_report(self) -> dict:
@@ -246,14 +289,17 @@ class RunInfo:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args, ckpt = resolve_config(parse_args(argv))
+    args = parse_args(argv)
+    args, ckpt = resolve_config(args, given_flags(argv) if args.resume else {})
     if args.epochs not in BUDGETS:
         print(f"note: --epochs {args.epochs} is not an NB101 budget {BUDGETS}")
 
     # -- devices and DDP (torchrun sets RANK / LOCAL_RANK / WORLD_SIZE); joining is bounded by --ddp-timeout
     ddp = "RANK" in os.environ and "WORLD_SIZE" in os.environ
     rank, world = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])) if ddp else (0, 1)
-    device = pick_device(args.device)
+    if args.batch_size % world:
+        raise TrainerError(f"--batch-size {args.batch_size}: not a multiple of the {world} DDP ranks")
+    device = available_device(args.device)
     if ddp and device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
@@ -273,36 +319,125 @@ def main(argv: list[str] | None = None) -> dict:
                 dist.destroy_process_group()
 
 
-def resolve_config(args: argparse.Namespace) -> tuple[argparse.Namespace, dict | None]:
-    """With --resume the saved config wins (over today's defaults), so the continuation is the same run."""
+def resolve_config(args: argparse.Namespace, given: dict) -> tuple[argparse.Namespace, dict | None]:
+    """With --resume the saved config wins (over today's defaults), so the continuation is the same run;
+    `given` (the flags on the command line) may add only ON_RESUME, or repeat what the checkpoint says."""
     ckpt = None
     if args.resume:
-        path = Path(args.resume) / "ckpt.pt"
-        if not path.exists():
-            raise TrainerError(f"--resume {args.resume}: no ckpt.pt there")
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = load_run_checkpoint(Path(args.resume))
+        refuse_contradictions(given, ckpt, args.resume)
         cli = args
         args = argparse.Namespace(**(vars(parse_args([])) | ckpt["config"]))
         args.resume, args.out, args.stop_after = cli.resume, cli.resume, cli.stop_after
         args.data_root = cli.data_root or args.data_root
-        args.compile = {True: "default", False: None}.get(args.compile, args.compile)  # once a plain flag
+        for flag in ("download", "device", "ddp_timeout"):
+            if flag in given:
+                setattr(args, flag, given[flag])
+        args.compile = compile_mode(args.compile)
     args.data_root = str(Path(args.data_root or "data").resolve())
     return args, ckpt
 
 
+def compile_mode(value):
+    return {True: "default", False: None}.get(value, value)  # --compile was once a plain flag
+
+
+def load_run_checkpoint(run: Path) -> dict:
+    """<run>/ckpt.pt, refused (TrainerError) when it cannot be read, is not a trainer.py checkpoint, or
+    belongs to another run than the one the folder's metrics.json records (its cell, its settings)."""
+    path = run / "ckpt.pt"
+    if not path.is_file():
+        raise TrainerError(f"--resume {run}: no ckpt.pt there")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - a cut or foreign file: pickle and torch raise many kinds
+        raise TrainerError(
+            f"--resume {run}: ckpt.pt cannot be read ({first_line(e)}); restore it, or start anew"
+        ) from None
+    needed = ("model", "optimizer", "epoch", "config", "cell", "history")
+    missing = [k for k in needed if k not in ckpt] if isinstance(ckpt, dict) else list(needed)
+    if missing:
+        raise TrainerError(f"--resume {run}: ckpt.pt is not a trainer.py checkpoint (it has no {', '.join(missing)})")
+    try:
+        record = json.loads((run / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return ckpt  # nothing to hold it against
+    mine, theirs = ckpt["cell"].get("hash"), record.get("hash") if isinstance(record, dict) else None
+    if theirs and mine != theirs:
+        raise TrainerError(
+            f"--resume {run}: ckpt.pt holds cell {mine[:12]}..., the run's metrics.json cell {theirs[:12]}... "
+            "(the checkpoint belongs to another run; restore this run's ckpt.pt)"
+        )
+    config = record.get("config") or {}
+    diffs = [
+        f"{k} {ckpt['config'][k]} (metrics.json: {config[k]})"
+        for k in SETTINGS
+        if k in config and k in ckpt["config"] and config[k] != ckpt["config"][k]
+    ]
+    if diffs:
+        raise TrainerError(
+            f"--resume {run}: ckpt.pt's settings differ from the run's metrics.json: {'; '.join(diffs)} "
+            "(the checkpoint belongs to another run; restore this run's ckpt.pt)"
+        )
+    return ckpt
+
+
+def refuse_contradictions(given: dict, ckpt: dict, run: str) -> None:
+    """TrainerError, one line listing them, for command-line flags that contradict the checkpoint: another
+    cell, other settings, another --data or --out. Flags that repeat the checkpoint's values pass."""
+    saved, diffs = ckpt["config"], []
+    cell_flags = [k for k in CELL_FLAGS if k in given]
+    if cell_flags:
+        spec = {k: given.get(k) for k in CELL_FLAGS} | {"data": given.get("data") or saved.get("data")}
+        cell, _ = select_cell(argparse.Namespace(**spec))
+        if cell.hash != ckpt["cell"].get("hash"):
+            flag = cell_flags[0]
+            diffs.append(
+                f"--{flag} {given[flag]}: cell {cell.hash[:12]}... differs from the checkpoint's "
+                f"{ckpt['cell'].get('hash', '?')[:12]}..."
+            )
+    for flag, theirs in (("data", saved.get("data")), ("out", run)):
+        if flag in given and (theirs is None or Path(given[flag]).resolve() != Path(theirs).resolve()):
+            diffs.append(f"--{flag} {given[flag]} differs from the checkpoint's {theirs}")
+    on_resume = {f[2:].replace("-", "_") for f in ON_RESUME} | {"resume"}
+    for key, value in given.items():
+        if key in on_resume or key in CELL_FLAGS or key in ("data", "out"):
+            continue
+        theirs = saved.get(key, parser().get_default(key))
+        theirs = compile_mode(theirs) if key == "compile" else theirs
+        if value != theirs:
+            diffs.append(f"--{key.replace('_', '-')} {value} differs from the checkpoint's {theirs}")
+    if diffs:
+        raise TrainerError(
+            f"--resume {run}: {'; '.join(diffs)} (drop them to continue the run as it was saved, or start a new "
+            "run with another --out)"
+        )
+
+
 def _run(args: argparse.Namespace, ckpt: dict | None, place: Placement) -> dict:
-    # -- the cell, where the run goes, the data on the device
-    cell, record = on_every_rank(lambda: select_cell(args), place.world)
+    # -- the cell (a resumed run's is its checkpoint's), where the run goes, the data on the device
+    cell, record = on_every_rank(lambda: select_cell(args) if ckpt is None else resumed_cell(args, ckpt), place.world)
     out = output_dir(args, resuming=ckpt is not None)
     data = load_to_device(args, place)
+    if ckpt is not None:
+        theirs = ckpt.get("data")  # None: a checkpoint from before the data was recorded, of CIFAR-10's ten classes
+        if theirs != data.info if theirs else len(data.info["classes"]) != 10:
+            had = describe(theirs) if theirs else "CIFAR-10's 10 classes"
+            raise TrainerError(
+                f"--data-root {args.data_root}: {describe(data.info)}, the checkpoint's run had {had} (resume it "
+                "with the data it started on)"
+            )
+    if record is not None and len(data.info["classes"]) != 10:
+        print(f"note: NB101's record is CIFAR-10's; not shown beside a run on {len(data.info['classes'])} classes")
+        record = None
     steps = total_steps(args, len(data.train.x))
 
-    # -- the network, its optimiser and, with --resume, their saved state
+    # -- the network (one output per class of the data), its optimiser and, with --resume, their saved state
     levers = choose_levers(args, place.device)
-    raw, opt, n_params = new_network(args, cell, place.device, levers)
-    state = resume(ckpt, raw, opt) if ckpt is not None else RunState()
+    raw, opt, n_params = new_network(args, cell, place.device, levers, len(data.info["classes"]))
+    state = resume(ckpt, raw, opt, args.resume) if ckpt is not None else RunState()
     net = wrap(raw, opt, args, place)
-    info = RunInfo(args, out, cell, record, n_params, levers, place, steps)
+    info = RunInfo(args, out, cell, record, data.info, n_params, levers, place, steps)
     announce(info, data)
 
     # -- the loop: every epoch's record, checkpoint and metrics.json written whole
@@ -356,11 +491,24 @@ def failure_line(e: BaseException) -> str:
 
 
 def output_dir(args: argparse.Namespace, resuming: bool) -> Path:
-    """--out (default runs/train-<timestamp>), which must not hold another run unless this one continues it."""
+    """--out (default runs/train-<timestamp>): a folder that can be written and holds no other run (unless
+    this one continues it) nor files of anything else. TrainerError before any work otherwise."""
     out = Path(args.out or time.strftime("runs/train-%Y%m%d-%H%M%S"))
     args.out = str(out)
-    if not resuming and (out / "ckpt.pt").exists():
+    if resuming:
+        output_folder(out, "--resume", "the run's checkpoint and metrics.json are rewritten there")
+        return out
+    if (out / "ckpt.pt").exists():
         raise TrainerError(f"--out {out} already holds a run; continue it with --resume {out}")
+    output_folder(out, "--out")
+    ours = {"metrics.json", "curves.png"}  # what a run that failed before its first checkpoint leaves
+    files = out.iterdir() if out.is_dir() else ()
+    foreign = sorted(p.name for p in files if p.name not in ours and not p.name.endswith(".tmp"))
+    if foreign:
+        more = ", ..." if len(foreign) > 3 else ""
+        raise TrainerError(
+            f"--out {out} holds files of something else ({', '.join(foreign[:3])}{more}); choose another"
+        )
     return out
 
 
@@ -379,13 +527,30 @@ def load_to_device(args: argparse.Namespace, place: Placement) -> DeviceData:
     def on_device(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a)).to(device)
 
+    info = {"classes": [str(c) for c in d["classes"]], "images": {s: len(d[f"{s}_x"]) for s in ("train", *EVAL)}}
+    for s in ("train", *EVAL):
+        if not info["images"][s]:
+            why = " (valid holds a fifth of each class of train/: 5 images a class at least)" if s == "valid" else ""
+            raise TrainerError(f"--data-root {root}: no {s} images{why}")
+    for flag, n, splits in (
+        ("--train-images", args.train_images, ["train"]),
+        ("--eval-images", args.eval_images, EVAL),
+    ):
+        have = min(info["images"][s] for s in splits)
+        if n > have:
+            raise TrainerError(f"{flag} {n}: the data holds {have} {'/'.join(splits)} images (0 takes them all)")
     x, y = subset(d["train_x"], d["train_y"], args.train_images)
     train = Images(pad_for_crops(on_device(x)), on_device(y), norm)
     evals, n_eval = {}, {}
     for s in EVAL:
         x, y = subset(d[f"{s}_x"], d[f"{s}_y"], args.eval_images)
         evals[s], n_eval[s] = Images(on_device(x[rank::world]), on_device(y[rank::world]), norm), len(x)
-    return DeviceData(train, evals, n_eval)
+    return DeviceData(train, evals, n_eval, info)
+
+
+def describe(data: dict) -> str:
+    n = data["images"]
+    return f"{len(data['classes'])} classes, {n['train']}/{n['valid']}/{n['test']} train/valid/test images"
 
 
 def read_cifar10(root: Path, download: bool) -> dict[str, np.ndarray]:
@@ -411,11 +576,12 @@ def choose_levers(args: argparse.Namespace, device: torch.device) -> Levers:
 
 
 def new_network(
-    args: argparse.Namespace, cell: Cell, device: torch.device, levers: Levers
+    args: argparse.Namespace, cell: Cell, device: torch.device, levers: Levers, num_classes: int = 10
 ) -> tuple[nn.Module, TFRMSprop, int]:
     """The network with NB101's initialisers (seeded by --seed), its optimiser, and its parameter count."""
     torch.manual_seed(args.seed)
-    raw = build_network(cell, args.stem_channels, args.num_stacks, args.cells_per_stack, bn_momentum=args.bn_momentum)
+    a = args
+    raw = build_network(cell, a.stem_channels, a.num_stacks, a.cells_per_stack, num_classes, bn_momentum=a.bn_momentum)
     init_like_tf(raw)
     freeze_dummies(raw)
     streamline_cells(raw)  # one graph for torch.compile, same outputs
@@ -426,10 +592,15 @@ def new_network(
     return raw, opt, n_params
 
 
-def resume(ckpt: dict, raw: nn.Module, opt: TFRMSprop) -> RunState:
+def resume(ckpt: dict, raw: nn.Module, opt: TFRMSprop, run: str = "") -> RunState:
     """The network, optimiser and RNGs as ckpt.pt saved them, and what the run had done."""
-    raw.load_state_dict(ckpt["model"])
-    opt.load_state_dict(ckpt["optimizer"])
+    try:
+        raw.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as e:  # weights of another network
+        raise TrainerError(
+            f"--resume {run}: ckpt.pt's weights do not fit the run's network ({first_line(e)})"
+        ) from None
     torch.set_rng_state(ckpt["rng"]["torch"])
     np.random.set_state(ckpt["rng"]["numpy"])
     return RunState(ckpt["history"], ckpt["epoch"], ckpt["train_time"], ckpt["wall_time"])
@@ -451,7 +622,7 @@ def announce(info: RunInfo, data: DeviceData) -> None:
     print(f"cell {cell.hash} {list(cell.ops)} | {params_line(info.n_params, info.network, info.record)}")
     print(
         f"device {info.place.device} x{info.place.world} ({info.device_name}) | {len(data.train.x)} train / "
-        f"{data.n_eval['valid']} valid / {data.n_eval['test']} test"
+        f"{data.n_eval['valid']} valid / {data.n_eval['test']} test images of {len(info.data['classes'])} classes"
         f" | {a.epochs} epochs = {info.total_steps} steps of {a.batch_size} | out {info.out}"
     )
     print("levers: " + ", ".join(f"{k} {v}" for k, v in info.lever_report.items()))
@@ -521,7 +692,7 @@ def print_epoch(h: dict) -> None:
 def save_checkpoint(info: RunInfo, net: Network, state: RunState, epoch: int) -> None:
     """<out>/ckpt.pt, atomically: what --resume needs to continue exactly after `epoch`."""
     ckpt = {"model": net.raw.state_dict(), "optimizer": net.opt.state_dict(), "epoch": epoch}
-    ckpt |= {"config": vars(info.args), "cell": info.cell.to_json(), "history": state.history}
+    ckpt |= {"config": vars(info.args), "cell": info.cell.to_json(), "data": info.data, "history": state.history}
     ckpt |= {"train_time": state.train_time, "wall_time": state.wall_time}
     ckpt["rng"] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}
     write_atomic(info.out / "ckpt.pt", lambda f: torch.save(ckpt, f), "wb")
@@ -531,7 +702,7 @@ def write_metrics(info: RunInfo, state: RunState, status: str, **extra) -> dict:
     """metrics.json as the run stands (and curves.png once it has ended with an epoch), written on rank 0."""
     history, record = state.history, info.record
     m = {"status": status, **extra, "cell": info.cell.to_json(), "hash": info.cell.hash, "params": info.n_params}
-    m |= {"network": info.network, "config": vars(info.args), "levers": info.lever_report}
+    m |= {"network": info.network, "data": info.data, "config": vars(info.args), "levers": info.lever_report}
     m |= {"checkpoint_epoch": state.checkpoint_epoch}
     m |= {"device": str(info.place.device), "world_size": info.place.world, "device_name": info.device_name}
     m |= {"torch": torch.__version__}

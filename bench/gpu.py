@@ -66,7 +66,7 @@ LEVER_FLAGS = {
     "autotune": ["--dtype", "bf16", "--channels-last", "--compile", "max-autotune"],
 }
 SMOKE_NET = ["--stem-channels", "8", "--num-stacks", "1", "--cells-per-stack", "1", "--batch-size", "64"]
-SMOKE_DATA = ["--train-images", "256", "--eval-images", "128", "--bn-momentum", "0.1"]
+SMOKE_DATA = ["--train-images", "256", "--eval-images", "64", "--bn-momentum", "0.1"]  # at most what the data holds
 CIFAR_NAMES = ("cifar-10-batches-py", "cifar10-jpeg", "cifar10-jpeg.tar.gz")  # looked for in the inputs folder
 NB101_NAMES = ("real20k.hdf5", "nb101_real_20k.tfrecord")
 INPUTS_ENV = "BENCH_GPU_INPUTS"  # the inputs folder when --inputs is not given

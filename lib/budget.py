@@ -1,185 +1,264 @@
-"""Budgeted search on a labelled pool: predictor-guided (Neural Predictor / BANANAS style) against random.
+"""Search strategies compared on a table: NB101's recorded accuracies answer each query, and each query
+costs the cell's recorded training time, so regret can be read against queries and simulated seconds.
 
-    from lib.budget import budget_table, guided_vs_random
-    train = model.search_trainer("gcn", hp)        # train(x, y, seed) -> score(features) -> accuracies
-    result, curves = guided_vs_random(x, y, truth, train=train, seeds=10, budget=150, n0=50, per_round=10)
-    print(budget_table({"config": config, **result}))     # budget.json: config, best_in_pool, guided, random
+    from lib.budget import compare, budget_table
+    result, curves = compare(table, ["re", "guided"], seeds=20, queries=150, train=train)
+    print(budget_table(result))                  # budget.json: config, pool, per strategy its curves
 
-Everything indexes the pool (dataset.NB101.search_pool): x its features, y the label the predictor
-learns, truth["val"] / truth["test"] / truth["hash"] the benchmark's truth, in pool order. The
-strategies never build a predictor themselves: they call the `train` they are given.
+`table` (a Table, made by dataset.NB101.search_table) holds the pool: its cells, the label each
+query returns per budget and repeat, the training time each costs, and the truth reported (mean
+108-epoch validation and test accuracy over the repeats). The incumbent after each query is the cell
+with the best label seen at the highest budget queried so far, as a search itself would know it; its
+true accuracy is what the curves show.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from lib.errors import UserError
-from lib.metrics import top_k
+from lib.nb101_schema import BUDGETS
 from lib.outputs import json_number, pct, write_atomic
+from lib.strategies import PREDICTOR_STRATEGIES, STRATEGIES, Pool, Train
 
-METHODS = ("guided", "random")
-Train = Callable[[dict[str, torch.Tensor], np.ndarray, int], Callable[[dict[str, torch.Tensor]], np.ndarray]]
-
-
-# ----------------------------------------------------------------------------- the comparison
+TIME_POINTS = 200  # points of the curves against simulated seconds
 
 
-def guided_vs_random(
-    x: dict[str, torch.Tensor],
-    y: np.ndarray,
-    truth: dict[str, np.ndarray],
+@dataclass
+class Table:
+    """A data file's answers for the pool (row i of every array is pool cell i)."""
+
+    cells: dict[str, np.ndarray]  # adjacency, operations, num_vertices
+    labels: np.ndarray  # [P, budgets, repeats] what a query returns (NaN where the file has none)
+    seconds: np.ndarray  # [P, budgets, repeats] what it costs
+    true_val: np.ndarray  # [P] reported: mean 108-epoch validation accuracy
+    true_test: np.ndarray  # [P] mean 108-epoch test accuracy (NaN where absent)
+    hashes: np.ndarray  # [P]
+    random_repeat: bool = False  # each query reads one repeat at random, as NB101's API does
+    estimated_seconds: bool = False  # some costs are the 108-epoch time scaled by the budget
+
+    @property
+    def n(self) -> int:
+        return len(self.true_val)
+
+    def query(self, row: int, epochs: int, rng: np.random.Generator) -> tuple[float, float]:
+        """(the label, its cost in seconds) of cell `row` trained for `epochs`."""
+        b = BUDGETS.index(epochs)
+        repeats = np.flatnonzero(np.isfinite(self.labels[row, b]))
+        r = int(rng.choice(repeats)) if self.random_repeat and len(repeats) > 1 else int(repeats[0])
+        return float(self.labels[row, b, r]), float(self.seconds[row, b, r])
+
+    def check(self, strategies: list[str]) -> None:
+        """The file holds what the strategies will ask for."""
+        for name in strategies:
+            if name not in STRATEGIES:
+                raise UserError(f"--strategy {name}: choose from {' '.join(STRATEGIES)}")
+        multi = [s for s in strategies if s in ("sh", "hyperband")]
+        missing = [b for i, b in enumerate(BUDGETS) if not np.isfinite(self.labels[:, i]).any(1).all()]
+        if multi and missing:
+            raise UserError(
+                f"--strategy {','.join(multi)} queries every budget, but the file has no label at "
+                f"{'/'.join(map(str, missing))} epochs for some cells (a nasbench_full file has them all)"
+            )
+
+
+@dataclass
+class Trace:
+    """One search: each query's pool row, epochs, label and cost, in order."""
+
+    rows: np.ndarray
+    epochs: np.ndarray
+    labels: np.ndarray
+    seconds: np.ndarray
+
+    def incumbents(self) -> np.ndarray:
+        """Pool row of the incumbent after each query: the best label at the highest budget so far."""
+        out, best, top = np.empty(len(self.rows), np.int64), None, -1
+        for q, (row, ep, y) in enumerate(zip(self.rows, self.epochs, self.labels)):
+            if ep > top or (ep == top and y > best[1]):
+                best, top = (row, y), ep
+            out[q] = best[0]
+        return out
+
+
+def run_strategy(strategy, table: Table, *, queries: int | None, seconds: float | None, seed: int) -> Trace:
+    """Ask, look up, tell, until `queries` queries or `seconds` simulated seconds are spent."""
+    rng = np.random.default_rng([seed, 2])  # the repeats a query reads: a stream of its own
+    rows, epochs, labels, costs = [], [], [], []
+    spent = 0.0
+    while (queries is None or len(rows) < queries) and (seconds is None or spent < seconds):
+        for row, ep in strategy.ask():
+            if (queries is not None and len(rows) >= queries) or (seconds is not None and spent >= seconds):
+                break
+            y, cost = table.query(row, ep, rng)
+            strategy.tell(row, ep, y)
+            rows.append(row), epochs.append(ep), labels.append(y), costs.append(cost)
+            spent += cost
+    return Trace(np.array(rows, np.int64), np.array(epochs), np.array(labels), np.array(costs))
+
+
+def compare(
+    table: Table,
+    strategies: list[str],
     *,
-    train: Train,
     seeds: int,
-    budget: int,
-    n0: int,
-    per_round: int,
-) -> tuple[dict, dict[str, np.ndarray]]:
-    """Guided and random search over the pool with seeds 0..seeds-1: budget.json's results
-    (best_in_pool, guided, random) and the true val curves to plot."""
-    runs = run_seeds(x, y, train=train, seeds=seeds, budget=budget, n0=n0, per_round=per_round)
-    return summarize_runs(runs, truth["val"], truth["test"], truth["hash"]), val_curves(runs, truth["val"])
+    queries: int | None,
+    seconds: float | None = None,
+    train: Train | None = None,
+    n0: int = 10,
+    per_round: int = 10,
+    device="cpu",
+    quiet: bool = False,
+) -> tuple[dict, dict]:
+    """Every strategy with seeds 0..seeds-1: budget.json's per-strategy results and the curves to plot."""
+    table.check(strategies)
+    if queries is None and seconds is None:
+        raise UserError("give a budget: --budget QUERIES or --budget-time SECONDS")
+    pool = Pool(table.cells, device)
+    traces = {name: [] for name in strategies}
+    bar = tqdm(total=len(strategies) * seeds, desc="search", unit="run", disable=quiet)
+    for name in strategies:
+        for seed in range(seeds):
+            bar.set_description(f"{name} seed {seed}")
+            kwargs = dict(train=train, n0=n0, per_round=per_round) if name in PREDICTOR_STRATEGIES else {}
+            strategy = STRATEGIES[name](pool, seed, **kwargs)
+            traces[name].append(run_strategy(strategy, table, queries=queries, seconds=seconds, seed=seed))
+            bar.update()
+    bar.close()
+    near = pool.near.kind if any(n in ("re", "ls", "bananas", "npenas") for n in strategies) else None
+    horizon = seconds or max(t.seconds.sum() for runs in traces.values() for t in runs)
+    result = {"pool": pool_summary(table, near), "strategies": {}}
+    curves = {}
+    for name, runs in traces.items():
+        result["strategies"][name], curves[name] = summarize(runs, table, horizon)
+    return result, curves
 
 
-# ----------------------------------------------------------------------------- strategies
-
-
-def budgeted_search(
-    x: dict[str, torch.Tensor], y: np.ndarray, *, train: Train, budget: int, n0: int, per_round: int, seed: int = 0
-) -> np.ndarray:
-    """Predictor-guided search over a pool (features x, labels y): indices of the `budget` queried
-    cells, in query order. n0 random cells first; then, until the budget is spent, a fresh predictor
-    (train(queried features, their labels, seed)) picks the `per_round` best-predicted cells not yet queried."""
-    if not 0 < n0 <= budget <= len(y):
-        raise UserError(f"need 0 < --n0 ({n0}) <= --budget ({budget}) <= labelled cells ({len(y)})")
-    rng = np.random.default_rng(seed)
-    queried = rng.choice(len(y), n0, replace=False).tolist()
-    seen = np.zeros(len(y), bool)
-    seen[queried] = True
-    rnd = 0
-    while len(queried) < budget:
-        idx = torch.as_tensor(queried)
-        train_x = {k: v[idx] for k, v in x.items()}
-        score = train(train_x, y[queried], 1000 * seed + rnd)
-        pred = score(x)
-        pred[seen] = -np.inf
-        new = top_k(pred, min(per_round, budget - len(queried)))
-        queried += new.tolist()
-        seen[new] = True
-        rnd += 1
-    return np.asarray(queried)
-
-
-def random_search(n: int, budget: int, seed: int = 0) -> np.ndarray:
-    """`budget` distinct cells of a pool of n, uniformly at random (a stream apart from the guided one)."""
-    return np.random.default_rng([seed, 1]).choice(n, budget, replace=False)
-
-
-def best_so_far(queried: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Index (into the pool) of the best cell found after each query."""
-    v = y[queried]
-    improved = v >= np.maximum.accumulate(v)  # this query matched or beat every earlier one
-    return queried[np.maximum.accumulate(np.where(improved, np.arange(len(v)), 0))]
-
-
-def run_seeds(
-    x: dict[str, torch.Tensor], y: np.ndarray, *, train: Train, seeds: int, budget: int, n0: int, per_round: int
-) -> dict[str, list[np.ndarray]]:
-    """Guided and random search with seeds 0..seeds-1: the queried pool indices of each, per method."""
-    runs = {name: [] for name in METHODS}
-    for seed in tqdm(range(seeds), desc="seeds", unit="seed"):
-        guided = budgeted_search(x, y, train=train, budget=budget, n0=n0, per_round=per_round, seed=seed)
-        runs["guided"].append(guided)
-        runs["random"].append(random_search(len(y), budget, seed))
-    return runs
-
-
-# ----------------------------------------------------------------------------- results
-
-
-def summarize_runs(
-    runs: dict[str, list[np.ndarray]], true_val: np.ndarray, true_test: np.ndarray, hashes: np.ndarray
-) -> dict:
-    """best_in_pool {hash, val, test} and, per method, the final best found (mean, std over seeds),
-    how many seeds found the pool's best, the best-so-far curve and each seed's run."""
-    best = int(np.argmax(true_val))
-    result = {
-        "best_in_pool": {"hash": str(hashes[best]), "val": float(true_val[best]), "test": json_number(true_test[best])}
+def pool_summary(table: Table, neighbourhood: str | None) -> dict:
+    best = int(np.argmax(table.true_val))
+    return {
+        "cells": table.n,
+        "best": {
+            "hash": str(table.hashes[best]),
+            "val": float(table.true_val[best]),
+            "test": json_number(table.true_test[best]),
+        },
+        "neighbourhood": neighbourhood,
+        "random_repeat": table.random_repeat,
+        "seconds_estimated": table.estimated_seconds,
     }
-    for name, queries in runs.items():
-        found = [best_so_far(q, true_val) for q in queries]  # pool index of the best cell after each query
-        val = np.array([true_val[f] for f in found])  # [seeds, budget]
-        test = np.array([true_test[f[-1]] for f in found])
-        result[name] = {
-            "final_val_mean": float(val[:, -1].mean()),
-            "final_val_std": float(val[:, -1].std()),
-            "final_test_mean": json_number(float(np.mean(test))),
-            "found_best_in_pool": int(sum(f[-1] == best for f in found)),
-            "curve_val_mean": val.mean(0).tolist(),  # index q-1: after q queries
-            "curve_val_std": val.std(0).tolist(),
-            "runs": [
-                {
-                    "seed": seed,
-                    "best_hash": str(hashes[f[-1]]),
-                    "best_val": float(v[-1]),
-                    "best_test": json_number(t),
-                    "queried": hashes[q].tolist(),
-                }
-                for seed, (q, f, v, t) in enumerate(zip(queries, found, val, test))
-            ],
-        }
-    return result
 
 
-def val_curves(runs: dict[str, list[np.ndarray]], true_val: np.ndarray) -> dict[str, np.ndarray]:
-    """Best true val accuracy found after each query, [seeds, budget] per method (for plot_search_curves)."""
-    return {name: np.array([true_val[best_so_far(q, true_val)] for q in queries]) for name, queries in runs.items()}
+def summarize(runs: list[Trace], table: Table, horizon: float) -> tuple[dict, dict]:
+    """Per strategy: the final incumbent's truth (mean, std over seeds), regret, how many seeds found the
+    pool's best and after how many queries, curves against queries and simulated seconds, each run."""
+    best = int(np.argmax(table.true_val))
+    length = max(len(t.rows) for t in runs)
+    by_query, by_time, per_run = [], [], []
+    grid = np.linspace(0, horizon, TIME_POINTS)
+    for seed, t in enumerate(runs):
+        inc = t.incumbents()
+        val = table.true_val[inc]
+        by_query.append(np.pad(val, (0, length - len(val)), mode="edge"))
+        done = np.searchsorted(np.cumsum(t.seconds), grid, side="right")  # queries finished by each time
+        by_time.append(np.where(done > 0, val[np.maximum(done - 1, 0)], np.nan))
+        found = np.flatnonzero(inc == best)
+        per_run.append(
+            {
+                "seed": seed,
+                "best_hash": str(table.hashes[inc[-1]]),
+                "best_val": float(val[-1]),
+                "best_test": json_number(table.true_test[inc[-1]]),
+                "queries_to_best": int(found[0]) + 1 if len(found) else None,
+                "seconds": float(t.seconds.sum()),
+                "queried": table.hashes[t.rows].tolist(),
+                "epochs": t.epochs.tolist(),
+            }
+        )
+    by_query, by_time = np.array(by_query), np.array(by_time)
+    final = by_query[:, -1]
+    test = np.array([table.true_test[t.incumbents()[-1]] for t in runs])
+    to_best = [r["queries_to_best"] for r in per_run if r["queries_to_best"] is not None]
+    with warnings.catch_warnings():  # before any seed's first query ends, a time point has no value
+        warnings.simplefilter("ignore", RuntimeWarning)
+        time_mean, time_std = np.nanmean(by_time, 0), np.nanstd(by_time, 0)
+    summary = {
+        "final_val_mean": float(final.mean()),
+        "final_val_std": float(final.std()),
+        "final_test_mean": json_number(float(np.mean(test))),
+        "regret_mean": float(table.true_val[best] - final.mean()),
+        "found_best_in_pool": len(to_best),
+        "queries_to_best_median": float(np.median(to_best)) if to_best else None,
+        "seconds_mean": float(np.mean([r["seconds"] for r in per_run])),
+        "curve_val_mean": by_query.mean(0).tolist(),  # index q-1: after q queries
+        "curve_val_std": by_query.std(0).tolist(),
+        "curve_time": {
+            "seconds": grid.tolist(),
+            "val_mean": list(map(json_number, time_mean)),
+            "val_std": list(map(json_number, time_std)),
+        },
+        "runs": per_run,
+    }
+    return summary, {"queries": by_query, "time": (grid, by_time)}
 
 
 def budget_table(r: dict) -> str:
-    """The final best val (and test) accuracy per method and the pool's best, as printed by search.py."""
-    c, b = r["config"], r["best_in_pool"]
+    """The final incumbent per strategy and the pool's best, as search.py prints it."""
+    c, p = r["config"], r["pool"]
+    budget = f"{c['queries']} queries" if c.get("queries") else f"{c['seconds']:.3g} simulated seconds"
+    near = f", neighbourhood: {p['neighbourhood']}" if p["neighbourhood"] else ""
     lines = [
-        f"best true val accuracy found with {c['budget']} queries, {c['seeds']} seeds, pool of {c['pool']:,} "
-        f"(n0 {c['n0']}, {c['per_round']} per round, {c['model']} {c['hp']['epochs']} epochs)",
-        f"{'method':<8} {'val % mean +- std':>18} {'test % mean':>12} {'found the best':>15}",
+        f"best true val accuracy found with {budget}, {c['seeds']} seeds, pool of {p['cells']:,}{near}",
+        f"{'strategy':<10} {'val % mean +- std':>18} {'test % mean':>12} {'regret pp':>9} {'found best':>11} "
+        f"{'median q':>8} {'sim. hours':>10}",
     ]
-    for name in METHODS:
-        m = r[name]
+    for name, m in r["strategies"].items():
+        median = "-" if m["queries_to_best_median"] is None else f"{m['queries_to_best_median']:.0f}"
         lines.append(
-            f"{name:<8} {100 * m['final_val_mean']:>10.2f} +- {100 * m['final_val_std']:.2f} "
-            f"{pct(m['final_test_mean'], 12)} {m['found_best_in_pool']:>8}/{c['seeds']}"
+            f"{name:<10} {100 * m['final_val_mean']:>10.2f} +- {100 * m['final_val_std']:.2f} "
+            f"{pct(m['final_test_mean'], 12)} {100 * m['regret_mean']:>9.2f} "
+            f"{m['found_best_in_pool']:>7}/{len(m['runs']):<3} {median:>8} {m['seconds_mean'] / 3600:>10.1f}"
         )
-    lines.append(f"{'pool':<8} {100 * b['val']:>10.2f}         {pct(b['test'], 12)}   (best cell {b['hash'][:12]})")
+    b = p["best"]
+    lines.append(f"{'pool':<10} {100 * b['val']:>10.2f}         {pct(b['test'], 12)}   (best cell {b['hash'][:12]})")
+    if p["seconds_estimated"]:
+        lines.append("simulated seconds: estimated where the file lacks a budget's time (108-epoch time x epochs/108)")
     return "\n".join(lines)
 
 
-def plot_search_curves(path: Path, curves: dict[str, np.ndarray], best: float, title: str, n0: int = 0) -> None:
-    """Best true accuracy found vs queries: mean line, +-std shaded, per method; the pool's best dashed."""
+def plot_search_curves(out: Path, curves: dict, best: float, title: str) -> list[Path]:
+    """curves_queries.png and curves_time.png: the incumbent's true val accuracy, mean line and +-std
+    band per strategy, the pool's best dashed. Returns the paths written."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, c in curves.items():
-        q = np.arange(1, c.shape[1] + 1)
-        m, s = 100 * c.mean(0), 100 * c.std(0)
-        ax.plot(q, m, label=f"{name} ({c.shape[0]} seeds)")
-        ax.fill_between(q, m - s, m + s, alpha=0.25)
-    ax.axhline(100 * best, color="k", ls="--", lw=0.8, label=f"best in pool {100 * best:.2f}%")
-    if n0:
-        ax.axvline(n0, color="gray", ls=":", lw=0.8, label=f"first predictor ({n0} random cells)")
-    ax.set(xlabel="queries (labelled cells)", ylabel="best true val accuracy found (%)", title=title)
-    lo = min(100 * c.mean(0)[min(9, c.shape[1] - 1)] for c in curves.values())
-    ax.set_ylim(max(lo - 1, 0), 100 * best + 0.3)
-    ax.grid(ls="--", alpha=0.5)
-    ax.legend(loc="lower right")
-    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight"), "wb")
-    plt.close(fig)
+    paths = []
+    for axis in ("queries", "time"):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        lows = []
+        for name, c in curves.items():
+            x, y = (np.arange(1, c["queries"].shape[1] + 1), c["queries"]) if axis == "queries" else c["time"]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                m, s = 100 * np.nanmean(y, 0), 100 * np.nanstd(y, 0)
+            ax.plot(x / (3600 if axis == "time" else 1), m, label=f"{name} ({y.shape[0]} seeds)")
+            ax.fill_between(x / (3600 if axis == "time" else 1), m - s, m + s, alpha=0.2)
+            lows.append(np.nanpercentile(m, 10))
+        ax.axhline(100 * best, color="k", ls="--", lw=0.8, label=f"best in pool {100 * best:.2f}%")
+        xlabel = "queries" if axis == "queries" else "simulated training time (hours)"
+        ax.set(xlabel=xlabel, ylabel="true val accuracy of the incumbent (%)", title=title)
+        ax.set_ylim(max(min(lows) - 0.5, 0), 100 * best + 0.3)
+        ax.grid(ls="--", alpha=0.5)
+        ax.legend(loc="lower right", fontsize=8)
+        path = Path(out) / f"curves_{axis}.png"
+        write_atomic(path, lambda f, fig=fig: fig.savefig(f, format="png", dpi=100, bbox_inches="tight"), "wb")
+        plt.close(fig)
+        paths.append(path)
+    return paths

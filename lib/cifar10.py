@@ -1,13 +1,15 @@
 """CIFAR-10 as NB101 used it: the readers, its train / valid / test split and the device-resident augmentation.
 
     from lib.cifar10 import load_cifar10, epoch_plan, pad_for_crops, augment, normalizer, normalize
-    d = load_cifar10(Path("data/cifar10-jpeg"))   # uint8 NHWC train_x, valid_x, test_x + int64 labels
+    d = load_cifar10(Path("data/cifar10-jpeg"))   # uint8 NHWC train_x, valid_x, test_x + int64 labels, classes
     padded = pad_for_crops(torch.from_numpy(d["train_x"]).to(device))
     plan = torch.from_numpy(epoch_plan(seed, epoch, len(padded), 256)).to(device)
     x = normalize(augment(padded, plan[:, 0]), *normalizer(device))   # step 0's batch, float NCHW
 
 Two on-disk formats: torchvision's CIFAR10 batches (`cifar-10-batches-py/`), or an image-folder
-tree `train/<class>/*` + `test/<class>/*`, decoded once and cached as uint8 beside it (CACHE_NAME).
+tree `train/<class>/*` + `test/<class>/*`, decoded once and cached as uint8 beside it (CACHE_NAME;
+a damaged cache is decoded again, with a warning). The classes are the data's: CIFAR-10's ten, or
+the tree's class folders (at least two, none empty); an image that cannot be read is named.
 The whole uint8 dataset lives on the device and crops/flips are one gather per batch (airbench
 style). The data order and augmentation are a pure function of (seed, epoch).
 """
@@ -18,6 +20,7 @@ import hashlib
 import multiprocessing
 import os
 import pickle
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -64,9 +67,18 @@ class CIFAR10Batches(CIFAR10):
 
 
 def load_cifar10(root: Path, download: bool = False) -> dict[str, np.ndarray]:
-    """CIFAR-10 as uint8 NHWC images + int64 labels, split train / valid / test as NB101 does."""
+    """CIFAR-10 as uint8 NHWC images + int64 labels, split train / valid / test as NB101 does, and the
+    class names ("classes", label i is classes[i]): CIFAR-10's ten, or an image-folder tree's folders.
+    CIFAR10Error for data that is absent or unreadable, an unreadable image (named), an empty class
+    folder, or fewer than two classes."""
     if download:
-        CIFAR10(str(root), train=True, download=True)
+        existed = root.exists()
+        try:
+            CIFAR10(str(root), train=True, download=True)
+        except (OSError, RuntimeError) as e:  # offline (URLError is an OSError), a failed checksum
+            if not existed and root.is_dir() and not any(root.iterdir()):
+                root.rmdir()  # torchvision made it for the download
+            raise CIFAR10Error(f"--download: cannot fetch CIFAR-10 into {root} ({e})") from None
     if (root / "cifar-10-batches-py").is_dir():
         return split_batches(root)
     if (root / "train").is_dir() and (root / "test").is_dir():
@@ -81,7 +93,11 @@ def load_cifar10(root: Path, download: bool = False) -> dict[str, np.ndarray]:
 
 def split_batches(root: Path) -> dict[str, np.ndarray]:
     """cifar-10-batches-py: train = data_batch_1..4, valid = data_batch_5 (the last fifth), test = test_batch."""
-    train, test = CIFAR10Batches(str(root), train=True), CIFAR10Batches(str(root), train=False)
+    try:
+        train, test = CIFAR10Batches(str(root), train=True), CIFAR10Batches(str(root), train=False)
+    except (OSError, EOFError, RuntimeError, ValueError, KeyError, pickle.UnpicklingError) as e:
+        why = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+        raise CIFAR10Error(f"{root}/cifar-10-batches-py: cannot read CIFAR-10's batches ({why})") from None
     x, y = np.asarray(train.data), np.asarray(train.targets, np.int64)
     n_valid = len(x) // 5  # five equal batches
     return {
@@ -91,24 +107,33 @@ def split_batches(root: Path) -> dict[str, np.ndarray]:
         "valid_y": y[-n_valid:],
         "test_x": np.asarray(test.data),
         "test_y": np.asarray(test.targets, np.int64),
+        "classes": np.array(train.classes),
     }
 
 
 def decode_folders(root: Path) -> dict[str, np.ndarray]:
-    """Decode train/ and test/ with torchvision's ImageFolder once; cache as uint8 in root/CACHE_NAME."""
-    sets = {s: ImageFolder(str(root / s)) for s in ("train", "test")}
+    """Decode train/ and test/ with torchvision's ImageFolder once; cache as uint8 in root/CACHE_NAME.
+
+    A cache that cannot be read (cut short, damaged) is decoded again, with a warning on stderr."""
+    sets = {s: image_folder(root / s) for s in ("train", "test")}
     if sets["train"].classes != sets["test"].classes:
-        raise CIFAR10Error(f"{root}: train/ and test/ have different class folders")
+        only = sorted(set(sets["train"].classes) ^ set(sets["test"].classes))
+        raise CIFAR10Error(f"{root}: train/ and test/ have different class folders ({', '.join(only)} in one only)")
+    if len(sets["train"].classes) < 2:  # checked before any image is decoded
+        names = ", ".join(sets["train"].classes)
+        raise CIFAR10Error(f"{root}/train: one class folder ({names}); a classifier needs at least 2")
+    if not (np.bincount(sets["train"].targets) // 5).any():  # split_folder holds out a fifth of each class
+        raise CIFAR10Error(f"{root}/train: no valid images: validation takes a fifth of each class (5 images or more)")
     # Fingerprint: relative paths and sizes, so an edited tree never loads a stale cache.
     h = hashlib.sha1()
     for ds in sets.values():
         for path, label in ds.samples:
             h.update(f"{os.path.relpath(path, root)}:{os.path.getsize(path)}:{label}\n".encode())
     cache = root / CACHE_NAME
-    if cache.exists():
-        with np.load(cache) as f:
-            if str(f["fingerprint"]) == h.hexdigest():
-                return {k: f[k] for k in ("train_x", "train_y", "test_x", "test_y")}
+    classes = {"classes": np.array(sets["train"].classes)}
+    cached = read_cache(cache, h.hexdigest(), {s: len(ds.samples) for s, ds in sets.items()})
+    if cached is not None:
+        return cached | classes
     out = {"fingerprint": np.array(h.hexdigest())}
     for s, ds in sets.items():
         out[f"{s}_x"] = decode_images([path for path, _ in ds.samples], f"decoding {s}/")
@@ -117,7 +142,40 @@ def decode_folders(root: Path) -> dict[str, np.ndarray]:
         save_npz_atomic(cache, out)
     except OSError as e:  # read-only data dir: works, just decodes again next time
         print(f"note: could not cache decoded images at {cache} ({e})")
-    return {k: v for k, v in out.items() if k != "fingerprint"}
+    return {k: v for k, v in out.items() if k != "fingerprint"} | classes
+
+
+def image_folder(path: Path) -> ImageFolder:
+    """torchvision's ImageFolder of `path`; CIFAR10Error naming a class folder without images."""
+    try:
+        ds = ImageFolder(str(path), allow_empty=True)
+    except FileNotFoundError:  # torchvision's word for a folder without class folders
+        raise CIFAR10Error(f"{path}: no class folders (expected {path}/<class>/<image>)") from None
+    counts = np.bincount(np.array(ds.targets, np.int64), minlength=len(ds.classes))
+    empty = [c for c, n in zip(ds.classes, counts) if n == 0]
+    if empty:
+        raise CIFAR10Error(f"{path / empty[0]}: no images in this class folder (remove it, or add its images)")
+    return ds
+
+
+def read_cache(cache: Path, fingerprint: str, sizes: dict[str, int]) -> dict[str, np.ndarray] | None:
+    """The decoded images cached for this tree, or None: absent, made for another tree, or unreadable
+    (then a warning on stderr: it is decoded again and replaced)."""
+    if not cache.exists():
+        return None
+    keys = ("train_x", "train_y", "test_x", "test_y")
+    try:
+        with np.load(cache) as f:
+            if str(f["fingerprint"]) != fingerprint:
+                return None
+            d = {k: f[k] for k in keys}
+        for s, n in sizes.items():
+            if d[f"{s}_x"].shape != (n, 32, 32, 3) or d[f"{s}_x"].dtype != np.uint8 or d[f"{s}_y"].shape != (n,):
+                raise ValueError(f"{s}_x holds {d[f'{s}_x'].shape}, not the {n} images of {s}/")
+    except Exception as e:  # noqa: BLE001 - a damaged zip or array fails in many ways; all mean "decode again"
+        print(f"warning: {cache}: damaged cache ({type(e).__name__}: {e}); decoding the images again", file=sys.stderr)
+        return None
+    return d
 
 
 def decode_images(paths: list[str], desc: str = "decoding", workers: int | None = None) -> np.ndarray:
@@ -141,8 +199,11 @@ def decode_images(paths: list[str], desc: str = "decoding", workers: int | None 
 def _decode(paths: list[str], bar=None) -> np.ndarray:
     x = np.empty((len(paths), 32, 32, 3), np.uint8)
     for i, path in enumerate(paths):
-        with Image.open(path) as f:
-            img = np.asarray(f.convert("RGB"))
+        try:
+            with Image.open(path) as f:
+                img = np.asarray(f.convert("RGB"))
+        except (OSError, ValueError, Image.DecompressionBombError) as e:  # empty, cut short, not an image
+            raise CIFAR10Error(f"{path}: not a readable image ({e}); remove or replace it") from None
         if img.shape != (32, 32, 3):
             raise CIFAR10Error(f"{path}: {img.shape[1]}x{img.shape[0]} image, CIFAR-10 needs 32x32")
         x[i] = img
@@ -164,6 +225,7 @@ def split_folder(d: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "valid_y": y[is_valid],
         "test_x": d["test_x"],
         "test_y": d["test_y"],
+        "classes": d["classes"],
     }
 
 

@@ -37,10 +37,16 @@ def available_device(name: str) -> torch.device:
     try:
         device = pick_device(name)
     except RuntimeError:
-        raise UserError(f"--device {name}: not a device; use auto, cpu, cuda, cuda:N or mps") from None
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        raise UserError(f"--device {name}: not a device; use auto, cpu, cuda, cuda:N or mps")
     available = {"cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}.get(device.type)
     if available and not available():
         raise UserError(f"--device {name}: no {device.type} device on this machine")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        have = "one cuda device, cuda:0" if count == 1 else f"{count} cuda devices, cuda:0 to cuda:{count - 1}"
+        raise UserError(f"--device {name}: this machine has {have}")
     return device
 
 

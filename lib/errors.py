@@ -15,6 +15,7 @@ status argparse gives for bad arguments. Every other exception is a bug and keep
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 USAGE_ERROR = 2
@@ -27,6 +28,14 @@ class UserError(Exception):
 def one_line(message: object) -> str:
     """The message with every run of whitespace, newlines included, made one space."""
     return " ".join(str(message).split())
+
+
+def first_line(e: BaseException, width: int = 160) -> str:
+    """An exception as `Type: its first line`, without terminal colour codes, at most `width` characters:
+    the reason a library gives, for a message of ours (torch's and pickle's run to many lines)."""
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip().splitlines()
+    text = f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def exit_on_user_error(prog: str, main, *args):

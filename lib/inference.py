@@ -58,15 +58,16 @@ def predict(
     batch_size: int | None = None,
     threads: int | None = None,
     precision: str = "auto",
+    members: bool = False,
 ) -> np.ndarray:
     """Predicted accuracy (fraction, float64) per cell; batched, eval mode, features on any device.
+    With `members`, each ensemble member's: [cells, members] (model.member_scores).
 
     batch_size, threads and precision as inference_plan resolves them; an exception in any batch is
     raised here, whichever thread scored it."""
     n = len(features["mask"])
-    return _predict_batches(
-        model, n, lambda lo, hi: {k: v[lo:hi] for k, v in features.items()}, batch_size, threads, precision
-    )
+    batch = lambda lo, hi: {k: v[lo:hi] for k, v in features.items()}  # noqa: E731
+    return _predict_batches(model, n, batch, batch_size, threads, precision, members)
 
 
 def predict_cells(
@@ -86,7 +87,9 @@ def predict_cells(
     return _predict_batches(model, n, batch, batch_size, threads, precision)
 
 
-def _predict_batches(model: torch.nn.Module, n: int, batch, batch_size, threads, precision) -> np.ndarray:
+def _predict_batches(
+    model: torch.nn.Module, n: int, batch, batch_size, threads, precision, members=False
+) -> np.ndarray:
     """Score cells [lo, hi) given by batch(lo, hi) -> features, as inference_plan says; denormalised."""
     plan = inference_plan(model, batch_size, threads, precision)
     device, step = torch.device(plan["device"]), plan["batch_size"]
@@ -96,14 +99,15 @@ def _predict_batches(model: torch.nn.Module, n: int, batch, batch_size, threads,
     net, dtype = (
         (copy.deepcopy(model).to(torch.bfloat16), torch.bfloat16) if plan["precision"] == "bf16" else (model, None)
     )
-    out = np.empty(n, np.float64)
+    forward = net.member_scores if members else net
+    out = {}
 
     def score(lo: int) -> None:
         if device.type == "cpu":
             torch.set_flush_denormal(True)  # per thread (the CPU's MXCSR register), see lib.devices.cpu_math
         x = {k: v.to(device, dtype if v.is_floating_point() else None) for k, v in batch(lo, lo + step).items()}
         with torch.inference_mode():
-            out[lo : lo + step] = net(x).double().cpu().numpy()
+            out[lo] = forward(x).double().cpu().numpy()
 
     starts = range(0, n, step)
     try:
@@ -116,7 +120,8 @@ def _predict_batches(model: torch.nn.Module, n: int, batch, batch_size, threads,
                     score(lo)
     finally:
         model.train(was_training)
-    return model.to_accuracy(out)
+    scores = np.concatenate([out[lo] for lo in starts]) if n else np.empty((0, 1) if members else 0)
+    return model.to_accuracy(scores)
 
 
 # ----------------------------------------------------------------------------- stored predictions

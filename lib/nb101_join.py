@@ -55,6 +55,13 @@ def space_rows(space: dict[str, np.ndarray], adjacency, operations, num_vertices
 
     Exact codes first (NB101's files hold representatives); the cells left over are brought to their
     representative (isomorphism) and looked up again."""
+    return row_finder(space)(adjacency, operations, num_vertices)
+
+
+def row_finder(space: dict[str, np.ndarray]):
+    """space_rows for many calls against one space: its codes are sorted once.
+
+    find = row_finder(space); find(adjacency, operations, num_vertices) -> rows, -1 where absent"""
     space_code = cell_codes(space["adjacency"], space["operations"], space["num_vertices"])
     order = np.argsort(space_code)
 
@@ -62,13 +69,16 @@ def space_rows(space: dict[str, np.ndarray], adjacency, operations, num_vertices
         at = order[np.searchsorted(space_code, code, sorter=order).clip(0, len(order) - 1)]
         return np.where((space_code[at] == code) & (code >= 0), at, -1)
 
-    num_vertices = np.asarray(num_vertices)
-    rows = lookup(cell_codes(adjacency, operations, num_vertices))
-    todo = np.flatnonzero(rows < 0)
-    if len(todo):
-        adj, ops = canonical_cells(np.asarray(adjacency)[todo], np.asarray(operations)[todo], num_vertices[todo])
-        rows[todo] = lookup(cell_codes(adj, ops, num_vertices[todo]))
-    return rows
+    def find(adjacency, operations, num_vertices) -> np.ndarray:
+        num_vertices = np.asarray(num_vertices)
+        rows = lookup(cell_codes(adjacency, operations, num_vertices))
+        todo = np.flatnonzero(rows < 0)
+        if len(todo):
+            adj, ops = canonical_cells(np.asarray(adjacency)[todo], np.asarray(operations)[todo], num_vertices[todo])
+            rows[todo] = lookup(cell_codes(adj, ops, num_vertices[todo]))
+        return rows
+
+    return find
 
 
 def canonical_cells(adjacency: np.ndarray, operations: np.ndarray, num_vertices: np.ndarray):

@@ -1,75 +1,135 @@
-"""lib/budget.py: the guided and random searches (through the train(x, y, seed) callable they are
-given), the per-method summary, the table."""
+"""lib/budget.py: a table's answers and costs, the incumbent after each query, the per-strategy summary
+against queries and simulated seconds, the printed table; dataset.NB101.search_table on files."""
 
 import numpy as np
 import pytest
-import torch
 
 from lib import budget as B
 from lib.errors import UserError
-from lib.features import cell_features
-from lib.nb101_space import NUM_CELLS
-from model import search_trainer
 
 
-def test_budgeted_search_queries_distinct_cells_within_budget(space):
-    rows = np.random.default_rng(2).choice(NUM_CELLS, 80, replace=False)
-    x = cell_features(space["adjacency"][rows], space["operations"][rows], space["num_vertices"][rows])
-    y = np.linspace(0.85, 0.95, 80)
-    hp = {"epochs": 2, "batch_size": 5, "lr": 1e-3, "wd": 0.0, "loss": "mse"}
-    train = search_trainer("mlp", hp)
-    for budget, n0, per_round in ((27, 10, 4), (10, 10, 3), (80, 5, 50)):
-        q = B.budgeted_search(x, y, train=train, budget=budget, n0=n0, per_round=per_round, seed=1)
-        assert len(q) == budget == len(set(q.tolist())) and q.min() >= 0 and q.max() < 80
-        assert np.array_equal(q[:n0], np.random.default_rng(1).choice(80, n0, replace=False))
-    again = B.budgeted_search(x, y, train=train, budget=27, n0=10, per_round=4, seed=1)
-    first = B.budgeted_search(x, y, train=train, budget=27, n0=10, per_round=4, seed=1)
-    assert np.array_equal(first, again)  # seeded: the same queries
-    with pytest.raises(UserError, match="budget"):
-        B.budgeted_search(x, y, train=train, budget=81, n0=10, per_round=4)
-    r = B.random_search(80, 30, seed=3)
-    assert len(set(r.tolist())) == 30
-    best = B.best_so_far(q, y)
-    assert np.array_equal(y[best], np.maximum.accumulate(y[q]))
+def table_of(val: np.ndarray, seconds: np.ndarray | None = None, repeats: int = 1, test=None) -> B.Table:
+    """A pool whose label at every budget is val (or val per repeat), costing `seconds` per budget."""
+    n = len(val)
+    cells = {"adjacency": np.zeros((n, 7, 7), np.int8), "operations": np.zeros((n, 7), np.int8)}
+    cells["num_vertices"] = np.full(n, 2)
+    labels = np.repeat(np.asarray(val, float)[:, None, None], 4, 1)
+    labels = np.repeat(labels, repeats, 2) if labels.shape[2] == 1 else labels
+    seconds = np.ones((n, 4, repeats)) if seconds is None else seconds
+    truth = labels[:, -1].mean(1)
+    test = truth - 0.01 if test is None else test
+    return B.Table(cells, labels, seconds, truth, test, np.array([f"h{i}" for i in range(n)]))
+
+
+def test_a_query_reads_its_budget_and_repeat_and_costs_its_time():
+    t = table_of(np.array([0.9, 0.8]), seconds=np.arange(2 * 4 * 3, dtype=float).reshape(2, 4, 3), repeats=3)
+    t.labels[0, 3] = (0.91, 0.92, 0.93)
+    rng = np.random.default_rng(0)
+    assert t.query(0, 108, rng) == (0.91, 9.0)  # the first repeat unless asked otherwise
+    assert t.query(1, 12, rng) == (0.8, 15.0)
+    t.random_repeat = True
+    got = {t.query(0, 108, rng) for _ in range(60)}
+    assert got == {(0.91, 9.0), (0.92, 10.0), (0.93, 11.0)}  # each repeat with its own time
+    t.labels[0, 3, 1] = np.nan  # a repeat the file lacks is never read
+    assert {t.query(0, 108, rng)[0] for _ in range(30)} == {0.91, 0.93}
+
+
+def test_multi_fidelity_needs_every_budget_and_names_are_checked():
+    t = table_of(np.array([0.9, 0.8]))
+    t.check(["re", "sh"])
+    t.labels[1, 0] = np.nan
+    with pytest.raises(UserError, match="sh queries every budget, but the file has no label at 4 epochs"):
+        t.check(["re", "sh"])
+    with pytest.raises(UserError, match="--strategy bogus: choose from random re ls"):
+        t.check(["bogus"])
+
+
+def test_the_incumbent_is_the_best_label_at_the_highest_budget_so_far():
+    trace = B.Trace(
+        rows=np.array([0, 1, 2, 1, 3]),
+        epochs=np.array([4, 4, 12, 108, 108]),
+        labels=np.array([0.5, 0.7, 0.6, 0.8, 0.75]),
+        seconds=np.ones(5),
+    )
+    assert trace.incumbents().tolist() == [0, 1, 2, 1, 1]
 
 
 def test_summary_curves_and_table_on_known_runs():
     val = np.array([0.90, 0.94, 0.92, 0.95, 0.91])
-    test = np.array([0.89, 0.93, np.nan, 0.94, 0.90])
-    hashes = np.array(["a", "b", "c", "d", "e"])
-    runs = {"guided": [np.array([0, 2, 3]), np.array([4, 1, 0])], "random": [np.array([2, 0, 4])] * 2}
-    r = B.summarize_runs(runs, val, test, hashes)
-    assert r["best_in_pool"] == {"hash": "d", "val": 0.95, "test": 0.94}
-    g = r["guided"]
-    assert g["final_val_mean"] == pytest.approx(0.945) and g["final_val_std"] == pytest.approx(0.005)
-    assert g["final_test_mean"] == pytest.approx(0.935) and g["found_best_in_pool"] == 1
-    assert g["curve_val_mean"] == pytest.approx([0.905, 0.93, 0.945])
-    assert [(x["seed"], x["best_hash"], x["queried"]) for x in g["runs"]] == [
-        (0, "d", ["a", "c", "d"]),
-        (1, "b", ["e", "b", "a"]),
+    t = table_of(val, test=np.array([0.89, 0.93, np.nan, 0.94, 0.90]))
+    runs = [
+        B.Trace(np.array([0, 2, 3]), np.full(3, 108), val[[0, 2, 3]], np.array([10.0, 20.0, 30.0])),
+        B.Trace(np.array([4, 1, 0]), np.full(3, 108), val[[4, 1, 0]], np.array([5.0, 5.0, 5.0])),
     ]
-    assert r["random"]["final_test_mean"] is None and r["random"]["runs"][0]["best_test"] is None  # NaN -> null
-    curves = B.val_curves(runs, val)
-    assert curves["guided"].tolist() == [[0.90, 0.92, 0.95], [0.91, 0.94, 0.94]]
-    config = {"budget": 3, "seeds": 2, "pool": 5, "n0": 1, "per_round": 1, "model": "mlp", "hp": {"epochs": 2}}
-    table = B.budget_table({"config": config, **r}).splitlines()
-    assert table[2].split() == ["guided", "94.50", "+-", "0.50", "93.50", "1/2"]
-    assert table[3].split() == ["random", "92.00", "+-", "0.00", "-", "0/2"]
-    assert table[4].split()[:3] == ["pool", "95.00", "94.00"]
+    s, curves = B.summarize(runs, t, horizon=60.0)
+    assert s["final_val_mean"] == pytest.approx(0.945) and s["final_val_std"] == pytest.approx(0.005)
+    assert s["final_test_mean"] == pytest.approx(0.935) and s["found_best_in_pool"] == 1
+    assert s["regret_mean"] == pytest.approx(0.005) and s["queries_to_best_median"] == 3
+    assert s["curve_val_mean"] == pytest.approx([0.905, 0.93, 0.945])
+    assert [(r["best_hash"], r["queries_to_best"], r["seconds"]) for r in s["runs"]] == [
+        ("h3", 3, 60.0),
+        ("h1", None, 15.0),
+    ]
+    grid, by_time = curves["time"]
+    at = {float(g): list(v) for g, v in zip(grid, by_time.T)}
+    assert np.isnan(at[0.0][0]) and np.isnan(at[0.0][1])  # nothing finished at time 0
+    assert at[60.0] == pytest.approx([0.95, 0.94])
+    i = int(np.searchsorted(grid, 10.0))  # at 10 s: run 0 finished its first query, run 1 its second
+    assert by_time[:, i].tolist() == pytest.approx([0.90, 0.94])
+    config = {"queries": 3, "seeds": 2}
+    result = {"config": config, "pool": B.pool_summary(t, None), "strategies": {"re": s}}
+    lines = B.budget_table(result).splitlines()
+    assert lines[2].split() == ["re", "94.50", "+-", "0.50", "93.50", "0.50", "1/2", "3", "0.0"]
+    assert lines[3].split()[:3] == ["pool", "95.00", "94.00"]
 
 
-def test_guided_search_queries_what_the_trained_predictor_ranks_best():
-    """An oracle predictor (the true labels, whatever it was trained on): after n0 random cells, each
-    round queries the best unqueried cells, so the pool's top cells come next, in order."""
-    y = np.random.default_rng(0).permutation(np.linspace(0.80, 0.95, 40))
-    seeds = []
+def test_compare_runs_every_strategy_and_seed_within_the_budget():
+    t = table_of(np.linspace(0.80, 0.95, 40))
+    result, curves = B.compare(t, ["random", "re"], seeds=3, queries=12, quiet=True)
+    assert list(result["strategies"]) == ["random", "re"] and result["pool"]["cells"] == 40
+    for name, s in result["strategies"].items():
+        assert len(s["runs"]) == 3 and all(len(r["queried"]) == 12 for r in s["runs"])
+        assert curves[name]["queries"].shape == (3, 12) and np.all(np.diff(s["curve_val_mean"]) >= 0)
+    assert result["pool"]["neighbourhood"] == "10 nearest by path encoding"
+    timed, _ = B.compare(t, ["random"], seeds=2, queries=None, seconds=5.0, quiet=True)
+    assert [r["seconds"] for r in timed["strategies"]["random"]["runs"]] == [5.0, 5.0]  # 1 s per query
+    with pytest.raises(UserError, match="give a budget"):
+        B.compare(t, ["random"], seeds=1, queries=None, quiet=True)
 
-    def train(x_sub, y_sub, seed):
-        assert np.array_equal(y[x_sub["row"]], y_sub)  # trained on the queried cells and their labels
-        seeds.append(seed)
-        return lambda features: y[features["row"]]
 
-    x = {"row": torch.arange(40)}
-    q = B.budgeted_search(x, y, train=train, budget=16, n0=6, per_round=4, seed=2)
-    rest = [i for i in np.argsort(-y) if i not in q[:6]]
-    assert q[6:].tolist() == rest[:10] and seeds == [2000, 2001, 2002]  # 3 rounds: 4 + 4 + 2 cells
+def test_search_table_of_a_file(demo_h5):
+    from dataset import load_nb101
+
+    data = load_nb101(demo_h5)
+    t = data.search_table("val")
+    assert t.n == len(data) and t.labels.shape == (len(data), 4, 1)
+    np.testing.assert_array_equal(t.labels[:, -1, 0], data.labels("val", 108, 0))
+    np.testing.assert_array_equal(t.true_val, data.labels("val", 108, "mean"))
+    assert t.estimated_seconds is False  # the demo file has only 108 epochs, so nothing at lower budgets is asked
+    np.testing.assert_allclose(t.seconds[:, 0, 0], t.seconds[:, -1, 0] * 4 / 108)  # what sh would be charged
+    r = data.search_table("val", random_repeat=True)
+    assert r.labels.shape == (len(data), 4, 3) and r.random_repeat
+
+
+@pytest.mark.slow
+def test_a_pool_of_every_cell_searches_the_space_neighbourhood(space):
+    """The full-size path: 423,624 cells, NB101's edit-distance neighbourhood and mutation, 3 repeats read
+    at random; the labels are synthetic (a function of the cell), the truth their mean."""
+    n = len(space["num_vertices"])
+    rng = np.random.default_rng(0)
+    base = 0.80 + 0.02 * (space["operations"] == 0).sum(1) + 0.005 * space["adjacency"].sum((1, 2))
+    labels = np.repeat((base[:, None] + rng.normal(0, 0.002, (n, 3)))[:, None], 4, 1)
+    table = B.Table(
+        {k: space[k] for k in ("adjacency", "operations", "num_vertices")},
+        labels,
+        np.full((n, 4, 3), 100.0),
+        labels[:, -1].mean(1),
+        labels[:, -1].mean(1) - 0.01,
+        space["hash"],
+        random_repeat=True,
+    )
+    result, _ = B.compare(table, ["re", "ls"], seeds=2, queries=60, quiet=True)
+    assert result["pool"]["neighbourhood"] == "edit distance 1" and result["pool"]["cells"] == n
+    for s in result["strategies"].values():
+        assert all(len(set(r["queried"])) == 60 for r in s["runs"])
+        assert s["final_val_mean"] > np.quantile(table.true_val, 0.95)  # climbs well above a random cell

@@ -61,6 +61,37 @@ def test_folders_decode_split_and_cache(tmp_path: Path):
     assert len(cifar10.load_cifar10(tmp_path)["test_x"]) == 31
 
 
+def test_classes_come_from_the_data(tmp_path: Path):
+    write_batches(tmp_path / "b")
+    assert list(cifar10.load_cifar10(tmp_path / "b")["classes"]) == CLASSES  # batches.meta's names
+    for split in ("train", "test"):
+        for c in ("ant", "bee", "cow"):
+            (tmp_path / "f" / split / c).mkdir(parents=True)
+            for i in range(5):
+                Image.fromarray(np.full((32, 32, 3), i, np.uint8)).save(tmp_path / "f" / split / c / f"{i}.png")
+    d = cifar10.load_cifar10(tmp_path / "f")
+    assert list(d["classes"]) == ["ant", "bee", "cow"] and set(d["train_y"]) == set(d["test_y"]) == {0, 1, 2}
+    assert len(d["valid_x"]) == 3  # a fifth of each class
+
+
+def test_a_damaged_cache_is_decoded_again_with_a_warning(tmp_path: Path, capsys):
+    write_folders(tmp_path)
+    first = cifar10.load_cifar10(tmp_path)
+    cache = tmp_path / cifar10.CACHE_NAME
+    good = cache.read_bytes()
+    for damage in (good[: len(good) // 2], b"", b"PK\x03\x04junk"):  # cut short, emptied, garbage
+        cache.write_bytes(damage)
+        again = cifar10.load_cifar10(tmp_path)
+        err = capsys.readouterr().err
+        assert err.startswith(f"warning: {cache}: damaged cache (") and err.count("\n") == 1, err
+        assert err.rstrip().endswith("decoding the images again")
+        for k in first:
+            np.testing.assert_array_equal(first[k], again[k])
+        assert cache.read_bytes() != damage and not list(tmp_path.glob("*.tmp"))  # rebuilt, whole
+        cifar10.load_cifar10(tmp_path)  # and read from it next time, silently
+        assert capsys.readouterr().err == ""
+
+
 def test_no_data_is_a_user_error_naming_both_ways(tmp_path: Path):
     with pytest.raises(UserError, match="cifar-10-batches-py.*--download.*train/<class>") as e:
         cifar10.load_cifar10(tmp_path)

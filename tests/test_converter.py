@@ -330,7 +330,9 @@ def test_an_output_that_cannot_be_written_is_one_line(tmp_path, cells, capsys):
     capsys.readouterr()
     assert run_cli("--input", src, "--output", out) == USAGE_ERROR
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith(f"nasbench_tfrecord_converter.py: error: {tmp_path / 'file'}"), err
+    want = f"nasbench_tfrecord_converter.py: error: --output {out}: {tmp_path / 'file'} is a file, not a folder"
+    assert err.count("\n") == 1 and err.startswith(want), err
+    assert sorted(tmp_path.iterdir()) == [src, tmp_path / "file"]  # refused before anything was read
 
 
 def test_cli_help_and_exit_status(tmp_path):

@@ -47,6 +47,17 @@ def test_available_device_rejects_unknown_and_absent_devices(machine):
         available_device("mps")
     machine(cuda=True, mps=False)
     assert available_device("cuda") == torch.device("cuda")
+    with pytest.raises(UserError, match="^--device meta: not a device; use auto, cpu, cuda, cuda:N or mps$"):
+        available_device("meta")  # a torch device, but not one to train or score on
+
+
+def test_available_device_rejects_a_gpu_index_beyond_the_machines(machine, monkeypatch):
+    machine(cuda=True, mps=False)
+    for count, have in ((1, "one cuda device, cuda:0"), (2, "2 cuda devices, cuda:0 to cuda:1")):
+        monkeypatch.setattr(torch.cuda, "device_count", lambda count=count: count)
+        assert available_device(f"cuda:{count - 1}") == torch.device("cuda", count - 1)
+        with pytest.raises(UserError, match=f"^--device cuda:{count}: this machine has {have}$"):
+            available_device(f"cuda:{count}")
 
 
 def test_cpu_math_sets_threads_and_flushes_denormals_inside_only():

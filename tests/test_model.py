@@ -321,3 +321,18 @@ def test_gin_seed_gives_the_ensemble_of_separate_modules_and_trains_the_same(cel
     for key, value in gin.state_dict().items():
         torch.testing.assert_close(stacked.state_dict()[key], value, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(predict(gin, x, precision="fp32"), predict(loop, x, precision="fp32"), atol=1e-6)
+
+
+def test_pathmlp_reads_the_path_encoding_and_scores_each_member(cells):
+    from lib.path_encoding import path_encoding
+
+    model = fresh("pathmlp", members=3)
+    x = features(cells)
+    want = path_encoding(cells["adjacency"], cells["operations"], cells["num_vertices"])
+    np.testing.assert_array_equal(model.paths(x).numpy(), want)
+    with torch.no_grad():
+        members = model.member_scores(x)
+        assert members.shape == (len(want), 3) and members.std(1).min() > 0  # members differ
+        torch.testing.assert_close(model(x), members.mean(1))
+        same = {**x, "paths": torch.from_numpy(want).float()}  # what training precomputes once
+        torch.testing.assert_close(model(same), model(x))

@@ -146,7 +146,8 @@ def test_space_all_scores_every_unique_cell_and_joins_truth(tmp_path, small, stu
 def test_space_all_needs_no_data_file(tmp_path, small, stub, monkeypatch):
     data_path, _ = small
     ckpt = stub_checkpoint(tmp_path / "stub.pt", data_path)
-    monkeypatch.chdir(tmp_path)  # no data/nasbench.hdf5 here
+    data_path.unlink()  # the file it was trained on is gone
+    monkeypatch.chdir(tmp_path)  # and there is no data/nasbench.hdf5 here
     res = search.main(["--checkpoint", str(ckpt), "--space", "all", "--top-k", "3", "--out", "o"])
     assert res["data"] is None and res["summary"]["labelled"] is False
     assert res["ranked"][0]["true_val"] is None and (tmp_path / "o" / "top1.json").exists()
@@ -173,15 +174,30 @@ def test_budget_mode_end_to_end(tmp_path, space):
     val = np.random.default_rng(4).uniform(0.85, 0.95, 60)
     path = write_h5(tmp_path / "d.hdf5", space, rows, val)
     flags = "--budget 20 --n0 10 --per-round 5 --seeds 2 --model mlp --epochs 2 --batch-size-train 5".split()
-    res = search.main([*flags, "--data", str(path), "--out", str(tmp_path / "b")])
-    for name in ("guided", "random"):
-        m = res[name]
+    res = search.main([*flags, "--strategy", "guided,re,random", "--data", str(path), "--out", str(tmp_path / "b")])
+    assert list(res["strategies"]) == ["guided", "re", "random"]
+    for m in res["strategies"].values():
         assert len(m["curve_val_mean"]) == 20 and np.all(np.diff(m["curve_val_mean"]) >= 0)
         assert m["final_val_mean"] <= val.max() + 1e-6 and len(m["runs"]) == 2
         assert all(len(set(r["queried"])) == 20 for r in m["runs"])
-    assert res["best_in_pool"]["val"] == pytest.approx(val.max())
-    assert (tmp_path / "b" / "search_curve.png").stat().st_size > 0
-    assert json.loads((tmp_path / "b" / "budget.json").read_text())["config"]["budget"] == 20
+    assert res["pool"]["best"]["val"] == pytest.approx(val.max()) and res["pool"]["cells"] == 60
+    assert res["pool"]["neighbourhood"] == "10 nearest by path encoding"
+    for name in ("curves_queries.png", "curves_time.png"):
+        assert (tmp_path / "b" / name).stat().st_size > 0
+    assert json.loads((tmp_path / "b" / "budget.json").read_text())["config"]["queries"] == 20
+
+
+def test_budget_mode_bad_strategy_or_budget_is_one_line(tmp_path, space):
+    path = write_h5(tmp_path / "d.hdf5", space, np.arange(30), np.linspace(0.85, 0.95, 30))
+    for flags, message in (
+        (["--budget", "10", "--strategy", "re,bogus"], "--strategy bogus: choose from"),
+        (["--budget", "0"], "--budget and --budget-time must be positive"),
+        (["--budget", "31"], "--budget 31: more queries than the 30 labelled cells"),
+        (["--budget", "10", "--strategy", "sh"], "sh queries every budget, but the file has no label at 4/12/36"),
+    ):
+        with pytest.raises(UserError, match=message):
+            search.main([*flags, "--data", str(path), "--out", str(tmp_path / "b")])
+    assert not (tmp_path / "b").exists()
 
 
 def test_budget_mode_prepares_the_model_aloud_before_the_rounds(tmp_path, space, monkeypatch):
@@ -198,8 +214,8 @@ def test_budget_mode_prepares_the_model_aloud_before_the_rounds(tmp_path, space,
     rows = np.random.default_rng(3).choice(NUM_CELLS, 30, replace=False)
     path = write_h5(tmp_path / "d.hdf5", space, rows, np.linspace(0.85, 0.95, 30))
     flags = "--budget 12 --n0 10 --per-round 2 --seeds 1 --model mlp --epochs 1 --batch-size-train 5".split()
-    res = search.main([*flags, "--data", str(path), "--out", str(tmp_path / "b")])
-    assert calls == [False] and res["config"]["model"] == "mlp" and res["config"]["pool"] == 30
+    res = search.main([*flags, "--strategy", "guided", "--data", str(path), "--out", str(tmp_path / "b")])
+    assert calls == [False] and res["config"]["model"] == "mlp" and res["pool"]["cells"] == 30
 
 
 def run_cli(*args, cwd=ROOT):
@@ -219,6 +235,17 @@ def test_missing_data_file_names_it(tmp_path):
     save_checkpoint(tmp_path / "mlp.pt", build_model("mlp"), data={"path": "x", "fingerprint": "y"})
     with pytest.raises(DataFileError, match="absent.hdf5: no such file"):
         search.main(["--checkpoint", str(tmp_path / "mlp.pt"), "--data", str(tmp_path / "absent.hdf5")])
+
+
+def test_without_data_it_reads_the_checkpoints_and_names_the_label_of_best(tmp_path, small, stub, monkeypatch, capsys):
+    """A bare search after `train.py --data X` ranks X, not data/nasbench.hdf5; "best" says which label it is."""
+    data_path, _ = small
+    ckpt = stub_checkpoint(tmp_path / "stub.pt", data_path)
+    monkeypatch.chdir(tmp_path)  # no data/nasbench.hdf5 here
+    res = search.main(["--checkpoint", str(ckpt), "--out", "o"])
+    assert res["data"] == str(data_path) and res["fingerprint_match"] is True
+    assert res["summary"]["true_label"] == "val:mean at 108 epochs"
+    assert "best true val:mean at 108 epochs in the file:" in capsys.readouterr().out
 
 
 def test_fingerprint_mismatch_warns_and_still_runs(tmp_path, small, capsys):

@@ -114,6 +114,25 @@ def test_empty_split_and_absent_labels_are_one_line(demo_h5, tmp_path, monkeypat
     assert not (tmp_path / "runs").exists()
 
 
+def test_training_cells_that_cover_the_eval_cells_are_said(demo_h5, tmp_path, monkeypatch, capsys):
+    """Over half: a warning; the count in metrics.json and the summary; all: refused (tests/test_cli_sweep.py)."""
+    monkeypatch.chdir(tmp_path)
+    m = T.main(["--data", str(demo_h5), *QUICK, "--split", "334"])  # 334 of the 400 cells
+    assert capsys.readouterr().err == (
+        "train.py: warning: 334 of the 400 evaluation cells are training cells (--split 334): the metrics measure "
+        "the fit more than the prediction\n"
+    )
+    assert m["n_eval_trained_on"] == 334 and m["true_label"] == "val:0 at 108 epochs"
+    m = T.main(["--data", str(demo_h5), "--model", "mlp", "--epochs", "2", "--target", "val:mean"])
+    out, err = capsys.readouterr()
+    assert "warning" not in err and m["n_eval_trained_on"] == 172 and m["true_label"] == "val:mean at 108 epochs"
+    assert "400 cells (172 of them training cells)" in out
+    assert (
+        f"best of the eval cells {100 * m['best_true']:.2f}%" in out
+        and "true val:mean at 108 epochs (the target)" in out
+    )
+
+
 def test_help_shows_the_usage_examples():
     r = subprocess.run([sys.executable, str(REPO / "train.py"), "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "python train.py --split 172" in r.stdout and "--target" in r.stdout

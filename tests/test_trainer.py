@@ -26,6 +26,7 @@ import pytest
 import torch
 from cifar10_files import write_batches
 from conftest import CIFAR_JPEG, REPO, require
+from PIL import Image
 
 import trainer
 from lib.errors import UserError
@@ -105,14 +106,14 @@ def test_missing_data_is_a_trainer_error(tmp_path: Path):
 
 
 METRICS_KEYS = (
-    "status cell hash params network config levers checkpoint_epoch device world_size device_name torch nb101 "
+    "status cell hash params network data config levers checkpoint_epoch device world_size device_name torch nb101 "
     "nb101_labels epochs final summary"
 ).split()
 EPOCH_KEYS = (
     "epoch step lr train_loss train_acc valid_loss test_loss valid_acc test_acc epoch_time_s train_time_s "
     "wall_time_s images_per_s"
 ).split()
-CKPT_KEYS = "model optimizer epoch config cell history train_time wall_time rng".split()
+CKPT_KEYS = "model optimizer epoch config cell data history train_time wall_time rng".split()
 
 
 def test_run_writes_metrics_and_checkpoint(batches: Path, tmp_path: Path):
@@ -130,6 +131,23 @@ def test_run_writes_metrics_and_checkpoint(batches: Path, tmp_path: Path):
     ckpt = torch.load(out / "ckpt.pt", weights_only=False)
     assert list(ckpt) == CKPT_KEYS and ckpt["epoch"] == 2 and ckpt["history"] == saved["epochs"]
     assert not list(out.glob("*.tmp"))
+
+
+def test_the_classes_come_from_the_data(tmp_path: Path):
+    """An image-folder tree of 11 classes: a network with 11 outputs, recorded with their names."""
+    names, rng = [f"c{i:02d}" for i in range(11)], np.random.default_rng(0)
+    for split, per_class in (("train", 10), ("test", 2)):
+        for c in names:
+            (tmp_path / "d" / split / c).mkdir(parents=True)
+            for i in range(per_class):
+                img = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+                Image.fromarray(img).save(tmp_path / "d" / split / c / f"{i}.png")
+    out = tmp_path / "run"
+    m = run(*CELL, *TINY, "--batch-size", "16", "--epochs", "1", "--data-root", str(tmp_path / "d"), "--out", str(out))
+    assert m["status"] == "done" and m["network"]["num_classes"] == 11
+    assert m["data"] == {"classes": names, "images": {"train": 88, "valid": 22, "test": 22}}
+    ckpt = torch.load(out / "ckpt.pt", weights_only=False)
+    assert ckpt["model"]["classifier.weight"].shape[0] == 11 and ckpt["data"] == m["data"]
 
 
 def test_a_new_run_never_overwrites_another(tmp_path: Path):
@@ -416,7 +434,7 @@ def test_learns_real_cifar10_jpegs(tmp_path: Path):
     net = "--stem-channels 16 --num-stacks 2 --cells-per-stack 1 --bn-momentum 0.01".split()
     budget = "--epochs 5 --batch-size 32 --train-images 5000 --eval-images 1000 --device cpu".split()
     cell = ["--adjacency", adjacency, "--ops", ops]
-    m = run(*cell, *net, *budget, "--data-root", str(tmp_path / "cifar10-jpeg"), "--out", str(tmp_path))
+    m = run(*cell, *net, *budget, "--data-root", str(tmp_path / "cifar10-jpeg"), "--out", str(tmp_path / "run"))
     final = m["final"]
     print(
         f"real JPEG CIFAR-10, 5k train images, 5 epochs: valid {final['valid_acc']:.3f} test {final['test_acc']:.3f}"

@@ -29,6 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lib import nb101_cell, nb101_network, nb101_space
+from lib.checks import SEED, output_file
 from lib.errors import ArgumentParser, UserError, exit_on_user_error
 from lib.nb101_records import SYNTHETIC_MARK, encode_metrics_batch, frame
 from lib.nb101_schema import BUDGETS, REPEATS
@@ -176,16 +177,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budgets", default=all_budgets, help=f"comma-separated epoch budgets, from {all_budgets}")
     ap.add_argument("--repeats", type=int, default=REPEATS, choices=range(1, REPEATS + 1), help="runs per budget")
     ap.add_argument("--absent-prob", type=float, default=0.0, help="probability that each value is left unset")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=SEED, default=0, help="0 to 2**32-1")
     ap.add_argument("--output", default="data/demo.tfrecord")
     args = ap.parse_args(argv)
-    budgets = tuple(int(b) if b.strip().isdigit() else -1 for b in args.budgets.split(","))
+    budgets = tuple(int(b) if b.strip().isdecimal() else -1 for b in args.budgets.split(","))
     if not set(budgets) <= set(BUDGETS) or len(set(budgets)) != len(budgets):
         raise UserError(f"--budgets {args.budgets}: must be distinct values from {BUDGETS}")
-    if args.cells != "all" and not (args.cells.isdigit() and 0 < int(args.cells) <= nb101_space.NUM_CELLS):
+    if args.cells != "all" and not (args.cells.isdecimal() and 0 < int(args.cells) <= nb101_space.NUM_CELLS):
         raise UserError(f"--cells {args.cells}: must be 1..{nb101_space.NUM_CELLS} or 'all'")
     if not 0 <= args.absent_prob <= 1:
         raise UserError(f"--absent-prob {args.absent_prob}: must be a probability, 0 to 1")
+    output_file(args.output, "--output")  # before the cells are drawn and written
     space = nb101_space.enumerate_space()
     cells = choose_cells(space, None if args.cells == "all" else int(args.cells), args.seed)
     try:

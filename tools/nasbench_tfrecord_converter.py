@@ -28,16 +28,17 @@ Checks: framing and both CRCs, JSON, base64, protobuf, each cell (square 0/1 adj
 NB101 cell, known ops), one cell per hash, trainable_parameters the same in every record of a cell,
 budgets in 4/12/36/108, at most 3 repeats, and each hash equal to NB101's hash of its cell
 (hash_cells; for many cells, a lookup in the cached enumerated space first).
-Bad input (a damaged or foreign file, a missing input, an output that cannot be written) stops it
-with one line on stderr, `nasbench_tfrecord_converter.py: error: FILE: record R at byte OFFSET:
-what is wrong`, naming the first bad record, exit status 2, and no output written (an existing
-output stays as it was). Hash mismatches are found after the whole file is read and name the
-cell's first record. Every byte of the file is under a CRC, so any damage is caught. Files of
-16 MiB and more are decoded by a pool of worker processes, and their framing and CRCs are checked
-first, over the whole file in parallel, so damage anywhere (flipped, zeroed, cut or inserted bytes)
-fails within seconds, naming the first damaged record (bench/converter.py times it). Their errors
-read the same. A worker that dies or fails is no fault of the input: it ends the run at once with
-one line as well, exit status 1. Ctrl-C: exit status 130, nothing written.
+Bad input (a damaged or foreign file, a missing input; an output that cannot be written or that is
+the input itself, checked before anything is read) stops it with one line on stderr,
+`nasbench_tfrecord_converter.py: error: FILE: record R at byte OFFSET: what is wrong`, naming the
+first bad record, exit status 2, and no output written (an existing output stays as it was). Hash
+mismatches are found after the whole file is read and name the cell's first record. Every byte of
+the file is under a CRC, so any damage is caught. Files of 16 MiB and more are decoded by a pool of
+worker processes, and their framing and CRCs are checked first, over the whole file in parallel, so
+damage anywhere (flipped, zeroed, cut or inserted bytes) fails within seconds, naming the first
+damaged record (bench/converter.py times it). Their errors read the same. A worker that dies or
+fails is no fault of the input: it ends the run at once with one line as well, exit status 1.
+Ctrl-C: exit status 130, nothing written.
 A file that holds every cell keeps the hashes it verified in the enumeration cache
 (data/nb101_space.npz): without it, a conversion hashes all 423,624 cells (~45 s on 2 cores); the
 next conversion, and everything else that needs the space's hashes, looks them up.
@@ -46,9 +47,11 @@ next conversion, and everything else that needs the space's hashes, looks them u
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
+from lib.checks import at_least, output_file
 from lib.errors import ArgumentParser, UserError, exit_on_user_error, one_line
 from lib.nb101_chunks import WorkerError
 from lib.nb101_convert import convert
@@ -57,6 +60,8 @@ from lib.nb101_hash import HashWorkerError
 PROG = "nasbench_tfrecord_converter.py"
 DEFAULT_INPUTS = ("data/nasbench_full.tfrecord", "data/nasbench_only108.tfrecord")
 INTERRUPTED, WORKER_FAILED = 130, 1
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+MAX_WORKERS = max(4, 4 * CORES)  # a pool forks all its workers at once: thousands would stall the machine
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,13 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--input", help=f"NB101 TFRecord (default: the first of {', '.join(DEFAULT_INPUTS)} found)")
     ap.add_argument("--output", default="data/nasbench.hdf5")
-    ap.add_argument("--workers", type=int, default=None, help="decoding processes (default: all cores from 16 MiB)")
-    ap.add_argument("--chunk-bytes", type=int, default=None, help="bytes per decoding task (default: 1-32 MiB)")
+    workers = at_least(1, MAX_WORKERS)
+    ap.add_argument(
+        "--workers", type=workers, help=f"decoding processes, 1-{MAX_WORKERS} (default: all cores from 16 MiB)"
+    )
+    ap.add_argument("--chunk-bytes", type=at_least(1), help="bytes per decoding task (default: 1-32 MiB)")
     args = ap.parse_args(argv)
-    for flag in ("workers", "chunk_bytes"):
-        if getattr(args, flag) is not None and getattr(args, flag) < 1:
-            ap.error(f"--{flag.replace('_', '-')} must be at least 1")
     input = args.input or next((p for p in DEFAULT_INPUTS if Path(p).exists()), DEFAULT_INPUTS[0])
+    output_file(args.output, "--output", inputs=[input])  # never over the input, nor a folder
     try:
         t = convert(input, args.output, args.workers, args.chunk_bytes, progress=True)
     except (WorkerError, HashWorkerError) as e:  # the machine's doing (a killed worker, no memory), not the input's

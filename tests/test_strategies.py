@@ -1,0 +1,215 @@
+"""lib/strategies.py on small hand-worked pools (a neighbourhood given as a graph, labels known), and
+lib/neighbourhood.py and lib/path_encoding.py on real cells."""
+
+import numpy as np
+import pytest
+import torch
+
+from lib import strategies as S
+from lib.budget import Table, run_strategy
+from lib.nb101_cell import LABEL_TO_OP, make_cell
+from lib.nb101_space import NUM_CELLS
+from lib.neighbourhood import EditDistance, NearestByPaths, neighbourhood_of
+from lib.path_encoding import PATHS, path_encoding, path_index
+
+
+class Graph:
+    """A neighbourhood given by hand; mutate() takes the first neighbour and records the parent."""
+
+    kind = "a graph"
+
+    def __init__(self, edges: dict[int, list[int]]):
+        self.edges, self.parents = edges, []
+
+    def neighbours(self, row):
+        return np.array(self.edges[row])
+
+    def mutate(self, row, rng):
+        self.parents.append(row)
+        return self.edges[row][0]
+
+
+def pool_of(n: int, near=None) -> S.Pool:
+    cells = {"adjacency": np.zeros((n, 7, 7), np.int8), "operations": np.zeros((n, 7), np.int8)}
+    pool = S.Pool(cells | {"num_vertices": np.full(n, 2)})
+    if near is not None:
+        pool.__dict__["near"] = near  # the cached property, given
+    return pool
+
+
+def step(strategy, values) -> tuple[int, int]:
+    (row, epochs), *_ = strategy.ask()
+    strategy.tell(row, epochs, values[row])
+    return row, epochs
+
+
+def test_local_search_climbs_to_the_local_optimum_and_restarts():
+    """A line 0-1-2-3-4-5 with a local optimum at 1 and the global one at 4: from 0, LS queries 1 (better),
+    moves there, queries 2 (worse): 1 is a local optimum, so the next query is a random restart."""
+    values = np.array([0.1, 0.5, 0.3, 0.2, 0.9, 0.4])
+    line = Graph({i: [j for j in (i - 1, i + 1) if 0 <= j < 6] for i in range(6)})
+    ls = S.LocalSearch(pool_of(6, line), seed=0, n_init=1)
+    ls.tell(0, S.FULL, values[0])  # the start
+    assert [step(ls, values)[0] for _ in range(2)] == [1, 2]
+    assert ls.current == 1 and ls.best == (1, 0.5)
+    restart = step(ls, values)[0]
+    assert restart in (3, 4, 5) and ls.current is None  # not a neighbour: a fresh start
+    assert ls.best == (restart, values[restart])
+
+
+def test_regularized_evolution_tournament_and_aging():
+    """Population 3, tournaments of 3: the parent is the population's best; the oldest dies, not the worst."""
+    values = np.array([0.5, 0.9, 0.1, 0.7, 0.2, 0.3, 0.8])
+    ring = Graph({i: [(i + 3) % 7] for i in range(7)})
+    re = S.RegularizedEvolution(pool_of(7, ring), seed=1, population=3, sample=3)
+    for row in (0, 1, 2):  # the first population, told in this order
+        re.ask()
+        re.tell(row, S.FULL, values[row])
+    child = step(re, values)[0]
+    assert ring.parents == [1] and child == 4  # the best of {0, 1, 2} is 1; its mutation is 4
+    assert [m[0] for m in re.population] == [1, 2, 4]  # 0 (older) died, not 2 (worse)
+
+
+class Draws:
+    """A generator whose normal() returns fixed draws for the cells whose means it is given."""
+
+    def __init__(self, rng, means, draws):
+        self.rng, self.means, self.draws = rng, means, draws
+
+    def normal(self, mean, std):
+        assert np.allclose(std, 0)  # the members agree here
+        return self.draws[np.abs(self.means[None] - mean[:, None]).argmin(1)]
+
+    def __getattr__(self, name):
+        return getattr(self.rng, name)
+
+
+def test_bananas_queries_the_best_draws_and_npenas_the_best_means():
+    """After n0 cells, one fit; the candidates around the best are scored by the ensemble; BANANAS takes
+    the highest Thompson draws, NPENAS the highest means."""
+    n = 12
+    star = Graph({i: [j for j in range(n) if j != i] for i in range(n)})  # every cell next to every other
+    means = np.linspace(0.80, 0.91, n)
+    fits = []
+
+    def train(x, y, seed):
+        fits.append((len(y), seed))
+        return lambda feats: np.stack([means[feats["row"]]] * 3, 1)  # 3 members that agree
+
+    for cls in (S.Bananas, S.NPENAS):
+        pool = pool_of(n, star)
+        pool.features = lambda rows: {"row": torch.as_tensor(rows)}
+        s = cls(pool, seed=4, train=train, n0=2, per_round=3)
+        for row in (0, 1):
+            s.ask()
+            s.tell(row, S.FULL, means[row])
+        draws = np.full(n, -1.0)
+        draws[[3, 7, 5]] = (0.99, 0.98, 0.97)  # the draws BANANAS sees: not the order of the means
+        s.rng = Draws(s.rng, means, draws)
+        picked = [s.ask()[0][0] for _ in range(3)]
+        for row in picked:
+            s.tell(row, S.FULL, means[row])
+        assert picked == ([3, 7, 5] if cls is S.Bananas else [11, 10, 9])
+    assert fits == [(2, 4000), (2, 4000)]
+
+
+def table_of(labels: np.ndarray, seconds: np.ndarray) -> Table:
+    n = len(labels)
+    cells = {"adjacency": np.zeros((n, 7, 7), np.int8), "operations": np.zeros((n, 7), np.int8)}
+    cells["num_vertices"] = np.full(n, 2)
+    return Table(cells, labels[..., None], seconds[..., None], labels[:, -1], labels[:, -1], np.arange(n).astype(str))
+
+
+def test_successive_halving_promotes_the_best_third_and_charges_each_budget():
+    rng = np.random.default_rng(0)
+    n = 60
+    labels = np.sort(rng.uniform(0.5, 0.9, (n, 4)), axis=1)  # rising with the budget
+    seconds = np.outer(rng.uniform(100, 200, n), np.array([4, 12, 36, 108]) / 108)
+    table = table_of(labels, seconds)
+    sh = S.SuccessiveHalving(S.Pool(table.cells), seed=3)
+    trace = run_strategy(sh, table, queries=40, seconds=None, seed=0)
+    assert trace.epochs.tolist() == [4] * 27 + [12] * 9 + [36] * 3 + [108]
+    first = trace.rows[:27]
+    nine = first[np.argsort(-labels[first, 0], kind="stable")[:9]]
+    assert sorted(trace.rows[27:36]) == sorted(nine)
+    three = nine[np.argsort(-labels[nine, 1], kind="stable")[:3]]
+    assert sorted(trace.rows[36:39]) == sorted(three)
+    assert trace.rows[39] == three[np.argmax(labels[three, 2])]
+    np.testing.assert_allclose(trace.seconds, seconds[trace.rows, np.searchsorted([4, 12, 36, 108], trace.epochs)])
+    assert trace.incumbents()[-1] == trace.rows[39]  # the one cell at 108 epochs is the incumbent
+    assert trace.incumbents()[0] == first[0] and len(set(first)) == 27
+
+
+def test_hyperband_brackets_and_random_search_distinct():
+    n = 200
+    labels = np.tile(np.linspace(0.5, 0.9, n)[:, None], (1, 4))
+    table = table_of(labels, np.ones((n, 4)))
+    hb = run_strategy(S.Hyperband(S.Pool(table.cells), seed=0), table, queries=60, seconds=None, seed=0)
+    counts = [int((hb.epochs[:40] == b).sum()) for b in (4, 12, 36, 108)]
+    assert counts == [27, 9, 3, 1] and hb.epochs[40:52].tolist() == [12] * 12  # then the second bracket
+    rnd = run_strategy(S.RandomSearch(S.Pool(table.cells), seed=0), table, queries=None, seconds=50.5, seed=0)
+    assert len(rnd.rows) == 51 and len(set(rnd.rows.tolist())) == 51  # a time budget: queries until it is spent
+
+
+# ----------------------------------------------------------------------------- neighbourhoods, path encoding
+
+
+def test_path_encoding_equals_a_path_walk(space):
+    rows = np.random.default_rng(0).choice(NUM_CELLS, 300, replace=False)
+    codes = path_encoding(space["adjacency"][rows], space["operations"][rows], space["num_vertices"][rows])
+    for r, code in zip(rows, codes):
+        n, adj, ops = space["num_vertices"][r], space["adjacency"][r], space["operations"][r]
+        want = np.zeros(PATHS, np.uint8)
+
+        def walk(v, seq, n=n, adj=adj, ops=ops, want=want):
+            if v == n - 1:
+                want[path_index(seq)] = 1
+            for w in range(v + 1, n):
+                if adj[v, w]:
+                    walk(w, seq + ([int(ops[w])] if w < n - 1 else []))
+
+        walk(0, [])
+        assert (code == want).all()
+    assert path_index([]) == 0 and path_index([2, 2, 2, 2, 2]) == PATHS - 1
+
+
+def edits(a: dict, b: dict) -> int:
+    """Edge flips plus op changes between two cells of equal size."""
+    return int((a["adjacency"] != b["adjacency"]).sum() + (a["operations"] != b["operations"]).sum())
+
+
+@pytest.mark.slow
+def test_the_space_neighbourhood_is_one_edit_and_mutations_are_valid(space):
+    near = neighbourhood_of(space)
+    assert isinstance(near, EditDistance) and near.kind == "edit distance 1"
+    rng = np.random.default_rng(1)
+    for row in rng.choice(NUM_CELLS, 5, replace=False).tolist():
+        nb = near.neighbours(row)
+        assert len(nb) > 3 and row not in nb
+        edges = space["adjacency"][nb].sum((1, 2)).astype(int) - int(space["adjacency"][row].sum())
+        same = space["num_vertices"][nb] == space["num_vertices"][row]  # no vertex pruned away: one edit
+        assert same.any() and (np.abs(edges[same]) <= 1).all()
+        child = near.mutate(row, rng)
+        assert 0 <= child < NUM_CELLS and child != row
+    n = 5  # a hand-made cell and one of its one-edit variants are neighbours
+    adj = np.triu(np.ones((n, n), np.int8), 1)
+    adj[0, 4] = adj[1, 3] = 0
+    ops = ["input", "conv3x3-bn-relu", "maxpool3x3", "conv1x1-bn-relu", "output"]
+    cell = make_cell(adj, ops)
+    other = make_cell(adj, [*ops[:1], "conv1x1-bn-relu", *ops[2:]])
+    rows = near._rows([(c.padded()[0][:n, :n], c.padded()[1][:n]) for c in (cell, other)])
+    assert rows[1] in near.neighbours(int(rows[0]))
+    assert LABEL_TO_OP[int(space["operations"][rows[1], 1])] == "conv1x1-bn-relu"
+
+
+def test_a_partial_pool_has_its_k_nearest_by_path_encoding(space):
+    rows = np.random.default_rng(2).choice(NUM_CELLS, 500, replace=False)
+    cells = {k: space[k][rows] for k in ("adjacency", "operations", "num_vertices")}
+    near = neighbourhood_of(cells)
+    assert isinstance(near, NearestByPaths) and near.kind == "10 nearest by path encoding"
+    codes = path_encoding(cells["adjacency"], cells["operations"], cells["num_vertices"])
+    d = (codes != codes[7]).sum(1)
+    d[7] = 10**6
+    nb = near.neighbours(7)
+    assert len(nb) == 10 and 7 not in nb and d[nb].max() <= np.sort(d)[9]  # none nearer left out
+    assert near.mutate(7, np.random.default_rng(0)) in nb
