@@ -31,7 +31,7 @@ newest pick; a new search over the same checkpoint replaces them):
                records NB101's numbers for the cell), plus anything after `--`.
 The old top1.json goes first and the new one is written last, so a top1.json beside a search.json is
 always its top1, even after a failure in between. On demo data (synthetic labels) the outputs, the
-printed summary and search_curve.png say SYNTHETIC: those "true" accuracies are made up.
+printed summary and the curves say SYNTHETIC: those "true" accuracies are made up.
 
 Budget mode (--budget Q or --budget-time S): search strategies compared on --data's recorded
 accuracies, each query answered by the file and costing the cell's recorded training time (the

@@ -1,13 +1,11 @@
 """BANANAS's path encoding of NB101 cells: which input-to-output paths, as sequences of interior ops,
 a cell holds; one bit per possible sequence, 3^0 + 3^1 + ... + 3^5 = 364 bits.
 
-    from lib.path_encoding import path_encoding, hamming
+    from lib.path_encoding import path_encoding
     codes = path_encoding(adjacency, operations, num_vertices)     # [N, 364] uint8, 0/1
-    hamming(codes[0], codes)                                       # distance of cell 0 to every cell
 
-Reference: C. White et al., "BANANAS:
-Bayesian Optimization with Neural Architectures for Neural Architecture Search", AAAI 2021
-(naszilla/bananas, nas_bench/cell.py encode_paths).
+Reference: C. White et al., "BANANAS: Bayesian Optimization with Neural Architectures for Neural
+Architecture Search", AAAI 2021 (naszilla/bananas, nas_bench/cell.py encode_paths).
 """
 
 from __future__ import annotations
@@ -53,8 +51,3 @@ def path_encoding(adjacency: np.ndarray, operations: np.ndarray, num_vertices: n
     for i, (a, o, n) in enumerate(zip(adjacency, operations, num_vertices)):
         out[i, cell_paths(a, o, int(n))] = 1
     return out
-
-
-def hamming(code: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """Hamming distance of one path encoding to each of `codes` [N, 364]."""
-    return np.count_nonzero(codes != code[None], axis=1)
