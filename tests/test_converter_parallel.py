@@ -269,6 +269,7 @@ def test_a_file_changed_after_its_check_is_not_converted(tmp_path, demo_bytes):
 # worker of every range but the first one meets FAULT.
 FAULTY_WORKER = """
 import os, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as from a terminal, whatever the runner's parent ignores
 from lib import nb101_chunks
 from lib.errors import exit_on_user_error
 from tools.nasbench_tfrecord_converter import PROG, main
