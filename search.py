@@ -68,7 +68,7 @@ import torch
 
 from dataset import DEFAULT_DATA, NB101, TARGETS, load_nb101
 from lib.budget import budget_table, compare, plot_search_curves
-from lib.checks import at_least, output_folder
+from lib.checks import at_least, number, output_folder
 from lib.devices import available_device, free_cores
 from lib.errors import ArgumentParser, UserError, exit_on_user_error, first_line
 from lib.inference import PRECISIONS, inference_plan, predict_cells, reusable_predictions
@@ -118,8 +118,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     p.add_argument("--recompute", action="store_true", help="score the cells even if the checkpoint stores predictions")
     p.add_argument("--train", action="store_true", help="then run `trainer.py --arch <out>/top1.json [-- ARGS]`")
     b = p.add_argument_group("budget mode: search strategies compared on the file's recorded accuracies")
-    b.add_argument("--budget", type=int, help="queries to spend; turns budget mode on (no checkpoint needed)")
-    b.add_argument("--budget-time", type=float, help="simulated training seconds to spend (budget mode)")
+    b.add_argument("--budget", type=at_least(1), help="queries to spend; turns budget mode on (no checkpoint needed)")
+    b.add_argument("--budget-time", type=number(above=0), help="simulated training seconds to spend (budget mode)")
     b.add_argument("--strategy", default=DEFAULT_STRATEGY, help=f"comma-separated, from {','.join(STRATEGIES)}")
     b.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 of every strategy")
     b.add_argument("--n0", type=int, default=10, help="random cells before the first predictor")
@@ -127,10 +127,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     b.add_argument("--model", default="pgin", choices=list(MODELS), help="the predictor of bananas, npenas, guided")
     b.add_argument("--target", default="val", choices=TARGETS, help="the label a query returns (train.py --target)")
     b.add_argument("--random-repeat", action="store_true", help="each query reads a random repeat, as NB101's API")
-    b.add_argument("--epochs", type=int, help="override the model's DEFAULTS (model.py) in the loop")
-    b.add_argument("--batch-size-train", dest="batch_size_train", type=int, help="override the training batch")
-    b.add_argument("--lr", type=float, help="override the learning rate")
-    b.add_argument("--wd", type=float, help="override the weight decay")
+    b.add_argument("--epochs", type=at_least(1), help="override the model's DEFAULTS (model.py) in the loop")
+    b.add_argument("--batch-size-train", dest="batch_size_train", type=at_least(1), help="override the training batch")
+    b.add_argument("--lr", type=number(above=0), help="override the learning rate")
+    b.add_argument("--wd", type=number(low=0), help="override the weight decay")
     args = p.parse_args(argv)
     args.threads = free_cores() if args.threads is None else args.threads
     for flag in ("top_k", "threads", "n0", "per_round", "seeds"):
@@ -139,8 +139,6 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     args.budget_mode = args.budget is not None or args.budget_time is not None
     if args.train and args.budget_mode:
         p.error("--train hands the pick of a ranking to trainer.py; budget mode has none")
-    if args.budget is not None and args.budget < 1 or args.budget_time is not None and not args.budget_time > 0:
-        p.error("--budget and --budget-time must be positive")
     args.strategy = [s.strip() for s in args.strategy.split(",") if s.strip()]
     unknown = [s for s in args.strategy if s not in STRATEGIES]
     if unknown or not args.strategy:
@@ -419,6 +417,7 @@ def run_budget(args: argparse.Namespace) -> dict:
     if args.space != "data":
         raise SearchError("--budget searches the labelled cells of --data; drop --space all")
     device = available_device(args.device)
+    out = output_folder(args.out, "--out") if args.out else Path("runs") / f"budget-{time.strftime('%Y%m%d-%H%M%S')}"
     data = load_nb101(args.data or DEFAULT_DATA)
     table = data.search_table(args.target, args.random_repeat)
     if table.n < 2:
@@ -438,7 +437,6 @@ def run_budget(args: argparse.Namespace) -> dict:
     config |= {"model": args.model, "hp": hp, "target": args.target, "device": str(device), "threads": args.threads}
     result = {"config": config, **runs, "seconds": time.perf_counter() - t0, "synthetic_labels": data.synthetic}
 
-    out = Path(args.out) if args.out else Path("runs") / f"budget-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "budget.json", lambda f: f.write(dumps(result)))
     title = f"{', '.join(args.strategy)} on {Path(data.path).name}"

@@ -191,12 +191,15 @@ def test_budget_mode_bad_strategy_or_budget_is_one_line(tmp_path, space):
     path = write_h5(tmp_path / "d.hdf5", space, np.arange(30), np.linspace(0.85, 0.95, 30))
     for flags, message in (
         (["--budget", "10", "--strategy", "re,bogus"], "--strategy bogus: choose from"),
-        (["--budget", "0"], "--budget and --budget-time must be positive"),
+        (["--budget", "0"], "argument --budget: must be at least 1"),
+        (["--budget-time", "-5"], "argument --budget-time: must be"),
+        (["--budget", "10", "--out", str(tmp_path / "d.hdf5")], "--out .*d.hdf5: is a file"),
         (["--budget", "31"], "--budget 31: more queries than the 30 labelled cells"),
         (["--budget", "10", "--strategy", "sh"], "sh queries every budget, but the file has no label at 4/12/36"),
     ):
+        out = [] if "--out" in flags else ["--out", str(tmp_path / "b")]
         with pytest.raises(UserError, match=message):
-            search.main([*flags, "--data", str(path), "--out", str(tmp_path / "b")])
+            search.main([*flags, "--data", str(path), *out])
     assert not (tmp_path / "b").exists()
 
 
