@@ -3,6 +3,7 @@ fp32, a failing batch, the whole space) and the predictions stored in and reused
 
 import resource
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -48,13 +49,14 @@ class Probe(Predictor):
 
     name = "probe"
 
-    def __init__(self, fail_at: int | None = None):
+    def __init__(self, fail_at: int | None = None, seconds: float = 0.0):
         super().__init__()
         self.w = torch.nn.Parameter(torch.arange(1.0, 6.0))
-        self.fail_at, self.threads = fail_at, set()
+        self.fail_at, self.seconds, self.threads = fail_at, seconds, set()
 
     def forward(self, x):
         self.threads.add(threading.get_ident())
+        time.sleep(self.seconds)  # a batch that takes time: one worker cannot take them all before the other starts
         if self.fail_at is not None and x["num_vertices"][0] == self.fail_at:
             raise RuntimeError("probe failed")
         return (x["operations"] * self.w).sum((1, 2)) + 10 * x["adjacency"].sum((1, 2))
@@ -104,7 +106,7 @@ def test_freed_memory_is_reused_by_the_next_batch():
 
 
 def test_threads_take_effect_and_give_the_same_predictions(cells):
-    threads, one, two = torch.get_num_threads(), Probe(), Probe()
+    threads, one, two = torch.get_num_threads(), Probe(), Probe(seconds=0.02)
     a = predict_cells(one, cells, batch_size=16, threads=1, precision="fp32")  # fp32: the model itself runs
     b = predict_cells(two, cells, batch_size=16, threads=2, precision="fp32")
     np.testing.assert_array_equal(a, probe_score(cells))
