@@ -107,13 +107,15 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
         "--data", help=f"NB101 HDF5 (default: the checkpoint's, else {DEFAULT_DATA}; optional with --space all)"
     )
     p.add_argument("--space", default="data", choices=["data", "all"], help="cells of --data, or all 423,624")
-    p.add_argument("--top-k", type=int, default=10, help="cells in the table and in search.json")
+    p.add_argument("--top-k", type=at_least(1), default=10, help="cells in the table and in search.json")
     p.add_argument("--out", help="output folder (default: the checkpoint's folder; budget mode runs/budget-<time>)")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cuda, mps, cpu")
     p.add_argument(
         "--eval-batch-size", type=at_least(1), help="cells per inference batch (default: lib.inference.predict's)"
     )
-    p.add_argument("--threads", type=int, help="CPU threads scoring cells (default: the cores the load leaves free)")
+    p.add_argument(
+        "--threads", type=at_least(1), help="CPU threads scoring cells (default: the cores the load leaves free)"
+    )
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help="auto: bf16 on CPUs with bf16 hardware")
     p.add_argument("--recompute", action="store_true", help="score the cells even if the checkpoint stores predictions")
     p.add_argument("--train", action="store_true", help="then run `trainer.py --arch <out>/top1.json [-- ARGS]`")
@@ -121,9 +123,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     b.add_argument("--budget", type=at_least(1), help="queries to spend; turns budget mode on (no checkpoint needed)")
     b.add_argument("--budget-time", type=number(above=0), help="simulated training seconds to spend (budget mode)")
     b.add_argument("--strategy", default=DEFAULT_STRATEGY, help=f"comma-separated, from {','.join(STRATEGIES)}")
-    b.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 of every strategy")
-    b.add_argument("--n0", type=int, default=10, help="random cells before the first predictor")
-    b.add_argument("--per-round", type=int, default=10, help="cells queried after each predictor fit")
+    b.add_argument("--seeds", type=at_least(1), default=10, help="seeds 0..N-1 of every strategy")
+    b.add_argument("--n0", type=at_least(1), default=10, help="random cells before the first predictor")
+    b.add_argument("--per-round", type=at_least(1), default=10, help="cells queried after each predictor fit")
     b.add_argument("--model", default="pgin", choices=list(MODELS), help="the predictor of bananas, npenas, guided")
     b.add_argument("--target", default="val", choices=TARGETS, help="the label a query returns (train.py --target)")
     b.add_argument("--random-repeat", action="store_true", help="each query reads a random repeat, as NB101's API")
@@ -133,9 +135,6 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     b.add_argument("--wd", type=number(low=0), help="override the weight decay")
     args = p.parse_args(argv)
     args.threads = free_cores() if args.threads is None else args.threads
-    for flag in ("top_k", "threads", "n0", "per_round", "seeds"):
-        if getattr(args, flag) < 1:
-            p.error(f"--{flag.replace('_', '-')} {getattr(args, flag)}: must be at least 1")
     args.budget_mode = args.budget is not None or args.budget_time is not None
     if args.train and args.budget_mode:
         p.error("--train hands the pick of a ranking to trainer.py; budget mode has none")

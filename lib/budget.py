@@ -159,10 +159,11 @@ def summarize(runs: list[Trace], table: Table, horizon: float) -> tuple[dict, di
     pool's best and after how many queries, curves against queries and simulated seconds, each run."""
     best = int(np.argmax(table.true_val))
     length = max(len(t.rows) for t in runs)
-    by_query, by_time, per_run = [], [], []
+    by_query, by_time, per_run, last = [], [], [], []  # last: each run's final incumbent
     grid = np.linspace(0, horizon, TIME_POINTS)
     for seed, t in enumerate(runs):
         inc = t.incumbents()
+        last.append(inc[-1])
         val = table.true_val[inc]
         by_query.append(np.pad(val, (0, length - len(val)), mode="edge"))
         done = np.searchsorted(np.cumsum(t.seconds), grid, side="right")  # queries finished by each time
@@ -182,7 +183,7 @@ def summarize(runs: list[Trace], table: Table, horizon: float) -> tuple[dict, di
         )
     by_query, by_time = np.array(by_query), np.array(by_time)
     final = by_query[:, -1]
-    test = np.array([table.true_test[t.incumbents()[-1]] for t in runs])
+    test = table.true_test[np.array(last)]
     to_best = [r["queries_to_best"] for r in per_run if r["queries_to_best"] is not None]
     with warnings.catch_warnings():  # before any seed's first query ends, a time point has no value
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -66,7 +66,10 @@ def predict(
     batch_size, threads and precision as inference_plan resolves them; an exception in any batch is
     raised here, whichever thread scored it."""
     n = len(features["mask"])
-    batch = lambda lo, hi: {k: v[lo:hi] for k, v in features.items()}  # noqa: E731
+
+    def batch(lo: int, hi: int) -> dict[str, torch.Tensor]:
+        return {k: v[lo:hi] for k, v in features.items()}
+
     return _predict_batches(model, n, batch, batch_size, threads, precision, members)
 
 

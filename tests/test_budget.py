@@ -3,26 +3,19 @@ against queries and simulated seconds, the printed table; dataset.NB101.search_t
 
 import numpy as np
 import pytest
+from conftest import table_of
 
 from lib import budget as B
 from lib.errors import UserError
 
 
-def table_of(val: np.ndarray, seconds: np.ndarray | None = None, repeats: int = 1, test=None) -> B.Table:
-    """A pool whose label at every budget is val (or val per repeat), costing `seconds` per budget."""
-    n = len(val)
-    cells = {"adjacency": np.zeros((n, 7, 7), np.int8), "operations": np.zeros((n, 7), np.int8)}
-    cells["num_vertices"] = np.full(n, 2)
-    labels = np.repeat(np.asarray(val, float)[:, None, None], 4, 1)
-    labels = np.repeat(labels, repeats, 2) if labels.shape[2] == 1 else labels
-    seconds = np.ones((n, 4, repeats)) if seconds is None else seconds
-    truth = labels[:, -1].mean(1)
-    test = truth - 0.01 if test is None else test
-    return B.Table(cells, labels, seconds, truth, test, np.array([f"h{i}" for i in range(n)]))
+def flat(val, repeats: int = 1) -> np.ndarray:
+    """Labels [n, budgets, repeats]: val at every budget and repeat."""
+    return np.tile(np.asarray(val, float)[:, None, None], (1, 4, repeats))
 
 
 def test_a_query_reads_its_budget_and_repeat_and_costs_its_time():
-    t = table_of(np.array([0.9, 0.8]), seconds=np.arange(2 * 4 * 3, dtype=float).reshape(2, 4, 3), repeats=3)
+    t = table_of(flat([0.9, 0.8], 3), seconds=np.arange(2 * 4 * 3, dtype=float).reshape(2, 4, 3))
     t.labels[0, 3] = (0.91, 0.92, 0.93)
     rng = np.random.default_rng(0)
     assert t.query(0, 108, rng) == (0.91, 9.0)  # the first repeat unless asked otherwise
@@ -35,7 +28,7 @@ def test_a_query_reads_its_budget_and_repeat_and_costs_its_time():
 
 
 def test_multi_fidelity_needs_every_budget_and_names_are_checked():
-    t = table_of(np.array([0.9, 0.8]))
+    t = table_of(flat([0.9, 0.8]))
     t.check(["re", "sh"])
     t.labels[1, 0] = np.nan
     with pytest.raises(UserError, match="sh queries every budget, but the file has no label at 4 epochs"):
@@ -56,7 +49,7 @@ def test_the_incumbent_is_the_best_label_at_the_highest_budget_so_far():
 
 def test_summary_curves_and_table_on_known_runs():
     val = np.array([0.90, 0.94, 0.92, 0.95, 0.91])
-    t = table_of(val, test=np.array([0.89, 0.93, np.nan, 0.94, 0.90]))
+    t = table_of(flat(val), test=np.array([0.89, 0.93, np.nan, 0.94, 0.90]))
     runs = [
         B.Trace(np.array([0, 2, 3]), np.full(3, 108), val[[0, 2, 3]], np.array([10.0, 20.0, 30.0])),
         B.Trace(np.array([4, 1, 0]), np.full(3, 108), val[[4, 1, 0]], np.array([5.0, 5.0, 5.0])),
@@ -84,7 +77,7 @@ def test_summary_curves_and_table_on_known_runs():
 
 
 def test_compare_runs_every_strategy_and_seed_within_the_budget():
-    t = table_of(np.linspace(0.80, 0.95, 40))
+    t = table_of(flat(np.linspace(0.80, 0.95, 40)))
     result, curves = B.compare(t, ["random", "re"], seeds=3, queries=12, quiet=True)
     assert list(result["strategies"]) == ["random", "re"] and result["pool"]["cells"] == 40
     for name, s in result["strategies"].items():

@@ -312,7 +312,7 @@ def test_train_refuses_any_bad_rate(flag, value, here, demo_h5, capsys):
 SEARCH = {  # ck/: the predictor's run (checkpoint.pt, and an earlier search.json to keep); o/ an old output
     **{f"--top-k {v}": (["--top-k", v], [], "--top-k") for v in ("0", "-1", "x")},
     **{f"--eval-batch-size {v}": (["--eval-batch-size", v], [], "--eval-batch-size") for v in ("0", "-1")},
-    "--threads 0": (["--threads", "0"], [], "--threads 0: must be at least 1"),
+    "--threads 0": (["--threads", "0"], [], "argument --threads: must be at least 1 (got 0)"),
     **{f"--device {v}": (["--device", v], [], f"--device {v}: ") for v in ("cuda:7", "foo", "meta")},
     "--checkpoint missing": (["--checkpoint", "nope.pt"], [], "nope.pt: no such checkpoint"),
     "--checkpoint a text file": (["--checkpoint", "f.txt"], [("file", "f.txt")], "not a train.py checkpoint"),
@@ -497,7 +497,7 @@ def test_trainer_refuses_any_adjacency_and_ops(adjacency, ops, tmp_path, capsys)
         ("tools/nasbench_tfrecord_converter.py", ["--input", "in.tfrecord", "--output", "in.tfrecord"], "is the input"),
         ("tools/make_demo_data.py", ["--seed", "-1", "--output", "o.tfrecord"], "argument --seed: must be 0 to"),
         ("train.py", ["--data", "in.tfrecord", "--epochs", "0"], "argument --epochs: must be at least 1 (got 0)"),
-        ("search.py", ["--top-k", "0"], "--top-k 0: must be at least 1"),
+        ("search.py", ["--top-k", "0"], "argument --top-k: must be at least 1 (got 0)"),
         ("trainer.py", [*CELL, "--device", "foo"], "--device foo: not a device"),
     ],
 )

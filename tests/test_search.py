@@ -414,5 +414,5 @@ def test_thread_and_precision_flags_are_what_runs(tmp_path, small, stub):
         "batch_size": 64,
     }
     assert search.main([*argv, "--threads", "1"])["scoring"]["threads"] == 1
-    with pytest.raises(UserError, match="--threads 0: must be at least 1"):
+    with pytest.raises(UserError, match=r"argument --threads: must be at least 1 \(got 0\)"):
         search.parse_args([*argv, "--threads", "0"])

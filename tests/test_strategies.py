@@ -4,9 +4,10 @@ lib/neighbourhood.py and lib/path_encoding.py on real cells."""
 import numpy as np
 import pytest
 import torch
+from conftest import blank_cells, table_of
 
 from lib import strategies as S
-from lib.budget import Table, run_strategy
+from lib.budget import run_strategy
 from lib.nb101_cell import LABEL_TO_OP, make_cell
 from lib.nb101_space import NUM_CELLS
 from lib.neighbourhood import EditDistance, NearestByPaths, neighbourhood_of
@@ -30,8 +31,7 @@ class Graph:
 
 
 def pool_of(n: int, near=None) -> S.Pool:
-    cells = {"adjacency": np.zeros((n, 7, 7), np.int8), "operations": np.zeros((n, 7), np.int8)}
-    pool = S.Pool(cells | {"num_vertices": np.full(n, 2)})
+    pool = S.Pool(blank_cells(n))
     if near is not None:
         pool.__dict__["near"] = near  # the cached property, given
     return pool
@@ -113,19 +113,12 @@ def test_bananas_queries_the_best_draws_and_npenas_the_best_means():
     assert fits == [(2, 4000), (2, 4000)]
 
 
-def table_of(labels: np.ndarray, seconds: np.ndarray) -> Table:
-    n = len(labels)
-    cells = {"adjacency": np.zeros((n, 7, 7), np.int8), "operations": np.zeros((n, 7), np.int8)}
-    cells["num_vertices"] = np.full(n, 2)
-    return Table(cells, labels[..., None], seconds[..., None], labels[:, -1], labels[:, -1], np.arange(n).astype(str))
-
-
 def test_successive_halving_promotes_the_best_third_and_charges_each_budget():
     rng = np.random.default_rng(0)
     n = 60
     labels = np.sort(rng.uniform(0.5, 0.9, (n, 4)), axis=1)  # rising with the budget
     seconds = np.outer(rng.uniform(100, 200, n), np.array([4, 12, 36, 108]) / 108)
-    table = table_of(labels, seconds)
+    table = table_of(labels[..., None], seconds[..., None])
     sh = S.SuccessiveHalving(S.Pool(table.cells), seed=3)
     trace = run_strategy(sh, table, queries=40, seconds=None, seed=0)
     assert trace.epochs.tolist() == [4] * 27 + [12] * 9 + [36] * 3 + [108]
@@ -143,7 +136,7 @@ def test_successive_halving_promotes_the_best_third_and_charges_each_budget():
 def test_hyperband_brackets_and_random_search_distinct():
     n = 200
     labels = np.tile(np.linspace(0.5, 0.9, n)[:, None], (1, 4))
-    table = table_of(labels, np.ones((n, 4)))
+    table = table_of(labels[..., None])
     hb = run_strategy(S.Hyperband(S.Pool(table.cells), seed=0), table, queries=60, seconds=None, seed=0)
     counts = [int((hb.epochs[:40] == b).sum()) for b in (4, 12, 36, 108)]
     assert counts == [27, 9, 3, 1] and hb.epochs[40:52].tolist() == [12] * 12  # then the second bracket
