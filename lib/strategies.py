@@ -23,6 +23,9 @@ for) and is told what they scored. Table lookups (lib/budget.py) or real trainin
   12, 6 at 36 and 4 at 108, in turn.
 Departures from the reference implementations: docs/search.md.
 
+A failed trial (real training that crashed or diverged) is told as NaN: the cell counts as queried,
+never as a label, a parent or a promotion.
+
 The predictor strategies never build a predictor: they call `train(x, y, seed)`, given to them, which
 returns score(x) -> accuracies [cells, members] (model.search_trainer).
 """
@@ -93,8 +96,8 @@ class Strategy:
         return int(self.rng.choice(left)) if len(left) else int(self.rng.integers(self.pool.n))
 
     def labelled(self) -> tuple[np.ndarray, np.ndarray]:
-        """Rows told at 108 epochs and their accuracies, in the order told."""
-        pairs = [(row, acc) for (row, epochs), acc in self.seen.items() if epochs == FULL]
+        """Rows told at 108 epochs and their accuracies, in the order told (failed trials left out)."""
+        pairs = [(row, acc) for (row, epochs), acc in self.seen.items() if epochs == FULL and np.isfinite(acc)]
         rows, acc = zip(*pairs) if pairs else ((), ())
         return np.array(rows, np.int64), np.array(acc, np.float64)
 
@@ -131,6 +134,8 @@ class RegularizedEvolution(Strategy):
 
     def tell(self, row, epochs, accuracy):
         super().tell(row, epochs, accuracy)
+        if np.isnan(accuracy):
+            return
         self.population.append((row, accuracy))
         if len(self.population) > self.size:
             self.population.popleft()
@@ -165,11 +170,11 @@ class LocalSearch(Strategy):
 
     def tell(self, row, epochs, accuracy):
         super().tell(row, epochs, accuracy)
-        if self.best is None or accuracy > self.best[1]:
+        if not np.isnan(accuracy) and (self.best is None or accuracy > self.best[1]):
             self.best = (row, accuracy)
         if len(self.seen) == self.n_init:  # the start: the best of the random cells
             rows, acc = self.labelled()
-            self.best = (int(rows[np.argmax(acc)]), float(acc.max()))
+            self.best = (int(rows[np.argmax(acc)]), float(acc.max())) if len(acc) else None
 
 
 class PredictorSearch(Strategy):
@@ -187,10 +192,12 @@ class PredictorSearch(Strategy):
             return [(self.random_cell(), FULL)]
         if not self.batch:
             rows, acc = self.labelled()
+            if len(acc) < 2:  # every trial so far failed: nothing to fit yet
+                return [(self.random_cell(), FULL)]
             score = self.train(self.pool.features(rows), acc, 1000 * self.seed + self.fits)
             self.fits += 1
             self.batch = [int(r) for r in self.pick(score, rows, acc)]
-        return [(self.batch.pop(0), FULL)]
+        return [(self.batch.pop(0) if self.batch else self.random_cell(), FULL)]  # no candidate left: random
 
     def pick(self, score: Score, rows: np.ndarray, acc: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -264,7 +271,7 @@ class SuccessiveHalving(Strategy):
     def ask(self):
         if not self.waiting:
             if self.rung and self.level < len(BUDGETS) - 1 and len(self.rung) > 1:
-                scores = [self.seen[(r, BUDGETS[self.level])] for r in self.rung]
+                scores = np.nan_to_num([self.seen[(r, BUDGETS[self.level])] for r in self.rung], nan=-np.inf)
                 keep = max(1, len(self.rung) // self.ETA)
                 self.rung = [self.rung[i] for i in np.argsort(scores, kind="stable")[::-1][:keep]]
                 self.level += 1

@@ -226,3 +226,24 @@ def test_guided_ranks_every_cell_of_a_full_space_pool_in_chunks(space):
     left = np.flatnonzero(~guided.queried)
     want = left[np.argsort(-key[left], kind="stable")[:5]]
     assert picked == want.tolist()
+
+
+@pytest.mark.parametrize("name", ["random", "re", "ls", "npenas", "sh"])
+def test_failed_trials_told_as_nan_are_never_labels_parents_or_promoted(name):
+    """Real training fails now and then: a NaN tell marks the cell queried and nothing else."""
+    pool = S.Pool(blank_cells(60))
+    kwargs = {"train": lambda x, y, seed: lambda f: np.tile(np.arange(len(f["num_vertices"]))[:, None], (1, 2))}
+    s = S.STRATEGIES[name](pool, 0, **(kwargs if name in S.PREDICTOR_STRATEGIES else {}))
+    told = []
+    for q in range(40):
+        (row, epochs), *_ = s.ask()
+        acc = float("nan") if q % 3 == 0 else 0.5 + 0.01 * (row % 7)
+        s.tell(row, epochs, acc)
+        told.append((row, epochs, acc))
+    rows, acc = s.labelled()
+    assert np.isfinite(acc).all()
+    assert sorted(rows.tolist()) == sorted(r for r, e, a in told if e == 108 and np.isfinite(a))
+    failed = [r for r, e, a in told if np.isnan(a)]
+    assert all(s.touched[r] for r in failed)
+    if name == "re":
+        assert not {r for r, _ in s.population} & set(failed)
