@@ -1,4 +1,5 @@
-"""Train one NAS-Bench-101 cell on CIFAR-10 with NB101's own protocol (docs/trainer_protocol.md).
+"""Train one NAS-Bench-101 cell on CIFAR-10 (or any image-folder dataset) with NB101's own protocol
+(docs/trainer_protocol.md).
 
     python trainer.py --arch runs/search/top1.json --data-root data/cifar10-jpeg            # 108 epochs
     python trainer.py --hash <H> --data data/nasbench.hdf5 --data-root data --epochs 36     # + NB101's record
@@ -8,14 +9,27 @@
     torchrun --standalone --nproc_per_node=8 trainer.py --arch top1.json --data-root data    # DDP
 
 Data (--data-root): torchvision's CIFAR10 batches (`cifar-10-batches-py/`, fetched by --download),
-or an image-folder tree `train/<class>/*` + `test/<class>/*` such as cifar10-jpeg.tar.gz (CIFAR-10 as
-JPEGs) unpacked into data/ (decoded once, cached beside it). lib/cifar10.py holds the data and its
-augmentation, lib/nb101_training.py NB101's initialisers, optimiser, LR schedule and training steps.
-The network has one output per class of the data (CIFAR-10's ten, or the tree's class folders, at
-least two); metrics.json and ckpt.pt record them under "data".
+or an image-folder tree `train/<class>/*` (+ optionally `test/<class>/*`) such as cifar10-jpeg.tar.gz
+(CIFAR-10 as JPEGs) unpacked into data/, or a dataset of one's own (decoded once, cached beside it).
+lib/cifar10.py holds the data and its augmentation, lib/nb101_training.py NB101's initialisers,
+optimiser, LR schedule and training steps. The network has one output per class of the data
+(CIFAR-10's ten, or the tree's class folders, at least two). Any image-folder dataset:
+- test/ is optional: without it the run reports no test accuracy (null in metrics.json, "-" printed).
+- images of any size (28x28, 64x48, ...) but one size for the whole tree: a tree of mixed sizes is
+  refused, naming a file of each size (resize them first). The network ends with a global average
+  pool, so any size fits, down to 2**(num_stacks - 1) pixels a side (each stack after the first halves it).
+- images are converted to RGB as torchvision's ImageFolder loader does: grayscale becomes three equal
+  channels, an alpha channel is dropped.
+- augmentation is NB101's: pad 4 with zeros, a random crop of the image's own size, a random flip.
+- normalisation: NB101's CIFAR-10 mean and std for CIFAR-10 (its ten classes in 32x32 images, so those
+  runs are NB101's), else the per-channel mean and std of the training images.
+- validation is a fixed fifth of each class of train/ (numpy default_rng(0), whatever --seed), the last
+  batch for cifar-10-batches-py.
+metrics.json and ckpt.pt record all this under "data": the classes, the image counts, the image size,
+"valid_split" (how validation was held out) and "normalization" (the mean and std used).
 
-Checked before any training: every flag's range, the device, the cell, the data (readable images,
-no empty class folder), and that --out can be written and holds no other run or other files.
+Checked before any training: every flag's range, the device, the cell, the data (readable images of
+one size, no empty class folder), and that --out can be written and holds no other run or other files.
 --resume continues the checkpoint's cell and settings; flags that contradict them (another cell,
 --epochs, ...), a ckpt.pt that is not the run's, or data with other classes or images are refused
 with a one-line diff. Only --data-root, --download, --device, --ddp-timeout and --stop-after may be
@@ -48,7 +62,17 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from dataset import DataFileError, load_nb101
 from lib.checks import SEED, at_least, number, output_folder
-from lib.cifar10 import CIFAR10Error, epoch_plan, load_cifar10, normalizer, pad_for_crops, subset
+from lib.cifar10 import (
+    CIFAR10_CLASSES,
+    CIFAR10Error,
+    epoch_plan,
+    load_cifar10,
+    nb101_normalization,
+    normalization,
+    normalizer,
+    pad_for_crops,
+    subset,
+)
 from lib.devices import available_device
 from lib.errors import ArgumentParser, UserError, exit_on_user_error, first_line, one_line
 from lib.nb101_cell import Cell, InvalidSpecError, cell_from_row, make_cell
@@ -113,7 +137,7 @@ def parser() -> ArgumentParser:
     opt.add_argument("--rms-eps", type=number(above=0), default=1.0)
     opt.add_argument("--weight-decay", type=number(low=0), default=1e-4, help="L2 term in the loss")
     data = p.add_argument_group("data")
-    data.add_argument("--data-root", help="dir with cifar-10-batches-py/ or train/ + test/ (default: data)")
+    data.add_argument("--data-root", help="dir with cifar-10-batches-py/ or train/ (+ test/) (default: data)")
     data.add_argument("--download", action="store_true", help="fetch torchvision's CIFAR10 into --data-root")
     data.add_argument("--train-images", type=at_least(0), default=0, help="train on a fixed subset (0 = all 40k)")
     data.add_argument("--eval-images", type=at_least(0), default=0, help="evaluate on fixed subsets (0 = all 10k)")
@@ -224,13 +248,13 @@ class Placement(NamedTuple):
 
 
 class DeviceData(NamedTuple):
-    """CIFAR-10 on the device: the training images (the same on every rank) and this rank's share of the
-    valid and test images, with their full sizes; and what the data is (its classes, its image counts)."""
+    """The data on the device: the training images (the same on every rank) and this rank's share of the
+    valid and test images, with their full sizes; and what the data is (its classes, its image counts...)."""
 
     train: Images  # padded for crops
     evals: dict[str, Images]  # EVAL -> every world-th image, from this rank's offset
-    n_eval: dict[str, int]  # EVAL -> images on all ranks
-    info: dict  # {"classes": [names], "images": {"train", "valid", "test": counts before any subset}}
+    n_eval: dict[str, int]  # EVAL -> images on all ranks; test is 0 for a tree without test/
+    info: dict  # data_info's: classes, image counts before any subset, image size, valid_split, normalization
 
 
 class Network(NamedTuple):
@@ -418,19 +442,23 @@ def _run(args: argparse.Namespace, ckpt: dict | None, place: Placement) -> dict:
     # -- the cell (a resumed run's is its checkpoint's), where the run goes, the data on the device
     cell, record = on_every_rank(lambda: select_cell(args) if ckpt is None else resumed_cell(args, ckpt), place.world)
     out = output_dir(args, resuming=ckpt is not None)
-    data = load_to_device(args, place)
+    theirs = ckpt.get("data") if ckpt is not None else None  # None: from before the data was recorded (CIFAR-10)
+    # A checkpoint from before the normalisation was recorded was normalised with NB101's values: kept.
+    data = load_to_device(args, place, nb101_norm=ckpt is not None and "normalization" not in (theirs or {}))
     if ckpt is not None:
-        theirs = ckpt.get("data")  # None: a checkpoint from before the data was recorded, of CIFAR-10's ten classes
-        if theirs != data.info if theirs else len(data.info["classes"]) != 10:
+        # What the checkpoint records must match (an older one records less: the rest is not held against it).
+        if {k: data.info.get(k) for k in theirs} != theirs if theirs else len(data.info["classes"]) != 10:
             had = describe(theirs) if theirs else "CIFAR-10's 10 classes"
             raise TrainerError(
                 f"--data-root {args.data_root}: {describe(data.info)}, the checkpoint's run had {had} (resume it "
                 "with the data it started on)"
             )
-    if record is not None and len(data.info["classes"]) != 10:
-        print(f"note: NB101's record is CIFAR-10's; not shown beside a run on {len(data.info['classes'])} classes")
+    if record is not None and not is_cifar10_info(data.info):
+        n, (h, w) = len(data.info["classes"]), data.info["image_size"]
+        print(f"note: NB101's record is CIFAR-10's; not shown beside a run on {n} classes of {w}x{h} images")
         record = None
     steps = total_steps(args, len(data.train.x))
+    check_image_size(args, data.info["image_size"])
 
     # -- the network (one output per class of the data), its optimiser and, with --resume, their saved state
     levers = choose_levers(args, place.device)
@@ -512,8 +540,9 @@ def output_dir(args: argparse.Namespace, resuming: bool) -> Path:
     return out
 
 
-def load_to_device(args: argparse.Namespace, place: Placement) -> DeviceData:
-    """CIFAR-10 on the device, the training images padded for crops.
+def load_to_device(args: argparse.Namespace, place: Placement, nb101_norm: bool = False) -> DeviceData:
+    """The data on the device, the training images padded for crops; normalised with NB101's CIFAR-10
+    values when nb101_norm (a run resumed from before the normalisation was recorded).
 
     Rank 0 decodes first, so only it writes the cache; a rank that cannot read the data stops all
     of them. Each rank keeps every world-th valid and test image; the evaluation sums are all-reduced.
@@ -522,19 +551,19 @@ def load_to_device(args: argparse.Namespace, place: Placement) -> DeviceData:
     first = on_every_rank(lambda: read_cifar10(root, args.download) if rank == 0 else None, world)  # writes the cache
     then = on_every_rank(lambda: None if rank == 0 else read_cifar10(root, False), world)
     d = first if rank == 0 else then
-    norm = normalizer(device)
+    info = data_info(d, nb101_norm)
+    norm = normalizer(device, info["normalization"])
 
     def on_device(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a)).to(device)
 
-    info = {"classes": [str(c) for c in d["classes"]], "images": {s: len(d[f"{s}_x"]) for s in ("train", *EVAL)}}
-    for s in ("train", *EVAL):
+    for s in ("train", "valid"):  # test may be absent (a tree without test/)
         if not info["images"][s]:
             why = " (valid holds a fifth of each class of train/: 5 images a class at least)" if s == "valid" else ""
             raise TrainerError(f"--data-root {root}: no {s} images{why}")
     for flag, n, splits in (
         ("--train-images", args.train_images, ["train"]),
-        ("--eval-images", args.eval_images, EVAL),
+        ("--eval-images", args.eval_images, [s for s in EVAL if info["images"][s]]),
     ):
         have = min(info["images"][s] for s in splits)
         if n > have:
@@ -546,6 +575,30 @@ def load_to_device(args: argparse.Namespace, place: Placement) -> DeviceData:
         x, y = subset(d[f"{s}_x"], d[f"{s}_y"], args.eval_images)
         evals[s], n_eval[s] = Images(on_device(x[rank::world]), on_device(y[rank::world]), norm), len(x)
     return DeviceData(train, evals, n_eval, info)
+
+
+def data_info(d: dict, nb101_norm: bool = False) -> dict:
+    """What the data is, as metrics.json and ckpt.pt record it (and --resume holds against the data)."""
+    info = {"classes": [str(c) for c in d["classes"]], "images": {s: len(d[f"{s}_x"]) for s in ("train", *EVAL)}}
+    info["image_size"] = list(d["train_x"].shape[1:3])  # [height, width]
+    info["valid_split"] = dict(d["valid_split"])
+    return info | {"normalization": nb101_normalization() if nb101_norm else normalization(d)}
+
+
+def is_cifar10_info(info: dict) -> bool:
+    """CIFAR-10's ten classes in 32x32 images: data that NB101's record can stand beside."""
+    return tuple(info["classes"]) == CIFAR10_CLASSES and list(info["image_size"]) == [32, 32]
+
+
+def check_image_size(args: argparse.Namespace, image_size: list[int]) -> None:
+    """Each stack after the first halves the image (a 2x2 max-pool): it must stay at least 1 pixel a side."""
+    least = 2 ** (args.num_stacks - 1)
+    if min(image_size) < least:
+        h, w = image_size
+        raise TrainerError(
+            f"--data-root {args.data_root}: {w}x{h} images are too small for --num-stacks {args.num_stacks} "
+            f"(each stack after the first halves them; {least}x{least} at least)"
+        )
 
 
 def describe(data: dict) -> str:
@@ -620,10 +673,11 @@ def announce(info: RunInfo, data: DeviceData) -> None:
         return
     a, cell = info.args, info.cell
     print(f"cell {cell.hash} {list(cell.ops)} | {params_line(info.n_params, info.network, info.record)}")
+    h, w = info.data["image_size"]
     print(
         f"device {info.place.device} x{info.place.world} ({info.device_name}) | {len(data.train.x)} train / "
-        f"{data.n_eval['valid']} valid / {data.n_eval['test']} test images of {len(info.data['classes'])} classes"
-        f" | {a.epochs} epochs = {info.total_steps} steps of {a.batch_size} | out {info.out}"
+        f"{data.n_eval['valid']} valid / {data.n_eval['test'] or 'no'} test images of {len(info.data['classes'])} "
+        f"classes, {w}x{h} | {a.epochs} epochs = {info.total_steps} steps of {a.batch_size} | out {info.out}"
     )
     print("levers: " + ", ".join(f"{k} {v}" for k, v in info.lever_report.items()))
 
@@ -656,14 +710,15 @@ def run_epoch(epoch: int, info: RunInfo, net: Network, data: DeviceData, state: 
         for b in net.raw.buffers():
             dist.broadcast(b, 0)
     bs = args.eval_batch_size
-    evals = {s: summed(eval_sums(net.eval_model, data.evals[s], bs, info.levers), world) for s in EVAL}
+    present = [s for s in EVAL if data.n_eval[s]]  # every rank agrees: a split absent on one is absent on all
+    evals = {s: summed(eval_sums(net.eval_model, data.evals[s], bs, info.levers), world) for s in present}
     with deferred_signals():
         state.train_time += dt_train
         state.wall_time += time.perf_counter() - t0
         h = {"epoch": epoch + 1, "step": first + plan.shape[1], "lr": lrs[-1] if lrs else 0.0}
         h |= {"train_loss": train.mean_loss(), "train_acc": train.accuracy()}
-        h |= {f"{s}_loss": v.mean_loss() for s, v in evals.items()}
-        h |= {f"{s}_acc": v.accuracy() for s, v in evals.items()}
+        h |= {f"{s}_loss": evals[s].mean_loss() if s in evals else None for s in EVAL}  # None: no such images
+        h |= {f"{s}_acc": evals[s].accuracy() if s in evals else None for s in EVAL}
         h |= {"epoch_time_s": time.perf_counter() - t0, "train_time_s": state.train_time}
         h |= {"wall_time_s": state.wall_time}
         state.history.append(h | {"images_per_s": train.count.item() / dt_train})
@@ -682,9 +737,10 @@ def summed(sums: EpochSums, world: int) -> EpochSums:
 
 
 def print_epoch(h: dict) -> None:
+    test = "-" if h["test_acc"] is None else f"{h['test_acc']:.4f}"  # "-": the data has no test images
     print(
         f"epoch {h['epoch']:3d} | train {h['train_loss']:.4f} {h['train_acc']:.4f} | valid "
-        f"{h['valid_loss']:.4f} {h['valid_acc']:.4f} | test {h['test_acc']:.4f} | "
+        f"{h['valid_loss']:.4f} {h['valid_acc']:.4f} | test {test} | "
         f"{h['images_per_s']:,.0f} img/s"
     )
 

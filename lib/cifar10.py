@@ -1,15 +1,25 @@
-"""CIFAR-10 as NB101 used it: the readers, its train / valid / test split and the device-resident augmentation.
+"""CIFAR-10 as NB101 used it, and any image-folder dataset the same way: the readers, the train / valid /
+test split and the device-resident augmentation.
 
-    from lib.cifar10 import load_cifar10, epoch_plan, pad_for_crops, augment, normalizer, normalize
+    from lib.cifar10 import load_cifar10, epoch_plan, pad_for_crops, augment, normalization, normalizer, normalize
     d = load_cifar10(Path("data/cifar10-jpeg"))   # uint8 NHWC train_x, valid_x, test_x + int64 labels, classes
     padded = pad_for_crops(torch.from_numpy(d["train_x"]).to(device))
     plan = torch.from_numpy(epoch_plan(seed, epoch, len(padded), 256)).to(device)
-    x = normalize(augment(padded, plan[:, 0]), *normalizer(device))   # step 0's batch, float NCHW
+    norm = normalizer(device, normalization(d))
+    x = normalize(augment(padded, plan[:, 0]), *norm)   # step 0's batch, float NCHW
 
 Two on-disk formats: torchvision's CIFAR10 batches (`cifar-10-batches-py/`), or an image-folder
-tree `train/<class>/*` + `test/<class>/*`, decoded once and cached as uint8 beside it (CACHE_NAME;
-a damaged cache is decoded again, with a warning). The classes are the data's: CIFAR-10's ten, or
-the tree's class folders (at least two, none empty); an image that cannot be read is named.
+tree `train/<class>/*` (+ optionally `test/<class>/*`, with the same class folders), decoded once
+and cached as uint8 beside it (CACHE_NAME; a damaged cache is decoded again, with a warning).
+Without test/ the test split is empty. The classes are the data's: CIFAR-10's ten, or the tree's
+class folders (at least two, none empty). The images may have any size, but one size for the whole
+tree (a tree of mixed sizes is refused, naming a file of each size); they are converted to RGB as
+torchvision's ImageFolder loader does (a grayscale image becomes three equal channels, alpha is
+dropped). An image that cannot be read is named. d["valid_split"] says how validation was held out.
+
+Augmentation is NB101's whatever the size: pad 4 with zeros, a random crop of the image's own size,
+a random horizontal flip. Normalisation (`normalization`) uses NB101's CIFAR-10 mean and std for
+CIFAR-10 (its ten classes in 32x32 images), else the per-channel mean and std of the training images.
 The whole uint8 dataset lives on the device and crops/flips are one gather per batch (airbench
 style). The data order and augmentation are a pure function of (seed, epoch).
 """
@@ -31,20 +41,37 @@ from PIL import Image
 from torchvision.datasets import CIFAR10, ImageFolder
 from tqdm import tqdm
 
-from lib.errors import UserError
+from lib.errors import UserError, one_line
 from lib.outputs import save_npz_atomic
 
 # nasbench lib/cifar.py: RGB_MEAN / RGB_STD on 0..255 pixels (CIFAR-10's true per-channel values).
 RGB_MEAN = (125.31, 122.95, 113.87)
 RGB_STD = (62.99, 62.09, 66.70)
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CACHE_NAME = "cifar10-uint8.npz"
 POOL_MIN_IMAGES = 4096  # fewer images decode faster in-process than a pool starts
-PAD = 4  # NB101 pads 4 pixels, then crops 32x32: offsets 0..8
+PAD = 4  # NB101 pads 4 pixels, then crops the image's size (32x32 for CIFAR-10): offsets 0..8
+SIZES_NAMED = 4  # a tree of mixed sizes: the sizes named in the error, one file each
+# How validation is held out, as metrics.json records it (so a search on validation accuracy can cite it).
+BATCHES_SPLIT = {
+    "held_out_of": "data_batch_1..5",
+    "fraction": 0.2,
+    "per_class": False,
+    "seed": None,
+    "method": "data_batch_5 (the last fifth), as NB101",
+}
+FOLDER_SPLIT = {
+    "held_out_of": "train/",
+    "fraction": 0.2,
+    "per_class": True,
+    "seed": 0,
+    "method": "numpy default_rng(0): a permutation of each class's images in class order, its first n // 5",
+}
 
 
 class CIFAR10Error(UserError):
-    """No readable CIFAR-10 under the given root, or an image that is not 32x32; the message says what was
-    expected."""
+    """No readable data under the given root, an unreadable image, or images of mixed sizes; the message says
+    what was expected."""
 
 
 class CIFAR10Batches(CIFAR10):
@@ -66,10 +93,11 @@ class CIFAR10Batches(CIFAR10):
 # ----------------------------------------------------------------------------- reading and splitting
 
 
-def load_cifar10(root: Path, download: bool = False) -> dict[str, np.ndarray]:
-    """CIFAR-10 as uint8 NHWC images + int64 labels, split train / valid / test as NB101 does, and the
-    class names ("classes", label i is classes[i]): CIFAR-10's ten, or an image-folder tree's folders.
-    CIFAR10Error for data that is absent or unreadable, an unreadable image (named), an empty class
+def load_cifar10(root: Path, download: bool = False) -> dict:
+    """CIFAR-10 (or an image-folder tree) as uint8 NHWC images + int64 labels, split train / valid / test as
+    NB101 does, the class names ("classes", label i is classes[i]): CIFAR-10's ten, or the tree's folders;
+    and how validation was held out ("valid_split": BATCHES_SPLIT or FOLDER_SPLIT). CIFAR10Error for data
+    that is absent or unreadable, an unreadable image (named), images of mixed sizes, an empty class
     folder, or fewer than two classes."""
     if download:
         existed = root.exists()
@@ -81,17 +109,17 @@ def load_cifar10(root: Path, download: bool = False) -> dict[str, np.ndarray]:
             raise CIFAR10Error(f"--download: cannot fetch CIFAR-10 into {root} ({e})") from None
     if (root / "cifar-10-batches-py").is_dir():
         return split_batches(root)
-    if (root / "train").is_dir() and (root / "test").is_dir():
+    if (root / "train").is_dir():
         return split_folder(decode_folders(root))
     raise CIFAR10Error(
         f"no CIFAR-10 under --data-root {root}: expected either {root}/cifar-10-batches-py (torchvision's "
-        f"CIFAR10; add --download when online) or an image-folder tree {root}/train/<class>/* + "
-        f"{root}/test/<class>/* (e.g. cifar10-jpeg.tar.gz (CIFAR-10 as JPEGs) unpacked by "
+        f"CIFAR10; add --download when online) or an image-folder tree {root}/train/<class>/* (+ optionally "
+        f"{root}/test/<class>/*) (e.g. cifar10-jpeg.tar.gz (CIFAR-10 as JPEGs) unpacked by "
         "tar -xzf cifar10-jpeg.tar.gz -C data/, then --data-root data/cifar10-jpeg)"
     )
 
 
-def split_batches(root: Path) -> dict[str, np.ndarray]:
+def split_batches(root: Path) -> dict:
     """cifar-10-batches-py: train = data_batch_1..4, valid = data_batch_5 (the last fifth), test = test_batch."""
     try:
         train, test = CIFAR10Batches(str(root), train=True), CIFAR10Batches(str(root), train=False)
@@ -108,15 +136,19 @@ def split_batches(root: Path) -> dict[str, np.ndarray]:
         "test_x": np.asarray(test.data),
         "test_y": np.asarray(test.targets, np.int64),
         "classes": np.array(train.classes),
+        "valid_split": BATCHES_SPLIT,
     }
 
 
 def decode_folders(root: Path) -> dict[str, np.ndarray]:
-    """Decode train/ and test/ with torchvision's ImageFolder once; cache as uint8 in root/CACHE_NAME.
+    """Decode train/ and test/ (when there is one) with torchvision's ImageFolder once; cache as uint8 in
+    root/CACHE_NAME. Without test/, test_x and test_y are empty.
 
     A cache that cannot be read (cut short, damaged) is decoded again, with a warning on stderr."""
-    sets = {s: image_folder(root / s) for s in ("train", "test")}
-    if sets["train"].classes != sets["test"].classes:
+    sets = {"train": image_folder(root / "train")}
+    if (root / "test").exists():  # optional: a run without it reports no test accuracy
+        sets["test"] = image_folder(root / "test", hint="; or remove test/ to train without a test set")
+    if "test" in sets and sets["train"].classes != sets["test"].classes:
         only = sorted(set(sets["train"].classes) ^ set(sets["test"].classes))
         raise CIFAR10Error(f"{root}: train/ and test/ have different class folders ({', '.join(only)} in one only)")
     if len(sets["train"].classes) < 2:  # checked before any image is decoded
@@ -131,13 +163,15 @@ def decode_folders(root: Path) -> dict[str, np.ndarray]:
             h.update(f"{os.path.relpath(path, root)}:{os.path.getsize(path)}:{label}\n".encode())
     cache = root / CACHE_NAME
     classes = {"classes": np.array(sets["train"].classes)}
-    cached = read_cache(cache, h.hexdigest(), {s: len(ds.samples) for s, ds in sets.items()})
+    sizes = {"train": len(sets["train"].samples), "test": len(sets["test"].samples) if "test" in sets else 0}
+    cached = read_cache(cache, h.hexdigest(), sizes)
     if cached is not None:
         return cached | classes
-    out = {"fingerprint": np.array(h.hexdigest())}
-    for s, ds in sets.items():
-        out[f"{s}_x"] = decode_images([path for path, _ in ds.samples], f"decoding {s}/")
-        out[f"{s}_y"] = np.array(ds.targets, np.int64)
+    # One call for both splits, so that train/ and test/ must share one image size too.
+    x = decode_images([path for ds in sets.values() for path, _ in ds.samples], f"decoding {root.name}/")
+    n = sizes["train"]
+    out = {"fingerprint": np.array(h.hexdigest()), "train_x": x[:n], "test_x": x[n:]}
+    out |= {f"{s}_y": np.array(sets[s].targets if s in sets else [], np.int64) for s in ("train", "test")}
     try:
         save_npz_atomic(cache, out)
     except OSError as e:  # read-only data dir: works, just decodes again next time
@@ -145,12 +179,12 @@ def decode_folders(root: Path) -> dict[str, np.ndarray]:
     return {k: v for k, v in out.items() if k != "fingerprint"} | classes
 
 
-def image_folder(path: Path) -> ImageFolder:
+def image_folder(path: Path, hint: str = "") -> ImageFolder:
     """torchvision's ImageFolder of `path`; CIFAR10Error naming a class folder without images."""
     try:
         ds = ImageFolder(str(path), allow_empty=True)
     except FileNotFoundError:  # torchvision's word for a folder without class folders
-        raise CIFAR10Error(f"{path}: no class folders (expected {path}/<class>/<image>)") from None
+        raise CIFAR10Error(f"{path}: no class folders (expected {path}/<class>/<image>{hint})") from None
     counts = np.bincount(np.array(ds.targets, np.int64), minlength=len(ds.classes))
     empty = [c for c, n in zip(ds.classes, counts) if n == 0]
     if empty:
@@ -160,7 +194,7 @@ def image_folder(path: Path) -> ImageFolder:
 
 def read_cache(cache: Path, fingerprint: str, sizes: dict[str, int]) -> dict[str, np.ndarray] | None:
     """The decoded images cached for this tree, or None: absent, made for another tree, or unreadable
-    (then a warning on stderr: it is decoded again and replaced)."""
+    (then a warning on stderr: it is decoded again and replaced). `sizes`: the images of each split."""
     if not cache.exists():
         return None
     keys = ("train_x", "train_y", "test_x", "test_y")
@@ -169,9 +203,11 @@ def read_cache(cache: Path, fingerprint: str, sizes: dict[str, int]) -> dict[str
             if str(f["fingerprint"]) != fingerprint:
                 return None
             d = {k: f[k] for k in keys}
+        hw = d["train_x"].shape[1:3]  # one size for every image of the tree
         for s, n in sizes.items():
-            if d[f"{s}_x"].shape != (n, 32, 32, 3) or d[f"{s}_x"].dtype != np.uint8 or d[f"{s}_y"].shape != (n,):
-                raise ValueError(f"{s}_x holds {d[f'{s}_x'].shape}, not the {n} images of {s}/")
+            x = d[f"{s}_x"]
+            if x.shape != (n, *hw, 3) or x.dtype != np.uint8 or d[f"{s}_y"].shape != (n,):
+                raise ValueError(f"{s}_x holds {x.shape}, not the {n} RGB images of {s}/")
     except Exception as e:  # noqa: BLE001 - a damaged zip or array fails in many ways; all mean "decode again"
         print(f"warning: {cache}: damaged cache ({type(e).__name__}: {e}); decoding the images again", file=sys.stderr)
         return None
@@ -179,7 +215,8 @@ def read_cache(cache: Path, fingerprint: str, sizes: dict[str, int]) -> dict[str
 
 
 def decode_images(paths: list[str], desc: str = "decoding", workers: int | None = None) -> np.ndarray:
-    """uint8 [N,32,32,3] of the image files, decoded by a process pool (all usable cores) when there are many."""
+    """uint8 [N,H,W,3] of the image files, decoded by a process pool (all usable cores) when there are many.
+    CIFAR10Error naming the file that cannot be read, or one file of each size when they differ."""
     workers = workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     chunks = [paths[i : i + 1024] for i in range(0, len(paths), 1024)]
     bar = tqdm(total=len(paths), desc=desc, mininterval=2, leave=False, disable=None)
@@ -189,31 +226,50 @@ def decode_images(paths: list[str], desc: str = "decoding", workers: int | None 
         ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
         with ProcessPoolExecutor(min(workers, len(chunks)), mp_context=ctx) as pool:
             parts = []
-            for part in pool.map(_decode, chunks):  # in order; a worker's CIFAR10Error is raised here
+            for chunk, part in zip(
+                chunks, pool.map(_decode, chunks)
+            ):  # in order; a worker's CIFAR10Error is raised here
                 parts.append(part)
-                bar.update(len(part))
+                bar.update(len(chunk))
     bar.close()
-    return np.concatenate(parts) if parts else np.empty((0, 32, 32, 3), np.uint8)
+    first_of_size = {}  # (h, w) -> the first file of that size
+    for _, firsts in parts:
+        for hw, path in firsts.items():
+            first_of_size.setdefault(hw, path)
+    if len(first_of_size) > 1:
+        raise CIFAR10Error(mixed_sizes(first_of_size))
+    return np.concatenate([x for x, _ in parts]) if parts else np.empty((0, 32, 32, 3), np.uint8)
 
 
-def _decode(paths: list[str], bar=None) -> np.ndarray:
-    x = np.empty((len(paths), 32, 32, 3), np.uint8)
-    for i, path in enumerate(paths):
+def mixed_sizes(first_of_size: dict[tuple[int, int], str]) -> str:
+    """The error for images of several sizes: one file of each (SIZES_NAMED of them at most)."""
+    named = [f"{w}x{h} {path}" for (h, w), path in list(first_of_size.items())[:SIZES_NAMED]]
+    more = f", and {len(first_of_size) - SIZES_NAMED} more sizes" if len(first_of_size) > SIZES_NAMED else ""
+    return (
+        f"images of {len(first_of_size)} sizes ({', '.join(named)}{more}): every image of the data must have "
+        "one size; resize them first"
+    )
+
+
+def _decode(paths: list[str], bar=None) -> tuple[np.ndarray | None, dict[tuple[int, int], str]]:
+    """The chunk's images stacked (None when their sizes differ), and the first file of each size."""
+    images, first_of_size = [], {}
+    for path in paths:
         try:
             with Image.open(path) as f:
-                img = np.asarray(f.convert("RGB"))
+                img = np.asarray(f.convert("RGB"))  # as ImageFolder's loader: grayscale becomes 3 equal channels
         except (OSError, ValueError, Image.DecompressionBombError) as e:  # empty, cut short, not an image
-            raise CIFAR10Error(f"{path}: not a readable image ({e}); remove or replace it") from None
-        if img.shape != (32, 32, 3):
-            raise CIFAR10Error(f"{path}: {img.shape[1]}x{img.shape[0]} image, CIFAR-10 needs 32x32")
-        x[i] = img
+            raise CIFAR10Error(f"{path}: not a readable image ({one_line(e)}); remove or replace it") from None
+        first_of_size.setdefault(img.shape[:2], path)
+        images.append(img)
         if bar is not None:
             bar.update()
-    return x
+    return (np.stack(images) if len(first_of_size) == 1 else None), first_of_size
 
 
-def split_folder(d: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Validation = a fixed fifth of each class of train/ (1000/class for CIFAR-10), like data_batch_5."""
+def split_folder(d: dict[str, np.ndarray]) -> dict:
+    """Validation = a fixed fifth of each class of train/ (1000/class for CIFAR-10), like data_batch_5
+    (FOLDER_SPLIT: floor(n / 5) of a class of n images; none of a class under 5)."""
     rng, y = np.random.default_rng(0), d["train_y"]  # fixed: the split never depends on --seed
     valid = np.concatenate([rng.permutation(np.flatnonzero(y == c))[: (y == c).sum() // 5] for c in np.unique(y)])
     is_valid = np.zeros(len(y), bool)
@@ -226,6 +282,7 @@ def split_folder(d: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "test_x": d["test_x"],
         "test_y": d["test_y"],
         "classes": d["classes"],
+        "valid_split": FOLDER_SPLIT,
     }
 
 
@@ -262,26 +319,63 @@ def epoch_plan(seed: int, epoch: int, n: int, batch: int) -> np.ndarray:
 
 
 def pad_for_crops(x_u8: torch.Tensor) -> torch.Tensor:
-    """[N,32,32,3] -> [N,40,40,3] with a zero border, as NB101 pads the raw pixels."""
+    """[N,H,W,3] -> [N,H+8,W+8,3] with a zero border, as NB101 pads the raw pixels (32x32 -> 40x40)."""
     return F.pad(x_u8, (0, 0, PAD, PAD, PAD, PAD))
 
 
 def augment(padded: torch.Tensor, plan: torch.Tensor) -> torch.Tensor:
-    """Random 32x32 crops of the zero-padded 40x40 uint8 NHWC images, flipped where plan[3]; one gather.
+    """Random HxW crops of the zero-padded (H+8)x(W+8) uint8 NHWC images, flipped where plan[3]; one gather.
 
-    Same as NB101's pad-4 (with 0 before normalisation), random_crop, random_flip_left_right.
-    Returns uint8 [B,3,32,32] in channels_last memory layout.
+    Same as NB101's pad-4 (with 0 before normalisation), random_crop, random_flip_left_right; the crop
+    has the image's own size (32x32 for CIFAR-10). Returns uint8 [B,3,H,W] in channels_last memory layout.
     """
     idx, dy, dx, flip = plan
-    ar = torch.arange(32, device=padded.device)
-    rows = dy[:, None] + ar
-    cols = dx[:, None] + torch.where(flip[:, None].bool(), 31 - ar, ar)  # flipping the crop = reading it backwards
+    h, w = padded.shape[1] - 2 * PAD, padded.shape[2] - 2 * PAD
+    rows = dy[:, None] + torch.arange(h, device=padded.device)
+    ar = torch.arange(w, device=padded.device)
+    cols = dx[:, None] + torch.where(flip[:, None].bool(), w - 1 - ar, ar)  # flipping the crop = reading it backwards
     return padded[idx[:, None, None], rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
 
-def normalizer(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """RGB_MEAN and RGB_STD as [1,3,1,1] tensors on `device`, for normalize."""
-    return tuple(torch.tensor(v, device=device).view(1, 3, 1, 1) for v in (RGB_MEAN, RGB_STD))
+def is_cifar10(d: dict) -> bool:
+    """CIFAR-10's ten classes in 32x32 images: the data NB101's mean and std were measured on."""
+    return tuple(str(c) for c in d["classes"]) == CIFAR10_CLASSES and d["train_x"].shape[1:] == (32, 32, 3)
+
+
+def nb101_normalization() -> dict:
+    return {"mean": list(RGB_MEAN), "std": list(RGB_STD), "of": "NB101's CIFAR-10 values"}
+
+
+def normalization(d: dict) -> dict:
+    """The per-channel mean and std (of 0..255 pixels) that normalize uses, as metrics.json records them.
+
+    NB101's values for CIFAR-10, so a CIFAR-10 run is NB101's; for other data the training images' own
+    (after validation is held out, before any --train-images subset), rounded to 4 decimals so that the
+    recorded values are the ones used. A constant channel's std counts as 1 (no division by 0).
+    """
+    if is_cifar10(d):
+        return nb101_normalization()
+    x = d["train_x"]
+    sums, squares = np.zeros(3), np.zeros(3)
+    for i in range(0, len(x), 4096):  # float64 a slice at a time: a large dataset is not copied whole
+        part = x[i : i + 4096].astype(np.float64)
+        sums += part.sum((0, 1, 2))
+        squares += np.square(part).sum((0, 1, 2))
+    n = max(1, len(x) * x.shape[1] * x.shape[2])
+    mean = sums / n
+    std = np.maximum(np.sqrt(np.maximum(squares / n - mean**2, 0)), 1.0)
+    return {
+        "mean": [round(float(v), 4) for v in mean],
+        "std": [round(float(v), 4) for v in std],
+        "of": "the training images",
+    }
+
+
+def normalizer(device: torch.device, stats: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean and std of `stats` (normalization's; default NB101's RGB_MEAN and RGB_STD) as [1,3,1,1] tensors
+    on `device`, for normalize."""
+    stats = stats or nb101_normalization()
+    return tuple(torch.tensor(stats[k], device=device).view(1, 3, 1, 1) for k in ("mean", "std"))
 
 
 def normalize(x_u8: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

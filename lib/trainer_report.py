@@ -5,6 +5,9 @@ record = nb101_record(nb, row)                      # None-safe dict, 'synthetic
 print(params_line(n_params, network, record))       # NB101's count only for the full network
 print(summary_line(history[-1], record, epochs))    # "after 36 epochs: valid 93.10% test 92.80% (NB101 ...)"
 plot_training_curves(out / "curves.png", history, record, epochs, title)
+
+A run on data without test images has None for its test loss and accuracy: "test -" in the summary,
+no test curve in curves.png.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ def nb101_label(record: dict | None, epochs: int) -> str:
 def summary_line(final: dict, record: dict | None, epochs: int) -> str:
     """The run beside NB101's record for the same budget, e.g. 'valid 93.10% test 92.80% (NB101 at 36 epochs:
     valid 93.40%)'. NB101's numbers come from a different (TPU, TensorFlow) run: docs/trainer_protocol.md."""
-    line = f"after {final['epoch']} epochs: valid {100 * final['valid_acc']:.2f}% test {100 * final['test_acc']:.2f}%"
+    line = f"after {final['epoch']} epochs: valid {percent(final['valid_acc'])} test {percent(final['test_acc'])}"
     if record is None:
         return line
     known = [(name, recorded(record, epochs, m)) for name, m in (("valid", "val"), ("test", "test"))]
@@ -66,8 +69,14 @@ def summary_line(final: dict, record: dict | None, epochs: int) -> str:
     return f"{line} ({nb101_label(record, epochs)}: {' '.join(known) if known else 'no record'})"
 
 
+def percent(acc: float | None) -> str:
+    """An accuracy as a percentage, "-" where there is none (data without test images)."""
+    return "-" if acc is None else f"{100 * acc:.2f}%"
+
+
 def plot_training_curves(path: Path, history: list[dict], record: dict | None, epochs: int, title: str) -> str:
-    """curves.png: loss and accuracy per epoch for train / valid / test, NB101's recorded final accuracies
+    """curves.png: loss and accuracy per epoch for train / valid / test (each split with values: a run without
+    test images has no test curve), NB101's recorded final accuracies
     marked at their budgets (each budget was a separate NB101 run with its own LR schedule; the run's
     own budget is the star), SYNTHETIC in the title when the record's labels are. Returns the title."""
     import matplotlib
@@ -80,6 +89,8 @@ def plot_training_curves(path: Path, history: list[dict], record: dict | None, e
     x = [h["epoch"] for h in history]
     colours = {"train": "C0", "valid": "C1", "test": "C2"}
     for split, c in colours.items():
+        if all(h[f"{split}_acc"] is None for h in history):  # no such images
+            continue
         ax_loss.plot(x, [h[f"{split}_loss"] for h in history], "o-", ms=3, color=c, label=split)
         ax_acc.plot(x, [100 * h[f"{split}_acc"] for h in history], "o-", ms=3, color=c, label=split)
     marked = False

@@ -8,6 +8,7 @@ does) and JPEG / PNG image folders, by tests/cifar10_files.py.
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -37,12 +38,14 @@ def test_batches_split_like_nb101(tmp_path: Path):
     np.testing.assert_array_equal(d["valid_y"], written["data_batch_5"][1])
     np.testing.assert_array_equal(d["train_x"][:64], written["data_batch_1"][0])
     np.testing.assert_array_equal(d["test_x"], written["test_batch"][0])
+    assert d["valid_split"] == cifar10.BATCHES_SPLIT and cifar10.normalization(d) == cifar10.nb101_normalization()
 
 
 def test_folders_decode_split_and_cache(tmp_path: Path):
     written = write_folders(tmp_path)
     d = cifar10.load_cifar10(tmp_path)
     assert d["train_x"].dtype == np.uint8 and d["train_x"].shape[1:] == (32, 32, 3)
+    assert d["valid_split"] == cifar10.FOLDER_SPLIT and cifar10.is_cifar10(d)
     # PNG is lossless: test images come back exactly (ImageFolder orders by class, then file name).
     x, y = written["test"]
     order = sorted(range(len(y)), key=lambda i: (CLASSES[y[i]], i))
@@ -59,6 +62,20 @@ def test_folders_decode_split_and_cache(tmp_path: Path):
     # an edited tree invalidates the cache
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "test" / "cat" / "9999.png")
     assert len(cifar10.load_cifar10(tmp_path)["test_x"]) == 31
+
+
+def test_folders_without_test_decode_and_cache_an_empty_test_split(tmp_path: Path):
+    write_folders(tmp_path)
+    for f in (tmp_path / "test").rglob("*.png"):
+        f.unlink()
+    for c in (tmp_path / "test").iterdir():
+        c.rmdir()
+    (tmp_path / "test").rmdir()
+    d = cifar10.load_cifar10(tmp_path)
+    assert d["test_x"].shape == (0, 32, 32, 3) and d["test_y"].shape == (0,)
+    assert len(d["train_x"]) + len(d["valid_x"]) == 100
+    again = cifar10.load_cifar10(tmp_path)  # from the cache
+    assert again["test_x"].shape == (0, 32, 32, 3) and np.array_equal(again["train_x"], d["train_x"])
 
 
 def test_classes_come_from_the_data(tmp_path: Path):
@@ -152,8 +169,13 @@ def test_parallel_decode_equals_serial_and_reports_bad_images(tmp_path: Path, mo
     np.testing.assert_array_equal(serial, pooled)
     assert serial.shape == (300, 32, 32, 3) and serial.any()
     Image.fromarray(np.zeros((16, 32, 3), np.uint8)).save(tmp_path / "small.png")
-    with pytest.raises(cifar10.CIFAR10Error, match="small.png: 32x16 image, CIFAR-10 needs 32x32"):
+    with pytest.raises(
+        cifar10.CIFAR10Error, match=rf"images of 2 sizes \(32x32 {re.escape(paths[0])}, 32x16 .*/small.png\)"
+    ):
         cifar10.decode_images(paths + [str(tmp_path / "small.png")], workers=2)
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(cifar10.CIFAR10Error, match="bad.png: not a readable image"):
+        cifar10.decode_images(paths + [str(tmp_path / "bad.png")], workers=2)
 
 
 def test_subset_is_fixed_and_zero_means_all():

@@ -145,7 +145,9 @@ def test_the_classes_come_from_the_data(tmp_path: Path):
     out = tmp_path / "run"
     m = run(*CELL, *TINY, "--batch-size", "16", "--epochs", "1", "--data-root", str(tmp_path / "d"), "--out", str(out))
     assert m["status"] == "done" and m["network"]["num_classes"] == 11
-    assert m["data"] == {"classes": names, "images": {"train": 88, "valid": 22, "test": 22}}
+    assert m["data"]["classes"] == names and m["data"]["images"] == {"train": 88, "valid": 22, "test": 22}
+    assert m["data"]["image_size"] == [32, 32] and m["data"]["valid_split"]["per_class"]
+    assert m["data"]["normalization"]["of"] == "the training images"  # not CIFAR-10: its own mean and std
     ckpt = torch.load(out / "ckpt.pt", weights_only=False)
     assert ckpt["model"]["classifier.weight"].shape[0] == 11 and ckpt["data"] == m["data"]
 

@@ -72,3 +72,11 @@ def test_curves_png_says_synthetic_only_where_a_synthetic_record_is_marked(tmp_p
     assert R.plot_training_curves(tmp_path / "e.png", history(3), None, 4, "cell x") == "cell x"  # no record
     # a synthetic record with no budget within the run marks nothing, so it needs no warning
     assert R.plot_training_curves(tmp_path / "f.png", history(3), record(True), 4, "cell x") == "cell x"
+
+
+def test_a_run_without_test_images_says_test_dash_and_draws_no_test_curve(tmp_path: Path):
+    final = {"epoch": 4, "valid_acc": 0.5, "test_acc": None}
+    assert R.summary_line(final, None, 4) == "after 4 epochs: valid 50.00% test -"
+    rows = [h | {"test_loss": None, "test_acc": None} for h in history(3)]
+    assert R.plot_training_curves(tmp_path / "c.png", rows, None, 3, "cell x") == "cell x"
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
