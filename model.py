@@ -29,6 +29,7 @@ References:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from pathlib import Path
 
@@ -289,20 +290,54 @@ def train_model(
     return model, history
 
 
-def search_trainer(
-    name: str, hp: dict, *, device: str | torch.device = "cpu", threads: int = 1
-) -> Callable[[dict[str, torch.Tensor], np.ndarray, int], Callable[[dict[str, torch.Tensor]], np.ndarray]]:
-    """The train(x, y, seed) callable that search strategies (lib/strategies.py) call every round: it
-    trains model `name` quietly on one thread (a round's few cells gain nothing from more), its batch
-    shrunk to the labelled cells when they are fewer, and returns score(x): the predicted accuracies
-    of any cells' features by each ensemble member, [cells, members], on `threads` threads."""
+# A search refits its predictor every round on the labels so far plus a few new ones: the previous
+# round's weights are already close, so a later round continues from them for WARM_EPOCHS epochs
+# (a fresh cosine schedule) instead of the model's own epochs from the pretrained start.
+WARM_EPOCHS = 40
 
-    def train(x: dict[str, torch.Tensor], y: np.ndarray, seed: int) -> Callable[[dict[str, torch.Tensor]], np.ndarray]:
+
+class Scorer:
+    """score(x) -> [cells, members] predicted accuracies of a fitted predictor; `net` is the model, the
+    start of the next round's warm fit."""
+
+    def __init__(self, net: Predictor, threads: int):
+        self.net, self.threads = net, threads
+
+    def __call__(self, features: dict[str, torch.Tensor]) -> np.ndarray:
+        return predict(self.net, features, threads=self.threads, members=True)
+
+
+def search_trainer(
+    name: str, hp: dict, *, device: str | torch.device = "cpu", threads: int = 1, warm_epochs: int = WARM_EPOCHS
+) -> Callable[..., Scorer]:
+    """The train(x, y, seed, start=None) callable that search strategies (lib/strategies.py) call every
+    round: it trains model `name` quietly on one thread (a round's few cells gain nothing from more), its
+    batch shrunk to the labelled cells when they are fewer, and returns a Scorer: the predicted
+    accuracies of any cells' features by each ensemble member, [cells, members], on `threads` threads.
+    Given `start` (the previous round's Scorer), it continues from that model's weights for
+    `warm_epochs` epochs instead of training a fresh one."""
+
+    def train(x: dict[str, torch.Tensor], y: np.ndarray, seed: int, start: Scorer | None = None) -> Scorer:
         fitted = dict(hp, batch_size=min(hp["batch_size"], len(y)))
-        net, _ = train_model(name, x, y, fitted, seed=seed, device=device, threads=1, quiet=True)
-        return lambda features: predict(net, features, threads=threads, members=True)
+        if start is None:
+            net, _ = train_model(name, x, y, fitted, seed=seed, device=device, threads=1, quiet=True)
+        else:
+            net = refit(start.net, x, y, dict(fitted, epochs=warm_epochs), seed=seed, device=device)
+        return Scorer(net, threads)
 
     return train
+
+
+def refit(net: Predictor, x: dict[str, torch.Tensor], y: np.ndarray, hp: dict, *, seed: int, device) -> Predictor:
+    """A copy of fitted model `net` trained further on x, y (its target map refitted to y first)."""
+    torch.manual_seed(seed)  # dropout
+    net = copy.deepcopy(net)
+    target = torch.as_tensor(net.fit_target(y), dtype=torch.float32, device=device)
+    with torch.no_grad():
+        x = net.fixed_inputs({k: v.to(device) for k, v in x.items()})
+    run = {k: hp[k] for k in ("epochs", "batch_size", "lr", "wd")}
+    fit(net, x, target, LOSSES[hp["loss"]], **run, seed=seed, threads=1, quiet=True)
+    return net
 
 
 # ----------------------------------------------------------------------------- checkpoints

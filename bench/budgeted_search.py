@@ -3,8 +3,9 @@
     python -m bench.budgeted_search                                  # every strategy, 20 seeds, the real 20k pool
     python -m bench.budgeted_search --strategies re,ls,random --seeds 100        # the cheap ones
     python -m bench.budgeted_search --pool full --seeds 3            # the full-size demo file, NB101's protocol
+    python -m bench.budgeted_search --first-seed 20                  # held-out seeds 20-39
 
-Protocol (search.py --budget; both call lib.budget.compare). `--pool real`: the 20,001 real cells of
+Protocol (search.py --budget; both run lib.budget's run_strategy and summarize). `--pool real`: the 20,001 real cells of
 nb101_real_20k.tfrecord (converted once to data/real20k.hdf5); a query returns a cell's one-repeat
 108-epoch validation accuracy and costs its recorded 108-epoch training time (lower budgets: that time
 x epochs / 108, an estimate). `--pool full`: all 423,624 cells of a demo file with 3 repeats and
@@ -13,7 +14,8 @@ data/demo_only108.hdf5), queried as NB101's API does (a random repeat per query)
 published results are: the mean test accuracy of the cell with the best validation accuracy seen.
 Predictor strategies use --model (pgin); BANANAS also runs with its own predictor (path encoding + MLP
 ensemble, `pathmlp`), as the row "bananas-pathmlp". Random search is the baseline of the same run:
-each strategy's regret is also given as a ratio to random's, at --budget queries.
+each strategy's regret is also given as a ratio to random's, at --budget queries. Each strategy's
+summary adds `at_hours`: the incumbent's mean true val accuracy after HOURS of simulated training.
 Writes bench/results/budgeted_search[-full].json (search.py's budget.json + machine), the two curve
 plots beside it, and prints the table.
 """
@@ -27,15 +29,18 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from bench.common import REAL_HDF5, REPO, RESULTS, machine, real_hdf5
 from dataset import load_nb101
-from lib.budget import budget_table, compare, plot_search_curves
+from lib.budget import budget_table, plot_search_curves, pool_summary, run_strategy, summarize
 from lib.devices import free_cores, pick_device
 from lib.outputs import dumps, write_atomic
-from lib.strategies import PREDICTOR_STRATEGIES, STRATEGIES
-from model import build_model, hyperparams, search_trainer
+from lib.strategies import PREDICTOR_STRATEGIES, STRATEGIES, Pool
+from model import WARM_EPOCHS, build_model, hyperparams, search_trainer
 
 FULL_DEMO = REPO / "data" / "demo_only108.hdf5"
+HOURS = (10, 25, 50)  # simulated-time budgets: 150 queries of the real pool take about 70 h (random) to 130 h
 
 
 def parse_args() -> argparse.Namespace:
@@ -44,10 +49,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated (default: all)")
     p.add_argument("--budget", type=int, default=150, help="queries per search")
     p.add_argument("--seeds", type=int, default=20)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds first..first+N-1 (20: the held-out ones)")
     p.add_argument("--predictor-seeds", type=int, help="seeds of bananas, npenas, guided (default: --seeds)")
     p.add_argument("--model", default="pgin")
     p.add_argument("--n0", type=int, default=10)
     p.add_argument("--per-round", type=int, default=10)
+    p.add_argument("--threads", type=int, help="CPU threads that score cells (default: the free cores)")
     p.add_argument("--out", help="JSON (default bench/results/budgeted_search[-full].json)")
     return p.parse_args()
 
@@ -70,7 +77,7 @@ def main() -> None:
     data = load_nb101(path)
     table = data.search_table("val", random_repeat=args.pool == "full")
     names = args.strategies.split(",")
-    device, threads = pick_device("auto"), free_cores()
+    device, threads = pick_device("auto"), args.threads or free_cores()
     hp = hyperparams(args.model)
     trainers = {args.model: search_trainer(args.model, hp, device=device, threads=threads)}
     trainers["pathmlp"] = search_trainer("pathmlp", hyperparams("pathmlp"), device=device, threads=threads)
@@ -80,15 +87,26 @@ def main() -> None:
     rows += [("bananas-pathmlp", "bananas", "pathmlp")] if "bananas" in names and args.model != "pathmlp" else []
     load, t0 = os.getloadavg(), time.perf_counter()
     result = {"config": {"data": str(path), "queries": args.budget, "seeds": args.seeds, "strategies": names}}
-    result["config"] |= {"model": args.model, "hp": hp, "n0": args.n0, "per_round": args.per_round}
+    result["config"] |= {"first_seed": args.first_seed, "model": args.model, "hp": hp}
+    result["config"] |= {"n0": args.n0, "per_round": args.per_round, "warm_epochs": WARM_EPOCHS}
     result["strategies"], curves, seconds = {}, {}, {}
+    pool = Pool(table.cells, device)
+    walks = any(n in ("re", "ls", "bananas", "npenas", "guided") for n in names)
+    result["pool"] = pool_summary(table, pool.near.kind if walks else None)
     for name, strategy, model in rows:
         seeds = args.predictor_seeds or args.seeds if strategy in PREDICTOR_STRATEGIES else args.seeds
         t = time.perf_counter()
-        loop = dict(seeds=seeds, queries=args.budget, train=trainers[model], n0=args.n0, per_round=args.per_round)
-        one, c = compare(table, [strategy], device=device, **loop)
-        result["pool"] = one["pool"]
-        result["strategies"][name], curves[name] = one["strategies"][strategy], c[strategy]
+        loop = dict(train=trainers[model], n0=args.n0, per_round=args.per_round)
+        kwargs = loop if strategy in PREDICTOR_STRATEGIES else {}
+        seed_range = range(args.first_seed, args.first_seed + seeds)
+        traces = [
+            run_strategy(STRATEGIES[strategy](pool, s, **kwargs), table, queries=args.budget, seconds=None, seed=s)
+            for s in seed_range
+        ]
+        result["strategies"][name], curves[name] = summarize(traces, table, max(tr.seconds.sum() for tr in traces))
+        for run, seed in zip(result["strategies"][name]["runs"], seed_range):  # summarize numbers them from 0
+            run["seed"] = seed
+        result["strategies"][name]["at_hours"] = {str(h): at_time(traces, table, 3600 * h) for h in HOURS}
         seconds[name] = time.perf_counter() - t
         print(f"{name}: {seeds} seeds in {seconds[name]:.0f} s", flush=True)
     base = result["strategies"].get("random")
@@ -114,6 +132,18 @@ def main() -> None:
         )
     )
     print(f"saved {out} ({result['bench']['seconds']:.0f} s)")
+
+
+def at_time(traces, table, seconds: float) -> float | None:
+    """The incumbent's mean true val accuracy after `seconds` of simulated training; None when a run
+    spent its queries before then (its curve stops short of the time)."""
+    vals = []
+    for tr in traces:
+        done = int(np.searchsorted(np.cumsum(tr.seconds), seconds, side="right"))
+        if done == len(tr.rows) and tr.seconds.sum() < seconds:
+            return None
+        vals.append(float(table.true_val[tr.incumbents()[done - 1]]) if done else np.nan)
+    return float(np.mean(vals))
 
 
 if __name__ == "__main__":

@@ -15,8 +15,13 @@ for) and is told what they scored. Table lookups (lib/budget.py) or real trainin
 - bananas: BANANAS (White et al. 2021): 10 random cells; then an ensemble fitted on every label,
   200 candidates around the top 5, independent Thompson sampling picks 10 before the next fit.
 - npenas: NPENAS (Wei et al. 2022): as bananas, the candidates ranked by the predicted mean.
-- guided: predictor-guided search (Neural Predictor): n0 random cells; then the predictor ranks every
-  unqueried cell of the pool and the best per_round are queried before the next fit.
+- guided: predictor-guided search (Neural Predictor) with a local step: n0 random cells; a fit on twice
+  as many labels as the last ranking ranks every unqueried cell of the pool and keeps a shortlist of
+  the best, the fits between score only the shortlist and the incumbent's neighbours; the first batch
+  (per_round cells) is the best predicted, each later one (fewer cells) the best predicted neighbours
+  of the incumbent first, then the best predicted of the rest.
+- bananas, npenas and guided refit their predictor from the previous round's weights (a short warm
+  fit), not from scratch.
 - sh: successive halving (eta 3) over NB101's budgets 4, 12, 36, 108: 27 random cells at 4 epochs,
   the best third goes on to the next budget, 1 reaches 108; repeated.
 - hyperband: Hyperband (Li et al. 2018) on the same budgets: brackets of 27 cells at 4 epochs, 12 at
@@ -27,7 +32,8 @@ A failed trial (real training that crashed or diverged) is told as NaN: the cell
 never as a label, a parent or a promotion.
 
 The predictor strategies never build a predictor: they call `train(x, y, seed)`, given to them, which
-returns score(x) -> accuracies [cells, members] (model.search_trainer).
+returns score(x) -> accuracies [cells, members] (model.search_trainer); from the second fit on they
+pass the previous score as `start=`, the fit to continue from.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ from lib.neighbourhood import neighbourhood_of
 
 FULL = BUDGETS[-1]  # 108 epochs: the label every single-fidelity strategy asks for
 Score = Callable[[dict[str, torch.Tensor]], np.ndarray]
-Train = Callable[[dict[str, torch.Tensor], np.ndarray, int], Score]
+Train = Callable[..., Score]  # train(x, y, seed, start=None): start, a previous score to continue from
 
 
 class Pool:
@@ -179,13 +185,17 @@ class LocalSearch(Strategy):
 
 class PredictorSearch(Strategy):
     """What bananas, npenas and guided share: n0 random cells, then a predictor fitted on every label
-    (train(x, y, seed)), and a batch of `per_round` cells picked with it before the next fit."""
+    (train(x, y, seed)), and a batch of `per_round` cells picked with it before the next fit. With
+    `warm`, every fit after the first continues from the previous one (train(..., start=score))."""
 
-    def __init__(self, pool: Pool, seed: int = 0, *, train: Train, n0: int = 10, per_round: int = 10):
+    def __init__(
+        self, pool: Pool, seed: int = 0, *, train: Train, n0: int = 10, per_round: int = 10, warm: bool = True
+    ):
         super().__init__(pool, seed)
-        self.train, self.n0, self.per_round = train, n0, per_round
+        self.train, self.n0, self.per_round, self.warm = train, n0, per_round, warm
         self.seed, self.fits = seed, 0
         self.batch: list[int] = []
+        self.score: Score | None = None  # the last fit
 
     def ask(self):
         if len(self.seen) < self.n0:
@@ -194,10 +204,15 @@ class PredictorSearch(Strategy):
             rows, acc = self.labelled()
             if len(acc) < 2:  # every trial so far failed: nothing to fit yet
                 return [(self.random_cell(), FULL)]
-            score = self.train(self.pool.features(rows), acc, 1000 * self.seed + self.fits)
-            self.fits += 1
-            self.batch = [int(r) for r in self.pick(score, rows, acc)]
+            self.score = self.fit(rows, acc)
+            self.batch = [int(r) for r in self.pick(self.score, rows, acc)]
         return [(self.batch.pop(0) if self.batch else self.random_cell(), FULL)]  # no candidate left: random
+
+    def fit(self, rows: np.ndarray, acc: np.ndarray) -> Score:
+        start = {"start": self.score} if self.warm and self.score is not None else {}
+        score = self.train(self.pool.features(rows), acc, 1000 * self.seed + self.fits, **start)
+        self.fits += 1
+        return score
 
     def pick(self, score: Score, rows: np.ndarray, acc: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -241,16 +256,67 @@ class NPENAS(PredictorSearch):
 
 
 class Guided(PredictorSearch):
-    """Every unqueried cell of the pool ranked by the predictor's mean (in chunks: a pool may be the space)."""
+    """The pool ranked by the predictor's mean, and the neighbourhood of the best cells found.
+
+    A fit on twice as many labels as the last ranking (the first fit included) ranks every unqueried
+    cell of the pool and keeps the best `shortlist`: between those, a round's predictor moves little
+    and scores only the shortlist's unqueried cells and the unqueried neighbours of the `top` best
+    labelled cells. Each batch after the first takes up to `local` of those neighbours, best predicted
+    first (the best cells of a pool sit near each other), and fills up with the best predicted of the
+    rest. The first batch has `per_round` cells; later ones `later`, so the predictor sees the news
+    sooner."""
 
     name = "guided"
 
+    def __init__(self, pool, seed=0, *, later=5, local=2, top=1, shortlist=2000, **kwargs):
+        super().__init__(pool, seed, **kwargs)
+        self.later, self.local, self.top, self.shortlist = later, local, top, shortlist
+        self.ranked: np.ndarray | None = None  # the shortlist, best first
+        self.ranked_with = 0  # labels of the fit that ranked the pool
+
     def pick(self, score, rows, acc):
+        first = self.ranked is None
+        if len(acc) >= 2 * self.ranked_with:
+            self.ranked, self.ranked_with = self.rank_pool(score)[: self.shortlist], len(acc)
+        # before the first batch the best cell is a random one: its neighbours are no better than the pool
+        near = np.zeros(0, np.int64) if first else self.near_best(rows, acc)
+        cand = np.concatenate([near, self.ranked[~self.queried[self.ranked]]])
+        cand = cand[np.sort(np.unique(cand, return_index=True)[1])]  # first occurrence, order kept
+        pred = self.predict(score, cand)
+        is_near = np.isin(cand, near)
+        order = np.argsort(-pred, kind="stable")
+        local = order[is_near[order]][: self.local]
+        rest = order[~np.isin(order, local)]
+        return cand[np.concatenate([local, rest])[: self.per_round if first else self.later]]
+
+    def rank_pool(self, score) -> np.ndarray:
         left = np.flatnonzero(~self.queried)
-        pred = np.concatenate(
-            [score(self.pool.features(c)).mean(1) for c in np.array_split(left, -(-len(left) // 65536))]
-        )
-        return left[np.argsort(-pred, kind="stable")[: self.per_round]]
+        return left[np.argsort(-self.predict(score, left), kind="stable")]
+
+    def predict(self, score, rows: np.ndarray) -> np.ndarray:
+        if not len(rows):
+            return np.zeros(0)
+        chunks = np.array_split(rows, -(-len(rows) // 65536))  # a pool may be the whole space
+        return np.concatenate([score(self.pool.features(c)).mean(1) for c in chunks])
+
+    def near_best(self, rows, acc) -> np.ndarray:
+        """Unqueried neighbours of the `top` best labelled cells."""
+        best = rows[np.argsort(-acc, kind="stable")[: self.top]]
+        near = np.unique(np.concatenate([self.around(int(r)) for r in best])) if len(best) else []
+        near = np.asarray(near, np.int64)
+        return near[~self.queried[near]]
+
+    def around(self, row: int, cap: int = 300) -> np.ndarray:
+        """The cell's neighbours; in a partial pool every cell as near as its k-th nearest (path-encoding
+        distances tie often, and a tie broken by row number says nothing about the cell), nearest first."""
+        near = self.pool.near
+        if not hasattr(near, "codes"):
+            return near.neighbours(row)
+        d = near.sizes + near.sizes[row] - 2 * (near.codes @ near.codes[row])
+        d[row] = np.inf
+        order = np.argsort(d, kind="stable")
+        radius = d[order[near.k - 1]]
+        return order[: min(cap, int((d <= radius).sum()))]
 
 
 class SuccessiveHalving(Strategy):
@@ -269,6 +335,8 @@ class SuccessiveHalving(Strategy):
         self.waiting: list[tuple[int, int]] = []
 
     def ask(self):
+        if not self.waiting and any((r, BUDGETS[self.level]) not in self.seen for r in self.rung):
+            return []  # trials of the rung still in flight (trials side by side): nothing to promote yet
         if not self.waiting:
             if self.rung and self.level < len(BUDGETS) - 1 and len(self.rung) > 1:
                 scores = np.nan_to_num([self.seen[(r, BUDGETS[self.level])] for r in self.rung], nan=-np.inf)

@@ -218,7 +218,7 @@ def test_guided_ranks_every_cell_of_a_full_space_pool_in_chunks(space):
     def train(x, y, seed):
         return lambda f: (f["operations"][..., 2].sum(1) * 10 + f["adjacency"].sum((1, 2))).numpy()[:, None]
 
-    guided = S.Guided(pool, seed=0, train=train, n0=3, per_round=5)
+    guided = S.Guided(pool, seed=0, train=train, n0=3, per_round=5, local=0)
     for _ in range(3):
         row, epochs = guided.ask()[0]
         guided.tell(row, epochs, 0.9)
@@ -228,11 +228,13 @@ def test_guided_ranks_every_cell_of_a_full_space_pool_in_chunks(space):
     assert picked == want.tolist()
 
 
-@pytest.mark.parametrize("name", ["random", "re", "ls", "npenas", "sh"])
+@pytest.mark.parametrize("name", ["random", "re", "ls", "npenas", "guided", "sh"])
 def test_failed_trials_told_as_nan_are_never_labels_parents_or_promoted(name):
     """Real training fails now and then: a NaN tell marks the cell queried and nothing else."""
     pool = S.Pool(blank_cells(60))
-    kwargs = {"train": lambda x, y, seed: lambda f: np.tile(np.arange(len(f["num_vertices"]))[:, None], (1, 2))}
+    kwargs = {
+        "train": lambda x, y, seed, start=None: lambda f: np.tile(np.arange(len(f["num_vertices"]))[:, None], (1, 2))
+    }
     s = S.STRATEGIES[name](pool, 0, **(kwargs if name in S.PREDICTOR_STRATEGIES else {}))
     told = []
     for q in range(40):
@@ -247,3 +249,112 @@ def test_failed_trials_told_as_nan_are_never_labels_parents_or_promoted(name):
     assert all(s.touched[r] for r in failed)
     if name == "re":
         assert not {r for r, _ in s.population} & set(failed)
+
+
+# ----------------------------------------------------------------------------- guided
+
+
+class Paths:
+    """A partial pool's neighbourhood (lib/neighbourhood.NearestByPaths) on hand-made 0/1 codes."""
+
+    kind = "paths"
+
+    def __init__(self, codes, k):
+        self.codes, self.k = np.asarray(codes, np.float32), k
+        self.sizes = self.codes.sum(1)
+
+    def neighbours(self, row):
+        d = self.sizes + self.sizes[row] - 2 * (self.codes @ self.codes[row])
+        d[row] = np.inf
+        return np.sort(np.argsort(d, kind="stable")[: self.k])
+
+
+def test_guided_neighbours_of_a_partial_pool_keep_every_tie_of_the_kth_nearest():
+    """Cell 0's distances: 1 to cell 1, 2 to cells 2, 3, 4, 5, 5 to cell 6. With k = 2 the second nearest
+    is at distance 2, so all four cells at distance 2 are neighbours, not the lowest-numbered one only."""
+    codes = [[1, 1, 0, 0, 0], [1, 1, 1, 0, 0], [1, 0, 1, 0, 0], [0, 1, 0, 1, 0], [1, 1, 1, 1, 0], [0, 1, 1, 0, 0]]
+    codes.append([0, 0, 1, 1, 1])
+    pool = pool_of(7, Paths(codes, k=2))
+    guided = S.Guided(pool, seed=0, train=None)
+    assert pool.near.neighbours(0).tolist() == [1, 2]  # the tie broken by row
+    assert guided.around(0).tolist() == [1, 2, 3, 4, 5]  # nearest first, every tie kept
+    assert guided.around(0, cap=3).tolist() == [1, 2, 3]
+
+
+def test_guided_batches_mix_the_pool_ranking_and_the_neighbourhood_of_the_best():
+    """A pool of 30: the predictor's mean is the row number (cell 29 best) and the truth likes cells
+    0-2. The fits on 3 labels (the first) and on 7 (at least twice 3) rank the whole pool and keep its
+    best 6; the fit on 10 scores only those and the neighbours of the best labelled cell (0: tied with
+    1 and 2, told first). The first batch is the shortlist's best 4; each later one takes the best
+    predicted neighbour first (`local` = 1), then the best predicted of the rest, 3 cells in all."""
+    n = 30
+    truth = np.where(np.arange(n) < 3, 0.95, 0.80)
+    near = Graph({i: [(i + 5) % n, (i + 10) % n, (i + 15) % n] for i in range(n)})
+    scored, starts = [], []
+
+    def train(x, y, seed, start=None):
+        starts.append(start)
+
+        def score(f):
+            scored.append(sorted(f["row"].tolist()))
+            return np.stack([f["row"].numpy().astype(float)] * 2, 1)
+
+        return score
+
+    pool = pool_of(n, near)
+    pool.features = lambda rows: {"row": torch.as_tensor(np.asarray(rows))}
+    g = S.Guided(pool, seed=0, train=train, n0=3, per_round=4, later=3, local=1, top=1, shortlist=6)
+    for row in (0, 1, 2):  # the random start, given
+        g.tell(row, S.FULL, truth[row])
+    first = [step(g, truth)[0] for _ in range(4)]
+    assert len(scored[0]) == n - 3 and g.ranked.tolist() == [29, 28, 27, 26, 25, 24]
+    assert scored[1] == [24, 25, 26, 27, 28, 29] and first == [29, 28, 27, 26]  # no neighbours yet
+    second = [step(g, truth)[0] for _ in range(3)]
+    assert len(scored[2]) == n - 7 and g.ranked.tolist() == [25, 24, 23, 22, 21, 20]  # ranked anew
+    assert scored[3] == [5, 10, 15, 20, 21, 22, 23, 24, 25]  # cell 0's neighbours and the shortlist
+    assert second == [15, 25, 24]  # the neighbour predicted best, then the shortlist's best
+    third = [step(g, truth)[0] for _ in range(3)]
+    assert scored[4] == [5, 10, 20, 21, 22, 23]  # not ranked anew: 10 labels, fewer than twice 7
+    assert third == [10, 23, 22] and g.ranked_with == 7
+    assert starts[0] is None and starts[1] is not None  # the second fit continues from the first
+
+
+def test_a_warm_fit_continues_from_the_previous_predictor():
+    """search_trainer's train(..., start=score): one more epoch from a fitted MLP predicts almost as it
+    did, where one epoch from a fresh start does not; the start itself is left untouched."""
+    from model import hyperparams, search_trainer
+
+    rng = np.random.default_rng(0)
+    cells = blank_cells(40)
+    cells["num_vertices"] = rng.integers(2, 8, 40)
+    x = S.Pool(cells).features(np.arange(40))
+    y = 0.80 + 0.02 * cells["num_vertices"] + rng.normal(0, 0.002, 40)
+    hp = hyperparams("mlp", {"epochs": 150, "batch_size": 20, "lr": 1e-3})
+    train = search_trainer("mlp", hp, warm_epochs=1)
+    first = train(x, y, 0)
+    before = first(x).ravel()
+    warm = train(x, y, 1, start=first)(x).ravel()
+    cold = search_trainer("mlp", dict(hp, epochs=1))(x, y, 1)(x).ravel()
+    np.testing.assert_array_equal(first(x).ravel(), before)
+    assert np.abs(before - y).mean() < 0.01
+    assert np.abs(warm - before).mean() < 0.5 * np.abs(cold - before).mean()
+
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_each_fit_after_the_first_starts_from_the_last_unless_told_not_to(warm):
+    n = 40
+    star = Graph({i: [j for j in range(n) if j != i] for i in range(n)})
+    starts, scores = [], []
+
+    def train(x, y, seed, start=None):
+        starts.append(start)
+        scores.append(lambda f: np.tile(f["row"].numpy()[:, None].astype(float), (1, 2)))
+        return scores[-1]
+
+    pool = pool_of(n, star)
+    pool.features = lambda rows: {"row": torch.as_tensor(np.asarray(rows))}
+    s = S.NPENAS(pool, seed=0, train=train, n0=2, per_round=2, warm=warm)
+    for _ in range(8):
+        step(s, np.linspace(0.8, 0.9, n))
+    assert len(starts) == 3  # after the 2 random cells and after each batch of 2
+    assert starts == ([None, scores[0], scores[1]] if warm else [None, None, None])
