@@ -5,6 +5,7 @@
     python search.py --checkpoint runs/gcn-172-s0-X/checkpoint.pt --data data/real20k.hdf5 --out runs/pick
     python search.py --train -- --data-root data/cifar10-jpeg --epochs 4    # then trainer.py on the pick
     python search.py --budget 150 --data data/real20k.hdf5 --strategy re,ls,npenas,random --seeds 20
+    python search.py --budget 100 --data-root data/my-images --engine ray --train    # real training, no table
 
 Ranking mode: scores every cell (of --data, or of the enumerated space with --space all) in large
 batches, ranks them, prints the top-k with the truth where the data file knows it (true mean val /
@@ -37,8 +38,9 @@ Budget mode (--budget Q or --budget-time S): search strategies compared on --dat
 accuracies, each query answered by the file and costing the cell's recorded training time (the
 108-epoch time x epochs / 108 where the file lacks a budget's, said in the output). --strategy takes a
 comma-separated list of random, re, ls, bananas, npenas, guided, sh, hyperband (lib/strategies.py,
-docs/search.md); the predictor strategies retrain --model from scratch on every label after each
-batch of --per-round cells. Over --seeds seeds each, it writes into --out (default runs/budget-<time>):
+docs/search.md); the predictor strategies fit --model on every label after each batch of --per-round
+cells (guided: 5 after its first), each fit after the first continuing from the last (model.WARM_EPOCHS).
+Over --seeds seeds each, it writes into --out (default runs/budget-<time>):
   budget.json        config; pool {cells, best {hash, val, test}, neighbourhood, random_repeat,
                      seconds_estimated}; per strategy: final_val_mean / _std, final_test_mean,
                      regret_mean, found_best_in_pool (seeds), queries_to_best_median, seconds_mean,
@@ -51,12 +53,39 @@ The incumbent is the cell with the best label at the highest budget queried so f
 is its truth: the mean 108-epoch val / test accuracy over the usable repeats (dataset.NB101.labels),
 null where the file has none (the real 20k file has no test). With --random-repeat each query reads
 one recorded repeat at random, as NB101's API does: on a file with 3 repeats, the published protocol.
+
+Real-training mode (--budget TRIALS --data-root DIR, no NB101 file): the same strategies search the
+whole NB101 space, each query a real training of the cell by trainer.py in a process of its own
+(lib/trials.py): --trial-epochs for a 108-epoch ask (the others in proportion), a reduced network
+(--trial-stem-channels, --trial-stacks, --trial-cells-per-stack), optional fixed image subsets, and
+--trial-args for any other trainer flag. The data is any image-folder tree (train/<class>/*, test/
+optional, at least 2 classes, one image size) or CIFAR-10; it is read once before any trial, and
+validation is a fixed fifth of each class of train/ (search_config.json records how). A query returns
+the trial's last validation accuracy. --engine local trains one trial at a time (--threads CPU
+threads); --engine ray runs --concurrent trials side by side on Ray Tune (lib/ray_search.py; a local
+Ray unless --address names a cluster; --scheduler asha stops poor trials early; --max-failures
+retries of a crashed trial). A failed trial (NaN loss, out of memory, a crash) is recorded with its
+one-line error and the search goes on; the first 3 failing alike stop it (the trial setup is wrong).
+--resume DIR continues a killed search with its saved flags (a larger --budget and engine flags may
+be given): the journal is replayed into the strategy, a trial cut short continues from its checkpoint
+and none is trained twice. --prior CHECKPOINT starts the predictor from a train.py checkpoint of the
+same --model. Writes into --out (default runs/search-<time>):
+  trials/<strategy>-s<seed>/<index>-<hash8>/   each trial's trainer run (metrics.json, curves.png, ckpt.pt)
+  trials.jsonl       each finished trial: strategy, seed, index, hash, cell, status (done, stopped,
+                     failed), val, test, epochs, seconds, error, run_dir
+  search_config.json the flags and the data; budget.json, curves_*.png as budget mode (the "pool" is the
+                     cells trained, their "truth" the accuracy measured, the cost each trial's seconds)
+  top1.json          the best cell; --train then trains it with trainer.py at its defaults (108 epochs,
+                     the full network) on --data-root into <out>/top1, plus any flags after `--`.
+One line per finished trial (cell, accuracy, seconds, best so far) and a bar over the budget.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import pickle
+import shlex
 import signal
 import subprocess
 import sys
@@ -69,6 +98,7 @@ import torch
 from dataset import DEFAULT_DATA, NB101, TARGETS, load_nb101
 from lib.budget import budget_table, compare, plot_search_curves
 from lib.checks import at_least, number, output_folder
+from lib.cifar10 import CIFAR10Error, load_cifar10
 from lib.devices import available_device, free_cores
 from lib.errors import ArgumentParser, UserError, exit_on_user_error, first_line
 from lib.inference import PRECISIONS, inference_plan, predict_cells, reusable_predictions
@@ -78,14 +108,18 @@ from lib.nb101_join import space_rows
 from lib.nb101_network import build_network, count_parameters, trainable_parameters
 from lib.nb101_space import enumerate_space, space_fingerprint, space_hashes
 from lib.outputs import dumps, json_number, pct, write_atomic
-from lib.strategies import PREDICTOR_STRATEGIES, STRATEGIES
-from model import MODELS, build_model, hyperparams, load_checkpoint, search_trainer
+from lib.ray_search import check_reachable, search_on_ray
+from lib.strategies import PREDICTOR_STRATEGIES, STRATEGIES, Pool
+from lib.trial_search import TrialSearch, search_locally, trials_summary
+from model import MODELS, Scorer, build_model, hyperparams, load_checkpoint, search_trainer
 
 ROOT = Path(__file__).resolve().parent
 LATEST = Path("runs/latest/checkpoint.pt")
 SHORT = {"conv3x3-bn-relu": "3x3", "conv1x1-bn-relu": "1x1", "maxpool3x3": "mp"}
 TRUTH = "val:mean at 108 epochs"  # the label of every "true" accuracy ranking mode shows (the mean over repeats)
 DEFAULT_STRATEGY = "guided"  # the lowest regret at every budget measured (bench/README.md)
+ENGINES = ("local", "ray")
+ON_RESUME = ("budget", "train", "engine", "address", "concurrent", "max_failures", "device", "threads")  # may change
 
 
 class SearchError(UserError):
@@ -123,9 +157,14 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     b.add_argument("--budget", type=at_least(1), help="queries to spend; turns budget mode on (no checkpoint needed)")
     b.add_argument("--budget-time", type=number(above=0), help="simulated training seconds to spend (budget mode)")
     b.add_argument("--strategy", default=DEFAULT_STRATEGY, help=f"comma-separated, from {','.join(STRATEGIES)}")
-    b.add_argument("--seeds", type=at_least(1), default=10, help="seeds 0..N-1 of every strategy")
+    b.add_argument("--seeds", type=at_least(1), help="seeds 0..N-1 of every strategy (default 10; 1 with --data-root)")
     b.add_argument("--n0", type=at_least(1), default=10, help="random cells before the first predictor")
-    b.add_argument("--per-round", type=at_least(1), default=10, help="cells queried after each predictor fit")
+    b.add_argument(
+        "--per-round",
+        type=at_least(1),
+        default=10,
+        help="cells queried after each predictor fit (guided: after its first; then 5)",
+    )
     b.add_argument("--model", default="pgin", choices=list(MODELS), help="the predictor of bananas, npenas, guided")
     b.add_argument("--target", default="val", choices=TARGETS, help="the label a query returns (train.py --target)")
     b.add_argument("--random-repeat", action="store_true", help="each query reads a random repeat, as NB101's API")
@@ -133,15 +172,45 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     b.add_argument("--batch-size-train", dest="batch_size_train", type=at_least(1), help="override the training batch")
     b.add_argument("--lr", type=number(above=0), help="override the learning rate")
     b.add_argument("--wd", type=number(low=0), help="override the weight decay")
+    r = p.add_argument_group("search with real training: --budget TRIALS --data-root DIR (no NB101 file)")
+    r.add_argument("--data-root", help="image folders train/<class>/* (+ test/), or CIFAR-10: each query trains")
+    r.add_argument("--engine", default="local", choices=ENGINES, help="local: one trial at a time; ray: Ray Tune")
+    r.add_argument("--address", help="a running Ray cluster (default: start a local one for the search)")
+    r.add_argument("--concurrent", type=at_least(1), help="trials side by side on Ray (default: GPUs, else cores)")
+    r.add_argument("--scheduler", default="none", choices=("none", "asha"), help="asha: stop poor trials early")
+    r.add_argument("--max-failures", type=at_least(0), default=2, help="retries of a crashed trial on Ray")
+    r.add_argument(
+        "--resume",
+        help="a search's --out folder: continue it with its flags (a larger --budget, engine flags may change)",
+    )
+    r.add_argument("--prior", help="a train.py checkpoint of --model: the predictor's first fit starts from it")
+    r.add_argument("--trial-epochs", type=at_least(1), default=4, help="epochs of a full trial (108-epoch asks)")
+    r.add_argument("--trial-stem-channels", type=at_least(1), default=16)
+    r.add_argument("--trial-stacks", type=at_least(1), default=3)
+    r.add_argument("--trial-cells-per-stack", type=at_least(1), default=1)
+    r.add_argument("--trial-train-images", type=at_least(0), default=0, help="a fixed subset (0: all)")
+    r.add_argument("--trial-eval-images", type=at_least(0), default=0, help="fixed validation subsets (0: all)")
+    r.add_argument("--trial-args", default="", help="more trainer.py flags for every trial, e.g. '--batch-size 128'")
     args = p.parse_args(argv)
+    if args.resume:
+        args = resumed_args(p, args)
     args.threads = free_cores() if args.threads is None else args.threads
+    args.seeds = args.seeds or (1 if args.data_root else 10)
     args.budget_mode = args.budget is not None or args.budget_time is not None
-    if args.train and args.budget_mode:
-        p.error("--train hands the pick of a ranking to trainer.py; budget mode has none")
     args.strategy = [s.strip() for s in args.strategy.split(",") if s.strip()]
     unknown = [s for s in args.strategy if s not in STRATEGIES]
     if unknown or not args.strategy:
         p.error(f"--strategy {','.join(unknown) or '(none)'}: choose from {','.join(STRATEGIES)}")
+    if args.data_root and args.budget is None:
+        p.error("--data-root searches with real training: give --budget TRIALS")
+    ray_only = [f for f, v in (("--address", args.address), ("--concurrent", args.concurrent)) if v is not None]
+    ray_only += ["--scheduler asha"] if args.scheduler != "none" else []
+    if ray_only and args.engine != "ray":
+        p.error(f"{', '.join(ray_only)}: for --engine ray (trials side by side on Ray Tune)")
+    if args.data_root and args.budget_time is not None:
+        p.error("--budget-time counts a table's simulated seconds; with --data-root give --budget TRIALS")
+    if args.train and args.budget_mode and not args.data_root:
+        p.error("--train hands the pick of a ranking to trainer.py; budget mode has none")
     if extra and not args.train:
         p.error(f"arguments after `--` ({' '.join(extra)}) are for trainer.py and need --train")
     return args, extra
@@ -149,6 +218,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
 
 def main(argv: list[str] | None = None) -> dict:
     args, extra = parse_args(argv)
+    if args.data_root:
+        return run_trials(args, extra)
     return run_budget(args) if args.budget_mode else run_search(args, extra)
 
 
@@ -222,20 +293,20 @@ def run_search(args: argparse.Namespace, extra: list[str]) -> dict:
     return result
 
 
-def load_predictor(checkpoint: str, device: torch.device) -> tuple[torch.nn.Module, dict]:
+def load_predictor(checkpoint: str, device: torch.device, flag: str = "--checkpoint") -> tuple[torch.nn.Module, dict]:
     """model.load_checkpoint, with one-line errors that say what the file is not."""
     if Path(checkpoint).is_dir():
-        raise SearchError(f"--checkpoint {checkpoint}: is a folder (give the checkpoint.pt in it)")
+        raise SearchError(f"{flag} {checkpoint}: is a folder (give the checkpoint.pt in it)")
     try:
         return load_checkpoint(checkpoint, device)
     except FileNotFoundError as e:
-        raise SearchError(f"--checkpoint {e}") from None
+        raise SearchError(f"{flag} {e}") from None
     except pickle.UnpicklingError:  # torch's safe loader refuses other pickled objects (trainer.py's ckpt.pt)
         why = "it holds objects that torch's safe loader refuses, e.g. trainer.py's ckpt.pt"
-        raise SearchError(f"--checkpoint {checkpoint}: not a train.py checkpoint ({why})") from None
+        raise SearchError(f"{flag} {checkpoint}: not a train.py checkpoint ({why})") from None
     except Exception as e:  # corrupt or foreign file: torch / pickle raise many kinds
         why = first_line(e)
-        raise SearchError(f"--checkpoint {checkpoint}: not a train.py checkpoint, cannot load it ({why})") from None
+        raise SearchError(f"{flag} {checkpoint}: not a train.py checkpoint, cannot load it ({why})") from None
 
 
 def training_rows(checkpoint: str, info: dict, data: NB101 | None) -> tuple[bool | None, set]:
@@ -424,11 +495,8 @@ def run_budget(args: argparse.Namespace) -> dict:
     if args.budget is not None and args.budget > table.n:
         raise SearchError(f"--budget {args.budget}: more queries than the {table.n:,} labelled cells of {data.path}")
     table.check(args.strategy)
-    hp = hyperparams(args.model, {**vars(args), "batch_size": args.batch_size_train})
-    train = None
-    if any(s in PREDICTOR_STRATEGIES for s in args.strategy):
-        build_model(args.model).prepare()  # e.g. a first pgin pretraining (a minute) says so here, not in round 1
-        train = search_trainer(args.model, hp, device=device, threads=args.threads)
+    hp = predictor_hyperparams(args)
+    train = predictor_trainer(args, device) if any(s in PREDICTOR_STRATEGIES for s in args.strategy) else None
 
     loop = dict(seeds=args.seeds, queries=args.budget, seconds=args.budget_time, n0=args.n0, per_round=args.per_round)
     runs, curves = compare(table, args.strategy, train=train, device=device, **loop)
@@ -446,6 +514,178 @@ def run_budget(args: argparse.Namespace) -> dict:
         print(f"SYNTHETIC labels: {data.path} is demo data; these accuracies are made up, not NB101's")
     print(f"saved {out}/budget.json, {', '.join(p.name for p in plots)} ({result['seconds']:.0f} s)")
     return result
+
+
+# ----------------------------------------------------------------------------- real-training mode
+
+
+def run_trials(args: argparse.Namespace, extra: list[str]) -> dict:
+    t0 = time.perf_counter()
+    out = trials_folder(args)
+    device = available_device(args.device)
+    predictor = [s for s in args.strategy if s in PREDICTOR_STRATEGIES]
+    if predictor and args.budget <= args.n0:
+        raise SearchError(
+            f"--budget {args.budget}: {','.join(predictor)} trains --n0 {args.n0} random cells before its first "
+            "predictor; give a larger --budget or a smaller --n0"
+        )
+    if args.engine == "ray" and args.address:
+        check_reachable(args.address)  # a one-line error within seconds, before any other work
+    train = predictor_trainer(args, device) if predictor else None
+    images = check_images(args)
+    pool = Pool(enumerate_space(hashes=False), device)
+    config = trials_config(args, images)
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "search_config.json", lambda f: f.write(dumps(config)))  # --resume's flags (budget grown)
+    print(
+        f"searching {describe(images)}: {args.budget} trials per search, {args.engine} engine, trials in {out}/trials"
+    )
+
+    told = {}
+    for name in args.strategy:
+        for seed in range(args.seeds):
+            kwargs = dict(train=train, n0=args.n0, per_round=args.per_round) if name in PREDICTOR_STRATEGIES else {}
+            search = TrialSearch(
+                name, seed, STRATEGIES[name](pool, seed, **kwargs), args.budget, trial_command(args, seed), out,
+                args.trial_epochs, threads=args.threads if args.engine == "local" else 1,
+            )  # fmt: skip
+            try:
+                told.setdefault(name, []).append(run_engine(args, search))
+            except KeyboardInterrupt:
+                print(f"search.py: interrupted; `python search.py --resume {out}` continues it", file=sys.stderr)
+                sys.exit(130)
+    summary, curves = trials_summary(told)
+    result = {"config": config, **summary, "seconds": time.perf_counter() - t0, "synthetic_labels": False}
+    top1 = best_trial(told)
+    write_atomic(out / "budget.json", lambda f: f.write(dumps(result)))
+    write_atomic(out / "top1.json", lambda f: f.write(dumps(top1)))
+    plots = plot_search_curves(
+        out, curves, result["pool"]["best"]["val"], f"{', '.join(args.strategy)} on {describe(images)}", measured=True
+    )
+    print(budget_table(result))
+    print(f"best cell {top1['hash']}: val {100 * top1['val']:.2f}% (trial {top1['run_dir']})")
+    print(f"saved {out}/budget.json, top1.json, {', '.join(p.name for p in plots)} ({result['seconds']:.0f} s)")
+    if args.train:  # into <out>/top1 unless the flags after `--` say where
+        where = [] if "--out" in extra else ["--out", str(out / "top1")]
+        hand_off(out / "top1.json", None, ["--data-root", args.data_root, *where, *extra])
+    return result
+
+
+def trials_folder(args: argparse.Namespace) -> Path:
+    """--resume's folder, or a new --out (default runs/search-<time>) that holds no search yet."""
+    if args.resume:
+        return output_folder(args.resume, "--resume", "its trials and budget.json are written there")
+    out = Path(args.out) if args.out else Path("runs") / f"search-{time.strftime('%Y%m%d-%H%M%S')}"
+    output_folder(out, "--out")
+    if (out / "search_config.json").exists():
+        raise SearchError(f"--out {out} holds a search already; continue it with --resume {out}")
+    return out
+
+
+def check_images(args: argparse.Namespace) -> dict:
+    """Read (and cache) the images once, before any trial: every trial then loads the decoded cache, and
+    an empty folder, one class or an unreadable image stops the search here. Returns what was found."""
+    try:
+        data = load_cifar10(Path(args.data_root))
+    except CIFAR10Error as e:
+        raise SearchError(f"--data-root {e}") from None
+    n = {s: len(data[f"{s}_y"]) for s in ("train", "valid", "test")}
+    for flag, asked, have in (
+        ("--trial-train-images", args.trial_train_images, n["train"]),
+        ("--trial-eval-images", args.trial_eval_images, n["valid"]),
+    ):
+        if asked > have:
+            raise SearchError(f"{flag} {asked}: the data holds {have:,} such images (0 takes them all)")
+    size = list(data["train_x"].shape[1:3])
+    found = {"root": str(args.data_root), "classes": len(data["classes"]), "images": n, "image_size": size}
+    return found | {"valid_split": data["valid_split"]}
+
+
+def describe(images: dict) -> str:
+    n = images["images"]
+    size = "x".join(map(str, images["image_size"]))
+    return (
+        f"{images['root']} ({images['classes']} classes, {n['train']:,} train / {n['valid']:,} valid images of {size})"
+    )
+
+
+def trial_command(args: argparse.Namespace, seed: int) -> list[str]:
+    """trainer.py and the trial budget's flags (the engine adds the cell, --epochs and --out)."""
+    root = str(Path(args.data_root).resolve())  # trials may run in another folder (a Ray worker)
+    cmd = [sys.executable, str(ROOT / "trainer.py"), "--data-root", root, "--device", args.device]
+    cmd += ["--stem-channels", str(args.trial_stem_channels), "--num-stacks", str(args.trial_stacks)]
+    cmd += ["--cells-per-stack", str(args.trial_cells_per_stack), "--seed", str(seed)]
+    cmd += ["--train-images", str(args.trial_train_images), "--eval-images", str(args.trial_eval_images)]
+    return cmd + shlex.split(args.trial_args)
+
+
+def run_engine(args: argparse.Namespace, search: TrialSearch) -> list[dict]:
+    if args.engine == "local":
+        return search_locally(search)
+    scheduler = None if args.scheduler == "none" else args.scheduler
+    return search_on_ray(
+        search, address=args.address, scheduler=scheduler, concurrent=args.concurrent, max_failures=args.max_failures
+    )
+
+
+def best_trial(told: dict[str, list[list[dict]]]) -> dict:
+    """top1.json: the cell with the best validation accuracy at the highest budget any search trained."""
+    done = [
+        r for runs in told.values() for run in runs for r in run if r["status"] != "failed" and r["val"] is not None
+    ]
+    if not done:
+        raise SearchError("every trial failed (their errors are above and in budget.json); nothing to pick")
+    b = max(done, key=lambda r: (r["asked_epochs"], r["val"]))
+    return {k: b[k] for k in ("adjacency", "ops", "hash", "val", "test", "epochs", "run_dir", "strategy", "seed")}
+
+
+def trials_config(args: argparse.Namespace, images: dict) -> dict:
+    """search_config.json: the flags (--resume starts from them) and what the data was."""
+    keep = {k: v for k, v in vars(args).items() if k not in ("resume", "budget_mode")}
+    return {"data": images, "strategies": args.strategy, "budget": args.budget, "seeds": args.seeds, "argv": keep}
+
+
+def resumed_args(p: ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+    """The saved flags of the search in --resume's folder, with the engine flags given now."""
+    folder = Path(args.resume)
+    try:
+        saved = json.loads((folder / "search_config.json").read_text())["argv"]
+    except (OSError, ValueError, KeyError):
+        p.error(f"--resume {folder}: no search_config.json of a search with --data-root there")
+    given = {k for k, v in vars(args).items() if v != p.get_default(k) and k != "resume"}
+    refused = sorted(given - set(ON_RESUME))
+    if refused:
+        flags = ", ".join("--" + k.replace("_", "-") for k in refused)
+        p.error(f"--resume continues {folder} with its own flags; {flags} cannot change (only {', '.join(ON_RESUME)})")
+    if "budget" in given and args.budget < saved["budget"]:
+        p.error(f"--budget {args.budget}: {folder} was searched with --budget {saved['budget']}; a budget only grows")
+    restored = saved | {k: getattr(args, k) for k in given} | {"resume": str(folder), "out": str(folder)}
+    return argparse.Namespace(**restored | {"strategy": ",".join(saved.get("strategy", []))})  # split again below
+
+
+def predictor_hyperparams(args: argparse.Namespace) -> dict:
+    return hyperparams(args.model, {**vars(args), "batch_size": args.batch_size_train})
+
+
+def predictor_trainer(args: argparse.Namespace, device: torch.device):
+    """The train(x, y, seed) the predictor strategies call every round (model.search_trainer); with
+    --prior its first fit continues from that checkpoint's weights, as later fits do from the last."""
+    prior = load_prior(args, device) if args.prior else None
+    build_model(args.model).prepare()  # e.g. a first pgin pretraining (a minute) says so here, not in round 1
+    train = search_trainer(args.model, predictor_hyperparams(args), device=device, threads=args.threads)
+    if prior is None:
+        return train
+    return lambda x, y, seed, start=None: train(x, y, seed, start=start or prior)
+
+
+def load_prior(args: argparse.Namespace, device: torch.device) -> Scorer:
+    """--prior: a train.py checkpoint of --model, as the fit the first round continues from."""
+    model, _ = load_predictor(args.prior, device, "--prior")
+    if model.name != args.model:
+        raise SearchError(
+            f"--prior {args.prior}: a {model.name} predictor, but --model is {args.model} (give --model {model.name})"
+        )
+    return Scorer(model, args.threads)
 
 
 if __name__ == "__main__":

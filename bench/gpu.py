@@ -20,6 +20,9 @@ Steps, in order, each within its share of --budget-s (540 s: start-up and data d
             NB101's 36-epoch budget, or 12 (then 4) when the time left does not hold 36, predicted from
             (b) and the two cells' FLOPs; valid and test accuracy beside NB101's record, and their
             difference in percentage points
+  search    (d) search.py --data-root: 8 random trials of 4 epochs (a reduced network: stem 32, 3 stacks
+            of 1 cell), each trained by trainer.py on the GPU; trials per hour. It runs in the time the
+            others leave (skipped under 120 s): --skip speed,epochs,fidelity gives it the whole budget
 (b) and (c) use the fastest lever of (a) unless --lever says otherwise. A step that would not fit
 is skipped, and a run that outlives its share is stopped with SIGTERM (trainer.py keeps what it
 has); the JSON says which. For 36 epochs of a large best cell, give (c) the whole budget:
@@ -89,7 +92,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--budget-s", type=float, default=540, help="wall-time budget of all the steps")
     p.add_argument("--levers", help="(a)'s levers (bench/trainer.py --levers; default fp32,bf16,compile,graphs)")
     p.add_argument("--lever", choices=LEVER_FLAGS, help="the lever of (b) and (c) (default: the fastest of (a))")
-    p.add_argument("--skip", default="", help="comma-separated steps to skip: speed, epochs, fidelity")
+    p.add_argument("--skip", default="", help="comma-separated steps to skip: speed, epochs, fidelity, search")
     p.add_argument("--fidelity-epochs", type=int, choices=(4, 12, 36, 108), help="(c)'s budget (default: planned)")
     p.add_argument("--smoke", action="store_true", help="every step on the CPU: tiny network, a few hundred images")
     return p.parse_args(argv)
@@ -328,6 +331,33 @@ def fidelity_step(args, env, work: Path, lever: str, data_root: Path, nb_path: P
     return {"status": status, "wall_s": run["wall_s"], "timed_out": run["timed_out"], "figure": fig}
 
 
+def search_step(args, env, work: Path, data_root: Path) -> dict:
+    """(d) search.py with real training: 8 random trials of 4 epochs, one after another on the GPU (the
+    local engine), each in a trainer.py process of its own; trials per hour of wall-clock time."""
+    out = work / "search"
+    shutil.rmtree(out, ignore_errors=True)
+    if args.smoke:
+        trial = ["--budget", "2", "--trial-epochs", "1", "--trial-stem-channels", "8", "--trial-stacks", "1"]
+        trial += ["--trial-train-images", "256", "--trial-eval-images", "64", "--device", "cpu"]
+        trial += ["--trial-args", "--batch-size 64 --bn-momentum 0.1"]
+    else:
+        if left(args) < 120:
+            return {"status": "skipped", "reason": f"{left(args):.0f} s left; 8 trials need about 120 s or more"}
+        trial = ["--budget", "8", "--trial-epochs", "4", "--trial-stem-channels", "32", "--trial-stacks", "3"]
+        trial += ["--device", "cuda"]
+    cmd = [sys.executable, str(REPO / "search.py"), "--data-root", str(data_root), "--strategy", "random", *trial]
+    run = run_step(cmd + ["--out", str(out)], 1e9 if args.smoke else left(args) - 10, env)
+    journal = out / "trials.jsonl"
+    trials = [json.loads(line) for line in journal.read_text().splitlines()] if journal.exists() else []
+    if not trials:
+        return {"status": "failed", **run}
+    done = [t for t in trials if t["status"] == "done"]
+    fig = {"trials": len(trials), "done": len(done), "trial_epochs": 1 if args.smoke else 4, "wall_s": run["wall_s"]}
+    fig |= {"trials_per_hour": 3600 * len(trials) / run["wall_s"], "trial_s": [t["seconds"] for t in trials]}
+    fig["best_val"] = max((t["val"] for t in done), default=None)
+    return {"status": "ok" if not run["rc"] else "partial", "wall_s": run["wall_s"], "figure": fig}
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -404,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         result["lever"] = lever
         b = step("epochs", lambda: epochs_step(args, env, work, lever, prepared["root"]))
         step("fidelity", lambda: fidelity_step(args, env, work, lever, prepared["root"], prepared["nb"], speed, b))
+        step("search", lambda: search_step(args, env, work, prepared["root"]))
     except InputError as e:
         result["error"] = str(e)
         save("failed")
@@ -434,6 +465,11 @@ def print_summary(r: dict, out: Path) -> None:
         )
     if c := r.get("fidelity"):
         print(f"  (c) best cell {c['cell']['hash']}, {c['epochs_done']}/{c['epochs']} epochs: {c['summary']}")
+    if d := r.get("search"):
+        print(
+            f"  (d) search with real training: {d['trials']} trials of {d['trial_epochs']} epochs, "
+            f"{d['trials_per_hour']:.0f} trials/h"
+        )
     print(f"wrote {out}")
 
 

@@ -2,7 +2,8 @@
 # trainer.py on one CUDA GPU in about 9 minutes, start-up and data decoding included: (a) training
 # throughput against nasbench_pytorch's own loop, lever by lever; (b) 108 epochs of a median-size
 # NB101 cell, extrapolated from measured full epochs; (c) the best cell of the NB101 file trained for
-# NB101's 36-epoch budget (12 if 36 won't fit) beside NB101's recorded accuracy.
+# NB101's 36-epoch budget (12 if 36 won't fit) beside NB101's recorded accuracy; (d) a search with
+# real training, 8 trials of 4 epochs, in the time left (--skip speed,epochs,fidelity gives it all).
 # bench/gpu.py does the work and writes one JSON (default bench/results/gpu.json).
 #
 #   bash bench/gpu.sh                                   # CIFAR-10 and NB101 data found in data/

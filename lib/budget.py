@@ -211,12 +211,17 @@ def summarize(runs: list[Trace], table: Table, horizon: float) -> tuple[dict, di
 def budget_table(r: dict) -> str:
     """The final incumbent per strategy and the pool's best, as search.py prints it."""
     c, p = r["config"], r["pool"]
-    budget = f"{c['queries']} queries" if c.get("queries") else f"{c['seconds']:.3g} simulated seconds"
-    near = f", neighbourhood: {p['neighbourhood']}" if p["neighbourhood"] else ""
+    if "kind" in p:  # real training: the values are measured, the "pool" is the cells trained
+        head = f"best val accuracy measured in {c['budget']} trials, {c['seeds']} seeds, {p['cells']:,} cells trained"
+    else:
+        budget = f"{c['queries']} queries" if c.get("queries") else f"{c['seconds']:.3g} simulated seconds"
+        near = f", neighbourhood: {p['neighbourhood']}" if p["neighbourhood"] else ""
+        head = f"best true val accuracy found with {budget}, {c['seeds']} seeds, pool of {p['cells']:,}{near}"
+    hours = "hours" if "kind" in p else "sim. hours"
     lines = [
-        f"best true val accuracy found with {budget}, {c['seeds']} seeds, pool of {p['cells']:,}{near}",
+        head,
         f"{'strategy':<10} {'val % mean +- std':>18} {'test % mean':>12} {'regret pp':>9} {'found best':>11} "
-        f"{'median q':>8} {'sim. hours':>10}",
+        f"{'median q':>8} {hours:>10}",
     ]
     for name, m in r["strategies"].items():
         median = "-" if m["queries_to_best_median"] is None else f"{m['queries_to_best_median']:.0f}"
@@ -232,9 +237,10 @@ def budget_table(r: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_search_curves(out: Path, curves: dict, best: float, title: str) -> list[Path]:
+def plot_search_curves(out: Path, curves: dict, best: float, title: str, measured: bool = False) -> list[Path]:
     """curves_queries.png and curves_time.png: the incumbent's true val accuracy, mean line and +-std
-    band per strategy, the pool's best dashed. Returns the paths written."""
+    band per strategy, the pool's best dashed (measured: real trials, their val accuracy against trials
+    and training hours). Returns the paths written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -252,9 +258,14 @@ def plot_search_curves(out: Path, curves: dict, best: float, title: str) -> list
             ax.plot(x / (3600 if axis == "time" else 1), m, label=f"{name} ({y.shape[0]} seeds)")
             ax.fill_between(x / (3600 if axis == "time" else 1), m - s, m + s, alpha=0.2)
             lows.append(np.nanpercentile(m, 10))
-        ax.axhline(100 * best, color="k", ls="--", lw=0.8, label=f"best in pool {100 * best:.2f}%")
-        xlabel = "queries" if axis == "queries" else "simulated training time (hours)"
-        ax.set(xlabel=xlabel, ylabel="true val accuracy of the incumbent (%)", title=title)
+        where = "trained" if measured else "in pool"
+        ax.axhline(100 * best, color="k", ls="--", lw=0.8, label=f"best {where} {100 * best:.2f}%")
+        if measured:
+            xlabel = "trials" if axis == "queries" else "training time, trials summed (hours)"
+        else:
+            xlabel = "queries" if axis == "queries" else "simulated training time (hours)"
+        ylabel = "val accuracy of the incumbent (%)" if measured else "true val accuracy of the incumbent (%)"
+        ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
         ax.set_ylim(max(min(lows) - 0.5, 0), 100 * best + 0.3)
         ax.grid(ls="--", alpha=0.5)
         ax.legend(loc="lower right", fontsize=8)

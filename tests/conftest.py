@@ -41,6 +41,27 @@ def real_h5(tmp_path_factory):
     return dst
 
 
+@pytest.fixture(scope="session")
+def cifar_jpegs(tmp_path_factory):
+    """A few hundred real CIFAR-10 JPEGs in the tarball's own layout: the first 30 train and 10 test
+    images of each class (skips without the tarball). Searches with real training run on these."""
+    import tarfile
+
+    root = tmp_path_factory.mktemp("cifar") / "cifar10-jpeg"
+    quota = {"train": 30, "test": 10}
+    taken: dict[tuple[str, str], int] = {}
+    with tarfile.open(require(CIFAR_JPEG)) as t:
+        for member in t:
+            parts = Path(member.name).parts  # cifar10-jpeg/<split>/<class>/<file>
+            if not member.isfile() or len(parts) != 4 or parts[1] not in quota:
+                continue
+            key = parts[1], parts[2]
+            if taken.get(key, 0) < quota[parts[1]]:
+                taken[key] = taken.get(key, 0) + 1
+                t.extract(member, root.parent, filter="data")
+    return root
+
+
 # ----------------------------------------------------------------------------- cells
 
 

@@ -64,7 +64,7 @@ def test_smoke_runs_every_step_on_the_cpu(inputs, tmp_path: Path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     g = json.loads(out.read_text())
     assert g["status"] == "complete" and g["smoke"] and g["torch"] and g["budget_s"] == 540
-    assert [s["status"] for s in g["steps"].values()] == ["ok"] * 4
+    assert [s["status"] for s in g["steps"].values()] == ["ok"] * 5
     assert (tmp_path / "data" / "cifar-10-batches-py" / "data_batch_5").exists()  # unpacked
     assert g["steps"]["prepare"]["nb101"] == str(tmp_path / "data" / "demo.hdf5")  # converted
     # (a): the baseline and each lever measured; CUDA graphs and the host wait said to need a GPU
@@ -88,6 +88,10 @@ def test_smoke_runs_every_step_on_the_cpu(inputs, tmp_path: Path):
     assert c["nb101_labels"] == "SYNTHETIC (demo data)" and "SYNTHETIC labels" in c["summary"]
     assert (tmp_path / "work" / "fidelity" / "curves.png").exists()
     assert "(c) best cell" in r.stdout and f"wrote {out}" in r.stdout
+    # (d): a search of 2 real trials, one after another
+    d = g["search"]
+    assert d["trials"] == d["done"] == 2 and d["trials_per_hour"] == pytest.approx(3600 * 2 / d["wall_s"])
+    assert "(d) search with real training: 2 trials" in r.stdout
 
 
 def test_a_missing_input_is_one_line_status_2_and_recorded(tmp_path: Path):
