@@ -642,6 +642,7 @@ def best_trial(told: dict[str, list[list[dict]]]) -> dict:
 def trials_config(args: argparse.Namespace, images: dict) -> dict:
     """search_config.json: the flags (--resume starts from them) and what the data was."""
     keep = {k: v for k, v in vars(args).items() if k not in ("resume", "budget_mode")}
+    keep["data_root"] = str(Path(args.data_root).resolve())  # --resume may run from another folder
     return {"data": images, "strategies": args.strategy, "budget": args.budget, "seeds": args.seeds, "argv": keep}
 
 

@@ -20,11 +20,14 @@ TINY += ["--trial-eval-images", "50", "--trial-args", "--batch-size 50 --bn-mome
 
 
 @pytest.mark.slow
-def test_an_eight_trial_local_search(cifar_jpegs: Path, tmp_path: Path, capsys):
-    """Five trials, then --resume with a budget of eight: three more, the first five read back untouched."""
+def test_an_eight_trial_local_search(cifar_jpegs: Path, tmp_path: Path, capsys, monkeypatch):
+    """Five trials, then --resume with a budget of eight (from another folder: the data was given as a
+    relative path): three more, the first five read back untouched."""
     out = tmp_path / "s"
-    search.main(["--budget", "5", "--data-root", str(cifar_jpegs), "--strategy", "re", *TINY, "--out", str(out)])
+    monkeypatch.chdir(cifar_jpegs.parent)
+    search.main(["--budget", "5", "--data-root", cifar_jpegs.name, "--strategy", "re", *TINY, "--out", str(out)])
     first = {p: p.stat().st_mtime_ns for p in out.glob("trials/re-s0/*/metrics.json")}
+    monkeypatch.chdir(tmp_path)
     tiny_run = ["--epochs", "1", "--stem-channels", "4", "--num-stacks", "1", "--cells-per-stack", "1"]
     tiny_run += ["--train-images", "100", "--eval-images", "50", "--batch-size", "50"]
     result = search.main(["--resume", str(out), "--budget", "8", "--train", "--", *tiny_run])
