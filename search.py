@@ -110,7 +110,7 @@ from lib.nb101_space import enumerate_space, space_fingerprint, space_hashes
 from lib.outputs import dumps, json_number, pct, write_atomic
 from lib.ray_search import check_reachable, search_on_ray
 from lib.strategies import PREDICTOR_STRATEGIES, STRATEGIES, Pool
-from lib.trial_search import TrialSearch, search_locally, trials_summary
+from lib.trial_search import TrialSearch, best_record, search_locally, trials_summary
 from model import MODELS, Scorer, build_model, hyperparams, load_checkpoint, search_trainer
 
 ROOT = Path(__file__).resolve().parent
@@ -630,12 +630,9 @@ def run_engine(args: argparse.Namespace, search: TrialSearch) -> list[dict]:
 
 def best_trial(told: dict[str, list[list[dict]]]) -> dict:
     """top1.json: the cell with the best validation accuracy at the highest budget any search trained."""
-    done = [
-        r for runs in told.values() for run in runs for r in run if r["status"] != "failed" and r["val"] is not None
-    ]
-    if not done:
+    b = best_record([r for runs in told.values() for run in runs for r in run])
+    if b is None:
         raise SearchError("every trial failed (their errors are above and in budget.json); nothing to pick")
-    b = max(done, key=lambda r: (r["asked_epochs"], r["val"]))
     return {k: b[k] for k in ("adjacency", "ops", "hash", "val", "test", "epochs", "run_dir", "strategy", "seed")}
 
 

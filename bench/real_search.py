@@ -35,15 +35,15 @@ import numpy as np
 from bench.common import REPO, RESULTS, machine
 from lib.outputs import dumps, write_atomic
 
-TRIAL = ["--trial-epochs", "3", "--trial-stem-channels", "16", "--trial-stacks", "1", "--trial-cells-per-stack", "1"]
-TRIAL += [
-    "--trial-train-images",
-    "2000",
-    "--trial-eval-images",
-    "1000",
-    "--trial-args",
-    "--batch-size 32 --bn-momentum 0.1",
-]
+
+def trial_flags(train_images: int = 2000, eval_images: int = 1000) -> list[str]:
+    """search.py's flags for the tiny trials (image subsets: 0 takes them all)."""
+    net = ["--trial-epochs", "3", "--trial-stem-channels", "16", "--trial-stacks", "1", "--trial-cells-per-stack", "1"]
+    images = ["--trial-train-images", str(train_images), "--trial-eval-images", str(eval_images)]
+    return net + images + ["--trial-args", "--batch-size 32 --bn-momentum 0.1"]
+
+
+TRIAL = trial_flags()
 
 
 def parse_args() -> argparse.Namespace:
@@ -129,7 +129,7 @@ def prior_checkpoint(out: Path, work: Path) -> Path:
 def prior_part(args: argparse.Namespace, work: Path) -> dict:
     data = grayscale_subset(Path(args.data_root), REPO / "data" / "bench-gray5")
     prior = prior_checkpoint(REPO / "runs" / "bench-prior-pgin", work)
-    trial = [a if a not in ("2000", "1000") else "0" for a in TRIAL]  # all 2,400 / 600 images of the subset
+    trial = trial_flags(0, 0)  # all 2,400 / 600 images of the subset
     argv = ["--budget", str(args.prior_budget), "--data-root", str(data), "--strategy", "guided", "--n0", "4"]
     argv += ["--per-round", "4", "--seeds", str(args.seeds), "--threads", "1", *trial]
     runs = {}

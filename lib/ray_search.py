@@ -43,13 +43,11 @@ from typing import TYPE_CHECKING
 from tqdm import tqdm
 
 from lib.errors import UserError, first_line, one_line
-from lib.nb101_schema import BUDGETS
 from lib.trials import Journal, StopTrial, read_metrics, run_job
 
 if TYPE_CHECKING:  # a trial's worker imports this module: it must not pay for torch (lib.trial_search's)
     from lib.trial_search import TrialSearch
 
-FULL = BUDGETS[-1]
 CONNECT_S = 5  # how long an --address may take to answer before it counts as unreachable
 OBJECT_STORE_BYTES = 100 * 2**20  # trials pass only small configs and results through it
 REASK = 10  # asks for another cell when the strategy names one already in flight
@@ -304,7 +302,7 @@ def searcher_class():
             self.live[trial_id] = config
             row, asked = config["row"], config["asked_epochs"]
             self.flight.add((row, asked))
-            in_flight(self.search.strategy, row, asked)
+            self.search.strategy.claim(row, asked)  # no other trial gets it while it trains
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
             config = self.live.pop(trial_id, None)
@@ -354,14 +352,6 @@ def searcher_class():
     return _StrategySearcher
 
 
-def in_flight(strategy, row: int, asked: int) -> None:
-    """Mark a cell handed to a trial as the strategy marks one it was told of, so that no strategy
-    that avoids queried cells (random, re, ls, the predictor ones) asks for it while it trains."""
-    strategy.touched[row] = True
-    if asked == FULL:
-        strategy.queried[row] = True
-
-
 def resume(search: TrialSearch, suggested: Journal) -> tuple[list[dict], int]:
     """Replay the journal and the suggestion log into the fresh strategy, in index order: it is asked
     once per index, as it was, and told the journaled ones. Returns the configs suggested but never
@@ -375,7 +365,7 @@ def resume(search: TrialSearch, suggested: Journal) -> tuple[list[dict], int]:
         if index in done:
             search.tell(done[index])
         else:
-            in_flight(search.strategy, handed[index]["row"], handed[index]["asked_epochs"])
+            search.strategy.claim(handed[index]["row"], handed[index]["asked_epochs"])
     pending = [handed[i] for i in sorted(set(handed) - set(done))]
     return pending, max([*done, *handed], default=-1) + 1
 

@@ -88,6 +88,10 @@ class Strategy:
 
     def tell(self, row: int, epochs: int, accuracy: float) -> None:
         self.seen[(row, epochs)] = accuracy
+        self.claim(row, epochs)
+
+    def claim(self, row: int, epochs: int) -> None:
+        """Cell `row` is queried (told, or training now beside other trials): it is not asked again."""
         self.touched[row] = True
         if epochs == FULL:
             self.queried[row] = True

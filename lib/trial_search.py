@@ -36,6 +36,17 @@ class TrialSetupError(UserError):
     """Trials that cannot succeed, whatever the cell: the budget's flags or the data are at fault."""
 
 
+def measured(record: dict) -> float | None:
+    """A trial's validation accuracy, None where it has none (it failed)."""
+    return None if record["status"] == "failed" else record["val"]
+
+
+def best_record(records: list[dict]) -> dict | None:
+    """The trial with the best accuracy at the highest budget asked: the incumbent, top1.json's cell."""
+    done = [r for r in records if measured(r) is not None]
+    return max(done, key=lambda r: (r["asked_epochs"], r["val"])) if done else None
+
+
 @dataclass
 class TrialSearch:
     """One strategy and seed searching with real training: what the engines share."""
@@ -94,7 +105,7 @@ class TrialSearch:
 
     def tell(self, record: dict) -> None:
         """The strategy learns the trial's accuracy (NaN: failed); the record joins `told`."""
-        val = record["val"] if record["status"] != "failed" else math.nan
+        val = measured(record)
         self.strategy.tell(record["row"], record["asked_epochs"], math.nan if val is None else val)
         self.told.append(record)
 
@@ -106,24 +117,19 @@ class TrialSearch:
         if len(first) == FIRST_FAILURES and len(errors) == 1 and all(r["status"] == "failed" for r in first):
             raise TrialSetupError(f"the first {FIRST_FAILURES} trials all failed: {errors.pop()}")
 
-    def replay(self) -> int:
-        """Tell the strategy what the journal holds of this search, asking first as it did; returns the
-        trials replayed. A strategy asking another cell than the journal's (a predictor that fits
-        otherwise on another machine) is told the journal's anyway."""
+    def replay(self) -> None:
+        """Tell the strategy what the journal holds of this search, asking first as it did. A strategy
+        asking another cell than the journal's (a predictor that fits otherwise on another machine) is
+        told the journal's anyway."""
         mine = [r for r in self.journal.records() if r["strategy"] == self.name and r["seed"] == self.seed]
         mine.sort(key=lambda r: r["index"])
         for r in mine:
             self.strategy.ask()
             self.tell(r)
-        return len(mine)
-
-    def best(self) -> dict | None:
-        done = [r for r in self.told if r["val"] is not None and r["status"] != "failed"]
-        return max(done, key=lambda r: (r["asked_epochs"], r["val"])) if done else None
 
     def progress_line(self, r: dict) -> str:
         """One line per finished trial: the cell, its accuracy, its time, the best so far."""
-        b = self.best()
+        b = best_record(self.told)
         what = f"val {100 * r['val']:.2f}%" if r["val"] is not None else f"FAILED ({r['error']})"
         if r["status"] == "stopped":
             what += f" (stopped after {r['epochs']} epochs)"
@@ -162,35 +168,30 @@ def trials_summary(told: dict[str, list[list[dict]]]) -> tuple[dict, dict]:
     """budget.json's pool and per-strategy results for searches with real training ({strategy: [each
     seed's records]}), through lib/budget's summarize: the "pool" is every cell trained, its "truth" the
     validation accuracy measured (0 for a cell whose trials all failed), the cost each trial's wall seconds."""
-    cells = {}  # hash -> (row in the table, its best measured val at the highest budget, test, epochs)
-    for r in (r for runs in told.values() for run in runs for r in run):
-        key = (r["asked_epochs"], -math.inf if r["val"] is None or r["status"] == "failed" else r["val"])
-        old = cells.get(r["hash"])
-        if old is None or key > old[1]:
-            cells[r["hash"]] = (old[0] if old else len(cells), key, r["test"], r)
-    hashes = np.array(sorted(cells, key=lambda h: cells[h][0]))
-    val = np.array([cells[h][1][1] for h in hashes], np.float64)
-    val[~np.isfinite(val)] = np.nan
-    test = np.array([np.nan if cells[h][2] is None else cells[h][2] for h in hashes], np.float64)
-    blank = {"adjacency": np.zeros((len(hashes), 7, 7), np.int8), "operations": np.zeros((len(hashes), 7), np.int8)}
-    table = Table(
-        blank | {"num_vertices": np.full(len(hashes), 2)}, None, None, np.nan_to_num(val, nan=0.0), test, hashes
-    )
-    traces = {name: [trace_of(run, cells) for run in runs] for name, runs in told.items()}
+    records = [r for runs in told.values() for run in runs for r in run]
+    rows = {h: i for i, h in enumerate(dict.fromkeys(r["hash"] for r in records))}  # table row of each cell
+    val, test = np.zeros(len(rows)), np.full(len(rows), np.nan)
+    for h in rows:  # a cell's truth: its best trial at the highest budget asked
+        best = best_record([r for r in records if r["hash"] == h])
+        if best is not None:
+            val[rows[h]], test[rows[h]] = best["val"], np.nan if best["test"] is None else best["test"]
+    n = len(rows)
+    blank = {"adjacency": np.zeros((n, 7, 7), np.int8), "operations": np.zeros((n, 7), np.int8)}
+    table = Table(blank | {"num_vertices": np.full(n, 2)}, None, None, val, test, np.array(list(rows)))
+    traces = {name: [trace_of(run, rows) for run in runs] for name, runs in told.items()}
     horizon = max(t.seconds.sum() for runs in traces.values() for t in runs)
-    result = {"pool": pool_summary(table, None) | {"cells": len(hashes), "kind": "the cells trained"}, "strategies": {}}
+    result = {"pool": pool_summary(table, None) | {"kind": "the cells trained"}, "strategies": {}}
     curves = {}
     for name, runs in traces.items():
         result["strategies"][name], curves[name] = summarize(runs, table, horizon)
     return result, curves
 
 
-def trace_of(run: list[dict], cells: dict) -> Trace:
+def trace_of(run: list[dict], rows: dict[str, int]) -> Trace:
     """A search's trials as lib/budget's Trace over trials_summary's table (a failed trial scores -inf)."""
-    labels = [-math.inf if r["val"] is None or r["status"] == "failed" else r["val"] for r in run]
-    rows = [cells[r["hash"]][0] for r in run]
+    labels = [-math.inf if measured(r) is None else r["val"] for r in run]
     return Trace(
-        np.array(rows, np.int64),
+        np.array([rows[r["hash"]] for r in run], np.int64),
         np.array([r["asked_epochs"] for r in run]),
         np.array(labels),
         np.array([r["seconds"] for r in run]),

@@ -55,7 +55,7 @@ def run_trial(
     run_dir = Path(run_dir)
     old = read_metrics(run_dir)
     if old and old["status"] in ("done", "failed"):
-        return finished(old, run_dir, seconds=0.0)
+        return finished(old, run_dir, seconds=None)
     if (run_dir / "ckpt.pt").exists():
         cmd = trainer + ["--resume", str(run_dir)]  # the checkpoint holds the cell and the budget
     else:
@@ -121,10 +121,10 @@ def follow(proc: subprocess.Popen, run_dir: Path, on_epoch: Callable[[dict], Non
         time.sleep(POLL_S)
 
 
-def finished(metrics: dict, run_dir: Path, seconds: float, status: str | None = None) -> dict:
+def finished(metrics: dict, run_dir: Path, seconds: float | None, status: str | None = None) -> dict:
     """A trial's record: status (done, stopped, failed), its last epoch's validation (and test)
-    accuracy, the epochs trained, its seconds (of this call, trainer start-up included; of the trainer's
-    own clock for a trial read back), the error line."""
+    accuracy, the epochs trained, its seconds (of this call, trainer start-up included; None: a trial
+    read back, the trainer's own clock), the error line."""
     last = metrics.get("final") or {}
     status = status or ("done" if metrics["status"] == "done" else "stopped" if last else "failed")
     return {
@@ -132,7 +132,7 @@ def finished(metrics: dict, run_dir: Path, seconds: float, status: str | None = 
         "val": last.get("valid_acc") if status != "failed" else None,
         "test": last.get("test_acc") if status != "failed" else None,
         "epochs": last.get("epoch", 0),
-        "seconds": last.get("wall_time_s", seconds) if seconds == 0.0 else seconds,
+        "seconds": last.get("wall_time_s", 0.0) if seconds is None else seconds,
         "error": metrics.get("error") if status == "failed" else None,
         "run_dir": str(run_dir),
     }
@@ -140,12 +140,11 @@ def finished(metrics: dict, run_dir: Path, seconds: float, status: str | None = 
 
 def failure(returncode: int, stderr: str, metrics: dict | None, run_dir: Path, seconds: float) -> dict:
     """A failed trial's record, with the trainer's one-line error (metrics.json's, else its stderr's)."""
-    error = (metrics or {}).get("error") if (metrics or {}).get("status") == "failed" else None
-    if error is None:
-        error = error_line(returncode, stderr)
-    return {"status": "failed", "val": None, "test": None, "epochs": len((metrics or {}).get("epochs") or [])} | {
-        "seconds": seconds,
-        "error": error,
+    metrics = metrics or {}
+    error = metrics.get("error") if metrics.get("status") == "failed" else None
+    epochs = len(metrics.get("epochs") or [])
+    return {"status": "failed", "val": None, "test": None, "epochs": epochs, "seconds": seconds} | {
+        "error": error or error_line(returncode, stderr),
         "run_dir": str(run_dir),
     }
 
