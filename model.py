@@ -30,7 +30,7 @@ References:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -307,25 +307,31 @@ class Scorer:
         return predict(self.net, features, threads=self.threads, members=True)
 
 
-def search_trainer(
-    name: str, hp: dict, *, device: str | torch.device = "cpu", threads: int = 1, warm_epochs: int = WARM_EPOCHS
-) -> Callable[..., Scorer]:
-    """The train(x, y, seed, start=None) callable that search strategies (lib/strategies.py) call every
-    round: it trains model `name` quietly on one thread (a round's few cells gain nothing from more), its
-    batch shrunk to the labelled cells when they are fewer, and returns a Scorer: the predicted
-    accuracies of any cells' features by each ensemble member, [cells, members], on `threads` threads.
-    Given `start` (the previous round's Scorer), it continues from that model's weights for
-    `warm_epochs` epochs instead of training a fresh one."""
+@dataclass
+class SearchTrainer:
+    """train(x, y, seed, start=None) -> Scorer, the callable that search strategies (lib/strategies.py)
+    call every round: it trains model `name` quietly on one thread (a round's few cells gain nothing from
+    more), its batch shrunk to the labelled cells when they are fewer; the Scorer it returns predicts any
+    cells' features by each ensemble member, [cells, members], on `threads` threads. Given `start` (the
+    previous round's Scorer), it continues from that model's weights for `warm_epochs` epochs instead of
+    training a fresh one; `prior` (search.py --prior) is the start of the first fit. A plain object, not
+    a closure, so that searches can run in worker processes (lib/budget.py)."""
 
-    def train(x: dict[str, torch.Tensor], y: np.ndarray, seed: int, start: Scorer | None = None) -> Scorer:
-        fitted = dict(hp, batch_size=min(hp["batch_size"], len(y)))
+    name: str
+    hp: dict
+    device: str | torch.device = "cpu"
+    threads: int = 1
+    warm_epochs: int = WARM_EPOCHS
+    prior: Scorer | None = None
+
+    def __call__(self, x: dict[str, torch.Tensor], y: np.ndarray, seed: int, start: Scorer | None = None) -> Scorer:
+        start = start or self.prior
+        fitted = dict(self.hp, batch_size=min(self.hp["batch_size"], len(y)))
         if start is None:
-            net, _ = train_model(name, x, y, fitted, seed=seed, device=device, threads=1, quiet=True)
+            net, _ = train_model(self.name, x, y, fitted, seed=seed, device=self.device, threads=1, quiet=True)
         else:
-            net = refit(start.net, x, y, dict(fitted, epochs=warm_epochs), seed=seed, device=device)
-        return Scorer(net, threads)
-
-    return train
+            net = refit(start.net, x, y, dict(fitted, epochs=self.warm_epochs), seed=seed, device=self.device)
+        return Scorer(net, self.threads)
 
 
 def refit(net: Predictor, x: dict[str, torch.Tensor], y: np.ndarray, hp: dict, *, seed: int, device) -> Predictor:

@@ -40,10 +40,12 @@ accuracies, each query answered by the file and costing the cell's recorded trai
 comma-separated list of random, re, ls, bananas, npenas, guided, sh, hyperband (lib/strategies.py,
 docs/search.md); the predictor strategies fit --model on every label after each batch of --per-round
 cells (guided: 5 after its first), each fit after the first continuing from the last (model.WARM_EPOCHS).
-Over --seeds seeds each, it writes into --out (default runs/budget-<time>):
+With --jobs above 1 the searches run side by side, each in a worker process of one thread
+(lib/budget.run_searches). Over --seeds seeds each, it writes into --out (default runs/budget-<time>):
   budget.json        config; pool {cells, best {hash, val, test}, neighbourhood, random_repeat,
                      seconds_estimated}; per strategy: final_val_mean / _std, final_test_mean,
-                     regret_mean, found_best_in_pool (seeds), queries_to_best_median, seconds_mean,
+                     regret_mean, found_best_in_pool (seeds), queries_to_best_median, seconds_mean
+                     (simulated), compute_seconds_mean (the search's own wall time),
                      curve_val_mean / _std (entry q-1: after q queries), curve_time {seconds, val_mean,
                      val_std}, runs [{seed, best_hash, best_val, best_test, queries_to_best, seconds,
                      queried (hashes, in order), epochs}]
@@ -99,7 +101,7 @@ from dataset import DEFAULT_DATA, NB101, TARGETS, load_nb101
 from lib.budget import budget_table, compare, plot_search_curves
 from lib.checks import at_least, number, output_folder
 from lib.cifar10 import CIFAR10Error, load_cifar10
-from lib.devices import available_device, free_cores
+from lib.devices import available_device, free_cores, usable_cores
 from lib.errors import ArgumentParser, UserError, exit_on_user_error, first_line
 from lib.inference import PRECISIONS, inference_plan, predict_cells, reusable_predictions
 from lib.metrics import pick_summary, top_k, true_ranks
@@ -111,7 +113,7 @@ from lib.outputs import dumps, json_number, pct, write_atomic
 from lib.ray_search import check_reachable, search_on_ray
 from lib.strategies import PREDICTOR_STRATEGIES, STRATEGIES, Pool
 from lib.trial_search import TrialSearch, best_record, search_locally, trials_summary
-from model import MODELS, Scorer, build_model, hyperparams, load_checkpoint, search_trainer
+from model import MODELS, Scorer, SearchTrainer, build_model, hyperparams, load_checkpoint
 
 ROOT = Path(__file__).resolve().parent
 LATEST = Path("runs/latest/checkpoint.pt")
@@ -165,6 +167,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
         default=10,
         help="cells queried after each predictor fit (guided: after its first; then 5)",
     )
+    b.add_argument(
+        "--jobs",
+        type=at_least(1),
+        help="searches side by side, one process and thread each (default: the cores with a predictor "
+        "strategy on a CPU, else 1)",
+    )
     b.add_argument("--model", default="pgin", choices=list(MODELS), help="the predictor of bananas, npenas, guided")
     b.add_argument("--target", default="val", choices=TARGETS, help="the label a query returns (train.py --target)")
     b.add_argument("--random-repeat", action="store_true", help="each query reads a random repeat, as NB101's API")
@@ -207,6 +215,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     ray_only += ["--scheduler asha"] if args.scheduler != "none" else []
     if ray_only and args.engine != "ray":
         p.error(f"{', '.join(ray_only)}: for --engine ray (trials side by side on Ray Tune)")
+    if args.data_root and args.jobs is not None:
+        p.error(
+            "--jobs runs searches of a table side by side; with --data-root trials run side by side on --engine ray"
+        )
     if args.data_root and args.budget_time is not None:
         p.error("--budget-time counts a table's simulated seconds; with --data-root give --budget TRIALS")
     if args.train and args.budget_mode and not args.data_root:
@@ -496,12 +508,16 @@ def run_budget(args: argparse.Namespace) -> dict:
         raise SearchError(f"--budget {args.budget}: more queries than the {table.n:,} labelled cells of {data.path}")
     table.check(args.strategy)
     hp = predictor_hyperparams(args)
-    train = predictor_trainer(args, device) if any(s in PREDICTOR_STRATEGIES for s in args.strategy) else None
+    predictor = any(s in PREDICTOR_STRATEGIES for s in args.strategy)
+    jobs = args.jobs or (usable_cores() if predictor and device.type == "cpu" else 1)
+    jobs = min(jobs, len(args.strategy) * args.seeds)
+    train = predictor_trainer(args, device, threads=args.threads if jobs == 1 else 1) if predictor else None
 
     loop = dict(seeds=args.seeds, queries=args.budget, seconds=args.budget_time, n0=args.n0, per_round=args.per_round)
-    runs, curves = compare(table, args.strategy, train=train, device=device, **loop)
+    runs, curves = compare(table, args.strategy, train=train, device=device, jobs=jobs, **loop)
     config = {"data": str(data.path), "fingerprint": data.fingerprint, "strategies": args.strategy, **loop}
     config |= {"model": args.model, "hp": hp, "target": args.target, "device": str(device), "threads": args.threads}
+    config |= {"jobs": jobs}
     result = {"config": config, **runs, "seconds": time.perf_counter() - t0, "synthetic_labels": data.synthetic}
 
     out.mkdir(parents=True, exist_ok=True)
@@ -531,7 +547,7 @@ def run_trials(args: argparse.Namespace, extra: list[str]) -> dict:
         )
     if args.engine == "ray" and args.address:
         check_reachable(args.address)  # a one-line error within seconds, before any other work
-    train = predictor_trainer(args, device) if predictor else None
+    train = predictor_trainer(args, device, args.threads) if predictor else None
     images = check_images(args)
     pool = Pool(enumerate_space(hashes=False), device)
     config = trials_config(args, images)
@@ -665,15 +681,13 @@ def predictor_hyperparams(args: argparse.Namespace) -> dict:
     return hyperparams(args.model, {**vars(args), "batch_size": args.batch_size_train})
 
 
-def predictor_trainer(args: argparse.Namespace, device: torch.device):
-    """The train(x, y, seed) the predictor strategies call every round (model.search_trainer); with
-    --prior its first fit continues from that checkpoint's weights, as later fits do from the last."""
+def predictor_trainer(args: argparse.Namespace, device: torch.device, threads: int) -> SearchTrainer:
+    """The train(x, y, seed) the predictor strategies call every round (model.SearchTrainer), scoring
+    on `threads` threads; with --prior its first fit continues from that checkpoint's weights, as later
+    fits do from the last."""
     prior = load_prior(args, device) if args.prior else None
     build_model(args.model).prepare()  # e.g. a first pgin pretraining (a minute) says so here, not in round 1
-    train = search_trainer(args.model, predictor_hyperparams(args), device=device, threads=args.threads)
-    if prior is None:
-        return train
-    return lambda x, y, seed, start=None: train(x, y, seed, start=start or prior)
+    return SearchTrainer(args.model, predictor_hyperparams(args), device=device, threads=threads, prior=prior)
 
 
 def load_prior(args: argparse.Namespace, device: torch.device) -> Scorer:

@@ -33,11 +33,11 @@ import numpy as np
 
 from bench.common import REAL_HDF5, REPO, RESULTS, machine, real_hdf5
 from dataset import load_nb101
-from lib.budget import budget_table, plot_search_curves, pool_summary, run_strategy, summarize
-from lib.devices import free_cores, pick_device
+from lib.budget import budget_table, plot_search_curves, pool_summary, run_searches, summarize
+from lib.devices import free_cores, pick_device, usable_cores
 from lib.outputs import dumps, write_atomic
 from lib.strategies import PREDICTOR_STRATEGIES, STRATEGIES, Pool
-from model import WARM_EPOCHS, build_model, hyperparams, search_trainer
+from model import WARM_EPOCHS, SearchTrainer, build_model, hyperparams
 
 FULL_DEMO = REPO / "data" / "demo_only108.hdf5"
 HOURS = (10, 25, 50)  # simulated-time budgets: 150 queries of the real pool take about 70 h (random) to 130 h
@@ -54,7 +54,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--model", default="pgin")
     p.add_argument("--n0", type=int, default=10)
     p.add_argument("--per-round", type=int, default=10)
-    p.add_argument("--threads", type=int, help="CPU threads that score cells (default: the free cores)")
+    p.add_argument("--jobs", type=int, help="searches side by side (default: the cores on a CPU)")
+    p.add_argument("--threads", type=int, help="CPU threads that score cells (default: 1 a job; 1 job: the free cores)")
     p.add_argument("--out", help="JSON (default bench/results/budgeted_search[-full].json)")
     return p.parse_args()
 
@@ -77,41 +78,42 @@ def main() -> None:
     data = load_nb101(path)
     table = data.search_table("val", random_repeat=args.pool == "full")
     names = args.strategies.split(",")
-    device, threads = pick_device("auto"), args.threads or free_cores()
+    device = pick_device("auto")
+    jobs = args.jobs or (usable_cores() if device.type == "cpu" else 1)
+    threads = args.threads or (free_cores() if jobs == 1 else 1)
     hp = hyperparams(args.model)
-    trainers = {args.model: search_trainer(args.model, hp, device=device, threads=threads)}
-    trainers["pathmlp"] = search_trainer("pathmlp", hyperparams("pathmlp"), device=device, threads=threads)
+    trainers = {m: SearchTrainer(m, hyperparams(m), device=device, threads=threads) for m in (args.model, "pathmlp")}
     if any(n in PREDICTOR_STRATEGIES for n in names):
         build_model(args.model).prepare()
     rows = [(n, n, args.model) for n in names]
     rows += [("bananas-pathmlp", "bananas", "pathmlp")] if "bananas" in names and args.model != "pathmlp" else []
     load, t0 = os.getloadavg(), time.perf_counter()
     result = {"config": {"data": str(path), "queries": args.budget, "seeds": args.seeds, "strategies": names}}
-    result["config"] |= {"first_seed": args.first_seed, "model": args.model, "hp": hp}
+    result["config"] |= {"first_seed": args.first_seed, "model": args.model, "hp": hp, "jobs": jobs}
     result["config"] |= {"n0": args.n0, "per_round": args.per_round, "warm_epochs": WARM_EPOCHS}
-    result["strategies"], curves, seconds = {}, {}, {}
+    searches, labels = [], []  # labels: each search's row name
+    for name, strategy, model in rows:
+        predictor = strategy in PREDICTOR_STRATEGIES
+        seeds = args.predictor_seeds or args.seeds if predictor else args.seeds
+        kwargs = dict(train=trainers[model], n0=args.n0, per_round=args.per_round) if predictor else {}
+        searches += [(strategy, s, kwargs) for s in range(args.first_seed, args.first_seed + seeds)]
+        labels += [name] * seeds
+    traces = run_searches(table, searches, queries=args.budget, seconds=None, device=device, jobs=jobs)
+    result["strategies"], curves = {}, {}
     pool = Pool(table.cells, device)
     walks = any(n in ("re", "ls", "bananas", "npenas", "guided") for n in names)
     result["pool"] = pool_summary(table, pool.near.kind if walks else None)
-    for name, strategy, model in rows:
-        seeds = args.predictor_seeds or args.seeds if strategy in PREDICTOR_STRATEGIES else args.seeds
-        t = time.perf_counter()
-        loop = dict(train=trainers[model], n0=args.n0, per_round=args.per_round)
-        kwargs = loop if strategy in PREDICTOR_STRATEGIES else {}
-        seed_range = range(args.first_seed, args.first_seed + seeds)
-        traces = [
-            run_strategy(STRATEGIES[strategy](pool, s, **kwargs), table, queries=args.budget, seconds=None, seed=s)
-            for s in seed_range
-        ]
-        result["strategies"][name], curves[name] = summarize(traces, table, max(tr.seconds.sum() for tr in traces))
-        for run, seed in zip(result["strategies"][name]["runs"], seed_range):  # summarize numbers them from 0
+    horizon = max(tr.seconds.sum() for tr in traces)
+    for name, *_ in rows:
+        mine = [(tr, seed) for tr, (_, seed, _), label in zip(traces, searches, labels) if label == name]
+        summary, curves[name] = summarize([tr for tr, _ in mine], table, horizon)
+        for run, (_, seed) in zip(summary["runs"], mine):  # summarize numbers them from 0
             run["seed"] = seed
-        result["strategies"][name]["at_hours"] = {str(h): at_time(traces, table, 3600 * h) for h in HOURS}
-        seconds[name] = time.perf_counter() - t
-        print(f"{name}: {seeds} seeds in {seconds[name]:.0f} s", flush=True)
+        summary["at_hours"] = {str(h): at_time([tr for tr, _ in mine], table, 3600 * h) for h in HOURS}
+        result["strategies"][name] = summary
+        print(f"{name}: {len(mine)} seeds, {summary['compute_seconds_mean']:.1f} s a search", flush=True)
     base = result["strategies"].get("random")
-    for name, s in result["strategies"].items():
-        s["bench_seconds"] = seconds[name]
+    for s in result["strategies"].values():
         s["regret_vs_random"] = s["regret_mean"] / base["regret_mean"] if base and base["regret_mean"] else None
     result["bench"] = {"machine": machine(device), "load_before": load, "load_after": os.getloadavg()}
     result["bench"]["seconds"] = time.perf_counter() - t0

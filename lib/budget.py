@@ -14,11 +14,15 @@ true accuracy is what the curves show.
 
 from __future__ import annotations
 
+import multiprocessing
+import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from lib.errors import UserError
@@ -75,6 +79,7 @@ class Trace:
     epochs: np.ndarray
     labels: np.ndarray
     seconds: np.ndarray
+    compute: float = 0.0  # wall seconds the search itself took (its strategy's asks and tells)
 
     def incumbents(self) -> np.ndarray:
         """Pool row of the incumbent after each query: the best label at the highest budget so far."""
@@ -90,7 +95,7 @@ def run_strategy(strategy, table: Table, *, queries: int | None, seconds: float 
     """Ask, look up, tell, until `queries` queries or `seconds` simulated seconds are spent."""
     rng = np.random.default_rng([seed, 2])  # the repeats a query reads: a stream of its own
     rows, epochs, labels, costs = [], [], [], []
-    spent = 0.0
+    spent, t0 = 0.0, time.perf_counter()
     while (queries is None or len(rows) < queries) and (seconds is None or spent < seconds):
         for row, ep in strategy.ask():
             if (queries is not None and len(rows) >= queries) or (seconds is not None and spent >= seconds):
@@ -99,7 +104,8 @@ def run_strategy(strategy, table: Table, *, queries: int | None, seconds: float 
             strategy.tell(row, ep, y)
             rows.append(row), epochs.append(ep), labels.append(y), costs.append(cost)
             spent += cost
-    return Trace(np.array(rows, np.int64), np.array(epochs), np.array(labels), np.array(costs))
+    compute = time.perf_counter() - t0
+    return Trace(np.array(rows, np.int64), np.array(epochs), np.array(labels), np.array(costs), compute)
 
 
 def compare(
@@ -113,30 +119,93 @@ def compare(
     n0: int = 10,
     per_round: int = 10,
     device="cpu",
+    jobs: int = 1,
     quiet: bool = False,
 ) -> tuple[dict, dict]:
-    """Every strategy with seeds 0..seeds-1: budget.json's per-strategy results and the curves to plot."""
+    """Every strategy with seeds 0..seeds-1 (`jobs` searches side by side, lib/budget.run_searches):
+    budget.json's per-strategy results and the curves to plot."""
     table.check(strategies)
     if queries is None and seconds is None:
         raise UserError("give a budget: --budget QUERIES or --budget-time SECONDS")
+    loop = dict(train=train, n0=n0, per_round=per_round)
+    searches = [
+        (name, seed, loop if name in PREDICTOR_STRATEGIES else {}) for name in strategies for seed in range(seeds)
+    ]
+    traces = run_searches(table, searches, queries=queries, seconds=seconds, device=device, jobs=jobs, quiet=quiet)
     pool = Pool(table.cells, device)
-    traces = {name: [] for name in strategies}
-    bar = tqdm(total=len(strategies) * seeds, desc="search", unit="run", disable=quiet)
-    for name in strategies:
-        for seed in range(seeds):
-            bar.set_description(f"{name} seed {seed}")
-            kwargs = dict(train=train, n0=n0, per_round=per_round) if name in PREDICTOR_STRATEGIES else {}
-            strategy = STRATEGIES[name](pool, seed, **kwargs)
-            traces[name].append(run_strategy(strategy, table, queries=queries, seconds=seconds, seed=seed))
-            bar.update()
-    bar.close()
     near = pool.near.kind if any(n in ("re", "ls", "bananas", "npenas") for n in strategies) else None
-    horizon = seconds or max(t.seconds.sum() for runs in traces.values() for t in runs)
+    horizon = seconds or max(t.seconds.sum() for t in traces)
     result = {"pool": pool_summary(table, near), "strategies": {}}
     curves = {}
-    for name, runs in traces.items():
+    for name in strategies:
+        runs = [t for (n, _, _), t in zip(searches, traces) if n == name]
         result["strategies"][name], curves[name] = summarize(runs, table, horizon)
     return result, curves
+
+
+def run_searches(
+    table: Table,
+    searches: list[tuple[str, int, dict]],
+    *,
+    queries: int | None,
+    seconds: float | None,
+    device="cpu",
+    jobs: int = 1,
+    quiet: bool = False,
+) -> list[Trace]:
+    """Each (strategy, seed, its keyword arguments) run on the table, its Trace in the order given. With
+    jobs > 1 the searches run side by side in worker processes of one thread each (a search is
+    sequential; a predictor's round is too small to use more threads), predictor strategies first; a
+    search's Trace is the same on any number of jobs at one thread. An error in a worker stops the rest."""
+    bar = tqdm(total=len(searches), desc="search", unit="run", disable=quiet)
+    traces: list[Trace | None] = [None] * len(searches)
+    if jobs <= 1:
+        pool = Pool(table.cells, device)
+        for i, (name, seed, kwargs) in enumerate(searches):
+            bar.set_description(f"{name} seed {seed}")
+            traces[i] = search(pool, table, name, seed, kwargs, queries, seconds)
+            bar.update()
+        bar.close()
+        return traces
+    before = set(multiprocessing.active_children())
+    spawn = multiprocessing.get_context("spawn")  # CUDA- and thread-safe; fork is neither
+    with ProcessPoolExecutor(jobs, spawn, initializer=start_worker, initargs=(table, device)) as workers:
+        order = sorted(range(len(searches)), key=lambda i: searches[i][0] not in PREDICTOR_STRATEGIES)
+        running = {workers.submit(search_in_worker, *searches[i], queries, seconds): i for i in order}
+        try:
+            for done in as_completed(running):
+                i = running[done]
+                traces[i] = done.result()
+                bar.set_description(f"{searches[i][0]} seed {searches[i][1]}")
+                bar.update()
+        except BaseException:
+            workers.shutdown(wait=False, cancel_futures=True)
+            left = set(multiprocessing.active_children()) - before
+            for worker in left:  # not wait for their searches to end
+                worker.terminate()
+            for worker in left:
+                worker.join()
+            raise
+        finally:
+            bar.close()
+    return traces
+
+
+def search(pool: Pool, table: Table, name: str, seed: int, kwargs: dict, queries, seconds) -> Trace:
+    strategy = STRATEGIES[name](pool, seed, **kwargs)
+    return run_strategy(strategy, table, queries=queries, seconds=seconds, seed=seed)
+
+
+_worker: dict = {}  # a worker process's table and pool, set once by start_worker
+
+
+def start_worker(table: Table, device) -> None:
+    torch.set_num_threads(1)
+    _worker.update(table=table, pool=Pool(table.cells, device))
+
+
+def search_in_worker(name: str, seed: int, kwargs: dict, queries, seconds) -> Trace:
+    return search(_worker["pool"], _worker["table"], name, seed, kwargs, queries, seconds)
 
 
 def pool_summary(table: Table, neighbourhood: str | None) -> dict:
@@ -196,6 +265,7 @@ def summarize(runs: list[Trace], table: Table, horizon: float) -> tuple[dict, di
         "found_best_in_pool": len(to_best),
         "queries_to_best_median": float(np.median(to_best)) if to_best else None,
         "seconds_mean": float(np.mean([r["seconds"] for r in per_run])),
+        "compute_seconds_mean": float(np.mean([t.compute for t in runs])),
         "curve_val_mean": by_query.mean(0).tolist(),  # index q-1: after q queries
         "curve_val_std": by_query.std(0).tolist(),
         "curve_time": {
@@ -218,20 +288,21 @@ def budget_table(r: dict) -> str:
         near = f", neighbourhood: {p['neighbourhood']}" if p["neighbourhood"] else ""
         head = f"best true val accuracy found with {budget}, {c['seeds']} seeds, pool of {p['cells']:,}{near}"
     hours = "hours" if "kind" in p else "sim. hours"
+    w = max(10, *map(len, r["strategies"]))  # the name column
     lines = [
         head,
-        f"{'strategy':<10} {'val % mean +- std':>18} {'test % mean':>12} {'regret pp':>9} {'found best':>11} "
+        f"{'strategy':<{w}} {'val % mean +- std':>18} {'test % mean':>12} {'regret pp':>9} {'found best':>11} "
         f"{'median q':>8} {hours:>10}",
     ]
     for name, m in r["strategies"].items():
         median = "-" if m["queries_to_best_median"] is None else f"{m['queries_to_best_median']:.0f}"
         lines.append(
-            f"{name:<10} {100 * m['final_val_mean']:>10.2f} +- {100 * m['final_val_std']:.2f} "
+            f"{name:<{w}} {100 * m['final_val_mean']:>10.2f} +- {100 * m['final_val_std']:.2f} "
             f"{pct(m['final_test_mean'], 12)} {100 * m['regret_mean']:>9.2f} "
             f"{m['found_best_in_pool']:>7}/{len(m['runs']):<3} {median:>8} {m['seconds_mean'] / 3600:>10.1f}"
         )
     b = p["best"]
-    lines.append(f"{'pool':<10} {100 * b['val']:>10.2f}         {pct(b['test'], 12)}   (best cell {b['hash'][:12]})")
+    lines.append(f"{'pool':<{w}} {100 * b['val']:>10.2f}         {pct(b['test'], 12)}   (best cell {b['hash'][:12]})")
     if p["seconds_estimated"]:
         lines.append("simulated seconds: estimated where the file lacks a budget's time (108-epoch time x epochs/108)")
     return "\n".join(lines)

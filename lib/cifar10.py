@@ -41,6 +41,7 @@ from PIL import Image
 from torchvision.datasets import CIFAR10, ImageFolder
 from tqdm import tqdm
 
+from lib.devices import usable_cores
 from lib.errors import UserError, one_line
 from lib.outputs import save_npz_atomic
 
@@ -217,7 +218,7 @@ def read_cache(cache: Path, fingerprint: str, sizes: dict[str, int]) -> dict[str
 def decode_images(paths: list[str], desc: str = "decoding", workers: int | None = None) -> np.ndarray:
     """uint8 [N,H,W,3] of the image files, decoded by a process pool (all usable cores) when there are many.
     CIFAR10Error naming the file that cannot be read, or one file of each size when they differ."""
-    workers = workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    workers = workers or usable_cores()
     chunks = [paths[i : i + 1024] for i in range(0, len(paths), 1024)]
     bar = tqdm(total=len(paths), desc=desc, mininterval=2, leave=False, disable=None)
     if workers < 2 or len(paths) < POOL_MIN_IMAGES:

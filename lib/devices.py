@@ -70,12 +70,17 @@ def cpu_math(device: torch.device, threads: int | None = None):
         torch.set_num_threads(saved)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def free_cores() -> int:
     """Cores not busy with other work, by the 1-minute load average (which counts this process).
 
     Intra-op threads beyond these wait at every op for peers the OS has descheduled: on 2 cores that
     other jobs kept busy, 2 threads made GCN inference 4.5x slower than 1."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores()
     return max(1, min(cores, round(cores + 1 - os.getloadavg()[0])))
 
 

@@ -32,7 +32,7 @@ A failed trial (real training that crashed or diverged) is told as NaN: the cell
 never as a label, a parent or a promotion.
 
 The predictor strategies never build a predictor: they call `train(x, y, seed)`, given to them, which
-returns score(x) -> accuracies [cells, members] (model.search_trainer); from the second fit on they
+returns score(x) -> accuracies [cells, members] (model.SearchTrainer); from the second fit on they
 pass the previous score as `start=`, the fit to continue from.
 """
 

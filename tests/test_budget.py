@@ -126,3 +126,49 @@ def test_a_pool_of_every_cell_searches_the_space_neighbourhood(space):
     for s in result["strategies"].values():
         assert all(len(set(r["queried"])) == 60 for r in s["runs"])
         assert s["final_val_mean"] > np.quantile(table.true_val, 0.95)  # climbs well above a random cell
+
+
+def fails_in_a_worker(x, y, seed, start=None):
+    """A predictor trainer with a bug (module level: a spawned worker process imports it)."""
+    raise ValueError("a bug in round 1")
+
+
+def dies_in_a_worker(x, y, seed, start=None):
+    import os
+
+    os._exit(3)
+
+
+@pytest.mark.slow
+def test_searches_side_by_side_match_one_at_a_time(demo_h5):
+    """jobs=2: each search in a worker process of one thread; every Trace is what the same search gives
+    alone (a predictor strategy included, its trainer sent to the worker), in the order asked."""
+    from dataset import load_nb101
+    from model import SearchTrainer, hyperparams
+
+    table = load_nb101(demo_h5).search_table("val")
+    train = SearchTrainer("mlp", hyperparams("mlp", {"epochs": 3}))
+    loop = dict(train=train, n0=4, per_round=3)
+    searches = [("npenas", 0, loop), ("re", 0, {}), ("ls", 1, {}), ("random", 2, {}), ("guided", 1, loop)]
+    alone = B.run_searches(table, searches, queries=12, seconds=None, quiet=True)
+    side = B.run_searches(table, searches, queries=12, seconds=None, jobs=2, quiet=True)
+    for a, s in zip(alone, side):
+        np.testing.assert_array_equal(a.rows, s.rows)
+        np.testing.assert_array_equal(a.labels, s.labels)
+    assert len({tuple(t.rows) for t in side}) == len(searches)  # five different searches, not one five times
+
+
+@pytest.mark.parametrize("trainer, error", [(fails_in_a_worker, "a bug in round 1"), (dies_in_a_worker, "terminated")])
+def test_a_failing_worker_stops_the_searches_and_says_why(demo_h5, trainer, error):
+    """An exception in a worker reaches the caller as itself; a worker that dies breaks the pool, which
+    says so at once; no worker is left running either way."""
+    import multiprocessing
+
+    from dataset import load_nb101
+
+    table = load_nb101(demo_h5).search_table("val")
+    loop = dict(train=trainer, n0=2, per_round=2)
+    searches = [("re", s, {}) for s in range(3)] + [("npenas", 0, loop)]
+    with pytest.raises(Exception, match=error):
+        B.run_searches(table, searches, queries=8, seconds=None, jobs=2, quiet=True)
+    assert not multiprocessing.active_children()

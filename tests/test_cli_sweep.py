@@ -493,6 +493,7 @@ SAVED_SEARCH = json.dumps({"argv": {"budget": 8, "data_root": "cifar"}})
 REAL = {  # id: (argv over --budget 8 --data-root cifar --strategy re --out o, data tree or None, the message)
     "no --budget": (["--budget", None], None, "--data-root searches with real training: give --budget TRIALS"),
     "--budget-time": (["--budget-time", "100"], None, "with --data-root give --budget TRIALS"),
+    "--jobs": (["--jobs", "2"], None, "--jobs runs searches of a table side by side"),
     "--budget 0": (["--budget", "0"], None, "argument --budget: must be at least 1"),
     "no class folders": ([], tree([]), "no class folders"),
     "one class": ([], tree(["cat"]), "one class folder (cat); a classifier needs at least 2"),

@@ -320,9 +320,9 @@ def test_guided_batches_mix_the_pool_ranking_and_the_neighbourhood_of_the_best()
 
 
 def test_a_warm_fit_continues_from_the_previous_predictor():
-    """search_trainer's train(..., start=score): one more epoch from a fitted MLP predicts almost as it
+    """SearchTrainer(..., start=score): one more epoch from a fitted MLP predicts almost as it
     did, where one epoch from a fresh start does not; the start itself is left untouched."""
-    from model import hyperparams, search_trainer
+    from model import SearchTrainer, hyperparams
 
     rng = np.random.default_rng(0)
     cells = blank_cells(40)
@@ -330,11 +330,11 @@ def test_a_warm_fit_continues_from_the_previous_predictor():
     x = S.Pool(cells).features(np.arange(40))
     y = 0.80 + 0.02 * cells["num_vertices"] + rng.normal(0, 0.002, 40)
     hp = hyperparams("mlp", {"epochs": 150, "batch_size": 20, "lr": 1e-3})
-    train = search_trainer("mlp", hp, warm_epochs=1)
+    train = SearchTrainer("mlp", hp, warm_epochs=1)
     first = train(x, y, 0)
     before = first(x).ravel()
     warm = train(x, y, 1, start=first)(x).ravel()
-    cold = search_trainer("mlp", dict(hp, epochs=1))(x, y, 1)(x).ravel()
+    cold = SearchTrainer("mlp", dict(hp, epochs=1))(x, y, 1)(x).ravel()
     np.testing.assert_array_equal(first(x).ravel(), before)
     assert np.abs(before - y).mean() < 0.01
     assert np.abs(warm - before).mean() < 0.5 * np.abs(cold - before).mean()

@@ -8,10 +8,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
+import torch
 from conftest import REPO
 
+import model
 import search
 from lib.trial_search import TrialSetupError, search_locally
 
@@ -151,17 +155,18 @@ def test_prior_is_where_the_first_fit_starts(tmp_path: Path, monkeypatch, demo_h
     run = tmp_path / "prior"
     train_script.main(["--data", str(demo_h5), "--model", "gin", "--epochs", "2", "--quiet", "--out", str(run)])
     calls = []
-    monkeypatch.setattr(search, "search_trainer", lambda *a, **k: lambda x, y, seed, start=None: calls.append(start))
+    monkeypatch.setattr(model, "refit", lambda net, *a, **k: calls.append(net))
     args, _ = search.parse_args(
         ["--budget", "12", "--data-root", "x", "--model", "gin", "--prior", str(run / "checkpoint.pt")]
     )
-    fit = search.predictor_trainer(args, "cpu")
-    fit(None, None, 0)
-    fit(None, None, 1, start="the last fit")
+    fit = search.predictor_trainer(args, "cpu", threads=1)
+    y = np.zeros(3)
+    fit(None, y, 0)
+    fit(None, y, 1, start=SimpleNamespace(net="the last fit"))
     prior, last = calls
-    assert isinstance(prior, search.Scorer) and prior.net.name == "gin" and last == "the last fit"
-    saved = __import__("torch").load(run / "checkpoint.pt", weights_only=True)["state_dict"]
-    assert all((prior.net.state_dict()[k].cpu() == v).all() for k, v in saved.items())
+    assert isinstance(prior, torch.nn.Module) and prior.name == "gin" and last == "the last fit"
+    saved = torch.load(run / "checkpoint.pt", weights_only=True)["state_dict"]
+    assert all((prior.state_dict()[k].cpu() == v).all() for k, v in saved.items())
 
 
 def test_a_trainer_that_writes_much_to_stderr_never_stalls(tmp_path: Path):
