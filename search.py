@@ -98,10 +98,10 @@ import numpy as np
 import torch
 
 from dataset import DEFAULT_DATA, NB101, TARGETS, load_nb101
-from lib.budget import budget_table, compare, plot_search_curves
+from lib.budget import budget_table, compare, default_jobs, plot_search_curves
 from lib.checks import at_least, number, output_folder
 from lib.cifar10 import CIFAR10Error, load_cifar10
-from lib.devices import available_device, free_cores, usable_cores
+from lib.devices import available_device, free_cores
 from lib.errors import ArgumentParser, UserError, exit_on_user_error, first_line
 from lib.inference import PRECISIONS, inference_plan, predict_cells, reusable_predictions
 from lib.metrics import pick_summary, top_k, true_ranks
@@ -509,8 +509,7 @@ def run_budget(args: argparse.Namespace) -> dict:
     table.check(args.strategy)
     hp = predictor_hyperparams(args)
     predictor = any(s in PREDICTOR_STRATEGIES for s in args.strategy)
-    jobs = args.jobs or (usable_cores() if predictor and device.type == "cpu" else 1)
-    jobs = min(jobs, len(args.strategy) * args.seeds)
+    jobs = min(args.jobs or default_jobs(args.strategy, device), len(args.strategy) * args.seeds)
     train = predictor_trainer(args, device, threads=args.threads if jobs == 1 else 1) if predictor else None
 
     loop = dict(seeds=args.seeds, queries=args.budget, seconds=args.budget_time, n0=args.n0, per_round=args.per_round)

@@ -33,8 +33,8 @@ import numpy as np
 
 from bench.common import REAL_HDF5, REPO, RESULTS, machine, real_hdf5
 from dataset import load_nb101
-from lib.budget import budget_table, plot_search_curves, pool_summary, run_searches, summarize
-from lib.devices import free_cores, pick_device, usable_cores
+from lib.budget import budget_table, default_jobs, plot_search_curves, pool_summary, run_searches, summarize
+from lib.devices import free_cores, pick_device
 from lib.outputs import dumps, write_atomic
 from lib.strategies import PREDICTOR_STRATEGIES, STRATEGIES, Pool
 from model import WARM_EPOCHS, SearchTrainer, build_model, hyperparams
@@ -54,7 +54,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--model", default="pgin")
     p.add_argument("--n0", type=int, default=10)
     p.add_argument("--per-round", type=int, default=10)
-    p.add_argument("--jobs", type=int, help="searches side by side (default: the cores on a CPU)")
+    p.add_argument("--jobs", type=int, help="searches side by side (default: lib.budget.default_jobs)")
     p.add_argument("--threads", type=int, help="CPU threads that score cells (default: 1 a job; 1 job: the free cores)")
     p.add_argument("--out", help="JSON (default bench/results/budgeted_search[-full].json)")
     return p.parse_args()
@@ -79,7 +79,7 @@ def main() -> None:
     table = data.search_table("val", random_repeat=args.pool == "full")
     names = args.strategies.split(",")
     device = pick_device("auto")
-    jobs = args.jobs or (usable_cores() if device.type == "cpu" else 1)
+    jobs = args.jobs or default_jobs(names, device)
     threads = args.threads or (free_cores() if jobs == 1 else 1)
     hp = hyperparams(args.model)
     trainers = {m: SearchTrainer(m, hyperparams(m), device=device, threads=threads) for m in (args.model, "pathmlp")}

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from lib.devices import usable_cores
 from lib.errors import UserError
 from lib.nb101_schema import BUDGETS
 from lib.outputs import json_number, pct, write_atomic
@@ -141,6 +142,14 @@ def compare(
         runs = [t for (n, _, _), t in zip(searches, traces) if n == name]
         result["strategies"][name], curves[name] = summarize(runs, table, horizon)
     return result, curves
+
+
+def default_jobs(strategies: list[str], device) -> int:
+    """Searches side by side unless asked: one per core when a predictor strategy runs on a CPU (each of
+    its searches takes seconds); else one (a random, RE or local search takes milliseconds, less than a
+    worker process's start, and a GPU is best left to one process)."""
+    cpu = torch.device(device).type == "cpu"
+    return usable_cores() if cpu and any(s in PREDICTOR_STRATEGIES for s in strategies) else 1
 
 
 def run_searches(

@@ -172,3 +172,11 @@ def test_a_failing_worker_stops_the_searches_and_says_why(demo_h5, trainer, erro
     with pytest.raises(Exception, match=error):
         B.run_searches(table, searches, queries=8, seconds=None, jobs=2, quiet=True)
     assert not multiprocessing.active_children()
+
+
+def test_searches_run_side_by_side_only_where_it_pays():
+    from lib.devices import usable_cores
+
+    assert B.default_jobs(["re", "guided"], "cpu") == usable_cores()
+    assert B.default_jobs(["random", "re", "ls", "sh"], "cpu") == 1  # milliseconds a search
+    assert B.default_jobs(["guided"], "cuda") == 1
