@@ -256,7 +256,7 @@ def searcher_class():
             self.live: dict[str, dict] = {}  # Tune's trial id -> its config
             self.errored: dict[str, dict] = {}  # failed for good, waiting for _TrialNotes' error line
             self.flight: set[tuple[int, int]] = set()  # (row, asked epochs) of the trials in flight
-            self.pending, self.next = resume(search, suggested)
+            self.pending, self.next = search.replay(suggested.records())
             self.told_indices = {r["index"] for r in search.told}
             self.buffer: list[tuple[int, int]] = []
             self.bar = tqdm(
@@ -339,7 +339,7 @@ def searcher_class():
             self.bar.close()
 
         def save(self, checkpoint_path: str) -> None:
-            """Tune's periodic snapshot: the journal and the suggestion log are the state (resume())."""
+            """Tune's periodic snapshot: the journal and the suggestion log are the state (replay())."""
             Path(checkpoint_path).write_text(json.dumps({"next": self.next, "live": list(self.live.values())}))
 
         def restore(self, checkpoint_path: str) -> None:
@@ -350,24 +350,6 @@ def searcher_class():
             return {"next": self.next}
 
     return _StrategySearcher
-
-
-def resume(search: TrialSearch, suggested: Journal) -> tuple[list[dict], int]:
-    """Replay the journal and the suggestion log into the fresh strategy, in index order: it is asked
-    once per index, as it was, and told the journaled ones. Returns the configs suggested but never
-    journaled (to hand out again, same index and cell) and the next index to ask for."""
-    done = {
-        r["index"]: r for r in search.journal.records() if r["strategy"] == search.name and r["seed"] == search.seed
-    }
-    handed = {c["index"]: c for c in suggested.records()}
-    for index in sorted(set(done) | set(handed)):
-        search.strategy.ask()
-        if index in done:
-            search.tell(done[index])
-        else:
-            search.strategy.claim(handed[index]["row"], handed[index]["asked_epochs"])
-    pending = [handed[i] for i in sorted(set(handed) - set(done))]
-    return pending, max([*done, *handed], default=-1) + 1
 
 
 def stopped_record(search: TrialSearch, config: dict, result: dict) -> dict:

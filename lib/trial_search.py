@@ -117,15 +117,23 @@ class TrialSearch:
         if len(first) == FIRST_FAILURES and len(errors) == 1 and all(r["status"] == "failed" for r in first):
             raise TrialSetupError(f"the first {FIRST_FAILURES} trials all failed: {errors.pop()}")
 
-    def replay(self) -> None:
-        """Tell the strategy what the journal holds of this search, asking first as it did. A strategy
-        asking another cell than the journal's (a predictor that fits otherwise on another machine) is
-        told the journal's anyway."""
-        mine = [r for r in self.journal.records() if r["strategy"] == self.name and r["seed"] == self.seed]
-        mine.sort(key=lambda r: r["index"])
-        for r in mine:
+    def replay(self, handed: list[dict] = ()) -> tuple[list[dict], int]:
+        """Tell the fresh strategy what the journal holds of this search, in index order: it is asked once
+        per index, as it was, and told the journaled trials. `handed` (Ray's log of the trials it handed
+        out) adds those never journaled, claimed as in flight. A strategy asking another cell than the
+        journal's (a predictor that fits otherwise on another machine) is told the journal's anyway.
+        Returns the handed-out trials never journaled (to hand out again, same index and cell) and the
+        next index to ask for."""
+        done = {r["index"]: r for r in self.journal.records() if r["strategy"] == self.name and r["seed"] == self.seed}
+        handed = {c["index"]: c for c in handed}
+        for index in sorted(set(done) | set(handed)):
             self.strategy.ask()
-            self.tell(r)
+            if index in done:
+                self.tell(done[index])
+            else:
+                self.strategy.claim(handed[index]["row"], handed[index]["asked_epochs"])
+        pending = [handed[i] for i in sorted(set(handed) - set(done))]
+        return pending, max([*done, *handed], default=-1) + 1
 
     def progress_line(self, r: dict) -> str:
         """One line per finished trial: the cell, its accuracy, its time, the best so far."""
@@ -144,8 +152,7 @@ class TrialSearch:
 def search_locally(search: TrialSearch, quiet: bool = False) -> list[dict]:
     """Ask, train, tell, one trial at a time, until the budget of trials is spent (after --resume:
     what the journal lacks). Returns every record of this search, in order."""
-    search.replay()
-    index = max((r["index"] for r in search.told), default=-1) + 1  # after Ray's engine, indices may have gaps
+    _, index = search.replay()  # after Ray's engine, indices may have gaps
     desc = f"{search.name} s{search.seed}"
     bar = tqdm(total=search.trials, initial=len(search.told), desc=desc, unit="trial", disable=quiet)
     while len(search.told) < search.trials:
