@@ -297,7 +297,7 @@ def budget_table(r: dict) -> str:
         near = f", neighbourhood: {p['neighbourhood']}" if p["neighbourhood"] else ""
         head = f"best true val accuracy found with {budget}, {c['seeds']} seeds, pool of {p['cells']:,}{near}"
     hours = "hours" if "kind" in p else "sim. hours"
-    w = max(10, *map(len, r["strategies"]))  # the name column
+    w = max([10, *map(len, r["strategies"])])  # the name column
     lines = [
         head,
         f"{'strategy':<{w}} {'val % mean +- std':>18} {'test % mean':>12} {'regret pp':>9} {'found best':>11} "
