@@ -15,9 +15,12 @@ true accuracy is what the curves show.
 from __future__ import annotations
 
 import multiprocessing
+import pickle
+import queue
+import signal
 import time
+import traceback
 import warnings
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,45 +179,77 @@ def run_searches(
             bar.update()
         bar.close()
         return traces
-    before = set(multiprocessing.active_children())
+    # Plain processes and two queues, not concurrent.futures: on Python 3.11 its pool cannot be stopped
+    # mid-search (terminate_workers() is 3.14's), and terminating its workers from outside can leave it
+    # spawning a replacement that its shutdown then waits on for ever.
     spawn = multiprocessing.get_context("spawn")  # CUDA- and thread-safe; fork is neither
-    with ProcessPoolExecutor(jobs, spawn, initializer=start_worker, initargs=(table, device)) as workers:
-        order = sorted(range(len(searches)), key=lambda i: searches[i][0] not in PREDICTOR_STRATEGIES)
-        running = {workers.submit(search_in_worker, *searches[i], queries, seconds): i for i in order}
-        try:
-            for done in as_completed(running):
-                i = running[done]
-                traces[i] = done.result()
-                bar.set_description(f"{searches[i][0]} seed {searches[i][1]}")
-                bar.update()
-        except BaseException:
-            workers.shutdown(wait=False, cancel_futures=True)
-            left = set(multiprocessing.active_children()) - before
-            for worker in left:  # not wait for their searches to end
-                worker.terminate()
-            for worker in left:
-                worker.join()
-            raise
-        finally:
-            bar.close()
+    tasks, results = spawn.Queue(), spawn.Queue()
+    for i in sorted(range(len(searches)), key=lambda i: searches[i][0] not in PREDICTOR_STRATEGIES):
+        tasks.put(i)
+    for _ in range(jobs):
+        tasks.put(None)  # one stop for each worker
+    args = (table, device, searches, queries, seconds, tasks, results)
+    workers = [spawn.Process(target=search_worker, args=args, daemon=True) for _ in range(jobs)]
+    for w in workers:
+        w.start()
+    try:
+        for _ in searches:
+            i, trace, error, where = next_result(results, workers)
+            if error is not None:
+                raise error from WorkerTraceback(where)
+            traces[i] = trace
+            bar.set_description(f"{searches[i][0]} seed {searches[i][1]}")
+            bar.update()
+    finally:  # done, or an error: the other workers are stopped, not waited for
+        for w in workers:
+            w.terminate()
+        for w in workers:
+            w.join()
+        bar.close()
     return traces
+
+
+class WorkerTraceback(Exception):
+    """Where in a worker process an error was raised: its traceback, as text."""
+
+
+def search_worker(table: Table, device, searches, queries, seconds, tasks, results) -> None:
+    """A worker process: run the searches whose index it takes from `tasks` until its stop (None), each
+    result (index, Trace, None, None) into `results`; the first error as (index, None, error, traceback)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    torch.set_num_threads(1)
+    pool = Pool(table.cells, device)
+    while (i := tasks.get()) is not None:
+        try:
+            results.put((i, search(pool, table, *searches[i], queries, seconds), None, None))
+        except Exception as error:
+            try:
+                pickle.dumps(error)
+            except Exception:  # an exception that cannot travel: its text does
+                error = RuntimeError(f"{type(error).__name__}: {error}")
+            results.put((i, None, error, traceback.format_exc()))
+            return
+
+
+def next_result(results, workers: list) -> tuple:
+    """The next result a worker sends; an error if a worker died (killed, out of memory) or all ended."""
+    while True:
+        try:
+            return results.get(timeout=1.0)
+        except queue.Empty:
+            dead = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
+            if dead:
+                raise RuntimeError(f"a search worker process died (exit code {dead[0]})") from None
+            if all(w.exitcode == 0 for w in workers):  # what they sent is in the pipe by now
+                try:
+                    return results.get(timeout=1.0)
+                except queue.Empty:
+                    raise RuntimeError("the search worker processes ended before every search was done") from None
 
 
 def search(pool: Pool, table: Table, name: str, seed: int, kwargs: dict, queries, seconds) -> Trace:
     strategy = STRATEGIES[name](pool, seed, **kwargs)
     return run_strategy(strategy, table, queries=queries, seconds=seconds, seed=seed)
-
-
-_worker: dict = {}  # a worker process's table and pool, set once by start_worker
-
-
-def start_worker(table: Table, device) -> None:
-    torch.set_num_threads(1)
-    _worker.update(table=table, pool=Pool(table.cells, device))
-
-
-def search_in_worker(name: str, seed: int, kwargs: dict, queries, seconds) -> Trace:
-    return search(_worker["pool"], _worker["table"], name, seed, kwargs, queries, seconds)
 
 
 def pool_summary(table: Table, neighbourhood: str | None) -> dict:

@@ -139,6 +139,12 @@ def dies_in_a_worker(x, y, seed, start=None):
     os._exit(3)
 
 
+def sleeps_in_a_worker(x, y, seed, start=None):
+    import time
+
+    time.sleep(120)
+
+
 @pytest.mark.slow
 def test_searches_side_by_side_match_one_at_a_time(demo_h5):
     """jobs=2: each search in a worker process of one thread; every Trace is what the same search gives
@@ -158,20 +164,30 @@ def test_searches_side_by_side_match_one_at_a_time(demo_h5):
     assert len({tuple(t.rows) for t in side}) == len(searches)  # five different searches, not one five times
 
 
-@pytest.mark.parametrize("trainer, error", [(fails_in_a_worker, "a bug in round 1"), (dies_in_a_worker, "terminated")])
+@pytest.mark.parametrize(
+    "trainer, error",
+    [(fails_in_a_worker, "a bug in round 1"), (dies_in_a_worker, "a search worker process died \\(exit code 3\\)")],
+)
 def test_a_failing_worker_stops_the_searches_and_says_why(demo_h5, trainer, error):
     """An exception in a worker reaches the caller as itself; a worker that dies breaks the pool, which
-    says so at once; no worker is left running either way."""
+    says so at once: the other worker, busy with a search of minutes, is stopped, not waited for, and
+    no worker is left running."""
     import multiprocessing
+    import time
 
     from dataset import load_nb101
 
     table = load_nb101(demo_h5).search_table("val")
-    loop = dict(train=trainer, n0=2, per_round=2)
-    searches = [("re", s, {}) for s in range(3)] + [("npenas", 0, loop)]
-    with pytest.raises(Exception, match=error):
+    failing, slow = dict(train=trainer, n0=2, per_round=2), dict(train=sleeps_in_a_worker, n0=2, per_round=2)
+    searches = [("npenas", 0, failing), ("npenas", 1, slow)] + [("re", s, {}) for s in range(3)]
+    before = set(multiprocessing.active_children())  # e.g. a fixture's
+    t0 = time.perf_counter()
+    with pytest.raises(Exception, match=error) as raised:
         B.run_searches(table, searches, queries=8, seconds=None, jobs=2, quiet=True)
-    assert not multiprocessing.active_children()
+    assert time.perf_counter() - t0 < 60  # the sleeping search alone would take 120 s
+    if trainer is fails_in_a_worker:  # raised as itself, the worker's traceback chained to it
+        assert type(raised.value) is ValueError and "in fails_in_a_worker" in str(raised.value.__cause__)
+    assert set(multiprocessing.active_children()) == before
 
 
 def test_searches_run_side_by_side_only_where_it_pays():
