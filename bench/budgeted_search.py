@@ -35,8 +35,9 @@ from bench.common import REAL_HDF5, REPO, RESULTS, machine, real_hdf5
 from dataset import load_nb101
 from lib.budget import budget_table, default_jobs, plot_search_curves, pool_summary, run_searches, summarize
 from lib.devices import free_cores, pick_device
+from lib.neighbourhood import neighbourhood_kind
 from lib.outputs import dumps, write_atomic
-from lib.strategies import PREDICTOR_STRATEGIES, STRATEGIES, Pool
+from lib.strategies import PREDICTOR_STRATEGIES, STRATEGIES, WALKS
 from model import WARM_EPOCHS, SearchTrainer, build_model, hyperparams
 
 FULL_DEMO = REPO / "data" / "demo_only108.hdf5"
@@ -100,9 +101,7 @@ def main() -> None:
         labels += [name] * seeds
     traces = run_searches(table, searches, queries=args.budget, seconds=None, device=device, jobs=jobs)
     result["strategies"], curves = {}, {}
-    pool = Pool(table.cells, device)
-    walks = any(n in ("re", "ls", "bananas", "npenas", "guided") for n in names)
-    result["pool"] = pool_summary(table, pool.near.kind if walks else None)
+    result["pool"] = pool_summary(table, neighbourhood_kind(table.n) if any(n in WALKS for n in names) else None)
     horizon = max(tr.seconds.sum() for tr in traces)
     for name, *_ in rows:
         mine = [(tr, seed) for tr, (_, seed, _), label in zip(traces, searches, labels) if label == name]

@@ -31,8 +31,9 @@ from tqdm import tqdm
 from lib.devices import usable_cores
 from lib.errors import UserError
 from lib.nb101_schema import BUDGETS
+from lib.neighbourhood import neighbourhood_kind
 from lib.outputs import json_number, pct, write_atomic
-from lib.strategies import PREDICTOR_STRATEGIES, STRATEGIES, Pool, Train
+from lib.strategies import PREDICTOR_STRATEGIES, STRATEGIES, WALKS, Pool, Train
 
 TIME_POINTS = 200  # points of the curves against simulated seconds
 
@@ -136,8 +137,7 @@ def compare(
         (name, seed, loop if name in PREDICTOR_STRATEGIES else {}) for name in strategies for seed in range(seeds)
     ]
     traces = run_searches(table, searches, queries=queries, seconds=seconds, device=device, jobs=jobs, quiet=quiet)
-    pool = Pool(table.cells, device)
-    near = pool.near.kind if any(n in ("re", "ls", "bananas", "npenas") for n in strategies) else None
+    near = neighbourhood_kind(table.n) if any(n in WALKS for n in strategies) else None
     horizon = seconds or max(t.seconds.sum() for t in traces)
     result = {"pool": pool_summary(table, near), "strategies": {}}
     curves = {}

@@ -103,7 +103,7 @@ class NearestByPaths:
 
     def __init__(self, cells: dict[str, np.ndarray], k: int = NEAREST):
         self.k = k
-        self.kind = f"{k} nearest by path encoding"
+        self.kind = nearest_kind(k)
         codes = path_encoding(cells["adjacency"], cells["operations"], cells["num_vertices"])
         self.codes = codes.astype(np.float32)  # Hamming distance of 0/1 codes: |a| + |b| - 2 a.b, one matvec
         self.sizes = self.codes.sum(1)
@@ -118,6 +118,15 @@ class NearestByPaths:
 
     def mutate(self, row: int, rng: np.random.Generator) -> int:
         return int(rng.choice(self.neighbours(row)))
+
+
+def nearest_kind(k: int) -> str:
+    return f"{k} nearest by path encoding"
+
+
+def neighbourhood_kind(cells: int, k: int = NEAREST) -> str:
+    """The kind of neighbourhood neighbourhood_of gives a pool of `cells` cells, without building it."""
+    return EditDistance.kind if cells == NUM_CELLS else nearest_kind(k)
 
 
 def neighbourhood_of(cells: dict[str, np.ndarray], k: int = NEAREST) -> EditDistance | NearestByPaths:

@@ -370,3 +370,4 @@ STRATEGIES = {cls.name: cls for cls in (RandomSearch, RegularizedEvolution, Loca
     "hyperband": Hyperband,
 }
 PREDICTOR_STRATEGIES = ("bananas", "npenas", "guided")
+WALKS = ("re", "ls", "bananas", "npenas", "guided")  # the strategies that move through the neighbourhood
