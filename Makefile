@@ -5,7 +5,7 @@ DEMO_CELLS ?= 3000
 # stage, nb101_real_20k.tfrecord for the benches and the GPU run. Override: make bench SHARED_DATA=/path.
 SHARED_DATA ?= ../shared/data
 
-.PHONY: setup demo test test-fast lint bench gpu
+.PHONY: setup demo test test-fast lint bench gpu tf-fixture
 setup: .venv/.installed
 
 .venv/.installed: requirements.txt pyproject.toml
@@ -35,14 +35,14 @@ demo: setup
 	  echo "  tar -xzf cifar10-jpeg.tar.gz -C data/ && .venv/bin/python trainer.py --arch runs/demo/top1.json --data-root data/cifar10-jpeg"; \
 	fi
 
-# Proof that we read TensorFlow's own TFRecordWriter output: TensorFlow lives in a throwaway venv,
-# never in the toolkit's. Without PyPI this step fails softly and that one test skips.
-data/tf_written.tfrecord: tests/write_tfrecord_with_tf.py
-	-python3 -m venv .venv-tf && .venv-tf/bin/pip install -q tensorflow-cpu==2.21.0 && .venv-tf/bin/python $<
+# Proof that we read TensorFlow's own TFRecordWriter output: tests/fixtures/tf_written.tfrecord, committed,
+# written by TensorFlow in a throwaway venv (never the toolkit's). This writes it again.
+tf-fixture:
+	python3 -m venv .venv-tf && .venv-tf/bin/pip install -q tensorflow-cpu==2.21.0 && .venv-tf/bin/python tests/write_tfrecord_with_tf.py
 
 # The whole suite, on 2 worker processes (pytest-xdist); the real data is found through SHARED_DATA.
 # pytest exits 5 when it collects no test; that is not a failure of the suite.
-test: setup data/tf_written.tfrecord
+test: setup
 	NB101_SHARED_DATA=$(SHARED_DATA) $(PY) -m pytest -q -n 2; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; rc=0; fi; exit $$rc
 

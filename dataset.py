@@ -6,7 +6,7 @@
     y = data.labels("val", budget=108, repeat=0)      # final accuracy, blown runs handled
     x = data.features(train)                          # dict of tensors for model.py
 
-The HDF5 schema is lib/nb101_schema.py's: metrics [N,4,3,2,4] float32 = budget (4/12/36/108) ×
+The HDF5 schema is lib/nb101/schema.py's: metrics [N,4,3,2,4] float32 = budget (4/12/36/108) ×
 repeat × (halfway, final) × (training_time, train, val, test); NaN where the source had no value.
 The attribute synthetic_labels (NB101.synthetic) marks demo data whose labels are made up: every
 stage says SYNTHETIC wherever it shows or saves them.
@@ -22,10 +22,10 @@ import h5py
 import numpy as np
 import torch
 
-from lib.budget import Table
-from lib.errors import UserError
-from lib.features import cell_features
-from lib.nb101_schema import BUDGETS, DATASETS, HDF5_SCHEMA_VERSION, METRICS
+from lib.nb101.schema import BUDGETS, DATASETS, HDF5_SCHEMA_VERSION, METRICS
+from lib.predictors.features import cell_features
+from lib.search.table import Table
+from lib.util.errors import UserError
 
 SPLITS = ("172", "334", "860", "91-172", "91-334", "91-860", "denoise-91", "denoise-80", "all")
 BLOWN = 0.2  # a run below 20% accuracy diverged; the seeds treat it as missing
@@ -120,7 +120,7 @@ class NB101:
         return out
 
     def search_table(self, target: str = "val", random_repeat: bool = False) -> Table:
-        """What a search on this file queries (lib/budget.Table): the cells with a `target` label at 108
+        """What a search on this file queries (lib/search/table.Table): the cells with a `target` label at 108
         epochs and a true mean val accuracy; per budget the label a query returns (the target's repeat,
         or with `random_repeat` any recorded repeat, as NB101's API) and its training time, where the
         file lacks a budget's time the 108-epoch time x epochs / 108 (then `estimated_seconds`)."""

@@ -6,12 +6,12 @@ hyper-parameters, their losses, how each one trains, and their checkpoints.
     model, losses = train_model("gcn", x, y, hp, seed=0)   # x: dataset.NB101.features(rows), y: accuracies
     model, info = load_checkpoint("runs/latest/checkpoint.pt")
 
-Every model maps the feature dict of lib.features.cell_features (adjacency [N,7,7], one-hot
+Every model maps the feature dict of lib.predictors.features.cell_features (adjacency [N,7,7], one-hot
 operations [N,7,5], mask [N,7], num_vertices [N]) to one score per cell in target units. train_model
 builds it, runs prepare() (pgin: pretrained weights), turns the labels into model.fit_target(labels)
 (z-scores unless a model says otherwise), adds fixed_inputs(x) (what forward would derive from the
-training cells, once; pgin: statistics) and hands all of it to lib.fitting.fit, a plain loop.
-lib.inference.predict turns scores back into accuracies with model.to_accuracy, whose parameters
+training cells, once; pgin: statistics) and hands all of it to lib.predictors.fitting.fit, a plain loop.
+lib.predictors.inference.predict turns scores back into accuracies with model.to_accuracy, whose parameters
 the model carries as buffers.
 
 Each class declares DEFAULTS (epochs, batch_size, lr, wd, loss) that train.py uses unless the
@@ -39,14 +39,14 @@ import torch.nn.functional as F
 from scipy import stats
 from torch import nn
 
-from lib.cell_statistics import N_STATISTICS, cell_statistics
-from lib.errors import UserError
-from lib.fitting import fit
-from lib.flow_gin import FlowGIN, StackedFlowGIN
-from lib.inference import predict
-from lib.outputs import write_atomic
-from lib.path_encoding import PATHS, path_encoding
-from lib.pretraining import pretrained
+from lib.predictors.cell_statistics import N_STATISTICS, cell_statistics
+from lib.predictors.fitting import fit
+from lib.predictors.flow_gin import FlowGIN, StackedFlowGIN
+from lib.predictors.inference import predict
+from lib.predictors.path_encoding import PATHS, path_encoding
+from lib.predictors.pretraining import pretrained
+from lib.util.errors import UserError
+from lib.util.outputs import write_atomic
 
 CHECKPOINT_VERSION = 1
 MODELS: dict[str, type[Predictor]] = {}
@@ -84,7 +84,7 @@ class Predictor(nn.Module):
     name = ""
     # Training defaults of the anchor each model reproduces; train.py's flags override them.
     DEFAULTS = dict(epochs=300, batch_size=10, lr=1e-4, wd=1e-3, loss="mse")
-    # lib.inference.predict's precision "auto" may run the model in bf16 (where the CPU has bf16 hardware):
+    # lib.predictors.inference.predict's precision "auto" may run the model in bf16 (where the CPU has bf16 hardware):
     # for mlp, gcn and gin, Kendall tau moves by < 0.001 (tests/test_inference.py). False keeps fp32.
     BF16 = True
     # train_model's intra-op CPU threads at most (None: as many as asked): on batches of ~10 cells
@@ -213,7 +213,7 @@ class GCN(Predictor):
 @register("pathmlp")
 class PathMLP(Predictor):
     """BANANAS's meta neural network: an ensemble of MLPs (`layers` ReLU layers of `width`) on the
-    cell's path encoding (lib/path_encoding), each member trained on its own loss; the mean in eval
+    cell's path encoding (lib/predictors/path_encoding), each member trained on its own loss; the mean in eval
     mode. White et al. train with a MAPE loss on the validation error; here MSE on z-scored accuracy."""
 
     DEFAULTS = dict(epochs=200, batch_size=32, lr=1e-2, wd=0.0, loss="mse")
@@ -309,13 +309,13 @@ class Scorer:
 
 @dataclass
 class SearchTrainer:
-    """train(x, y, seed, start=None) -> Scorer, the callable that search strategies (lib/strategies.py)
+    """train(x, y, seed, start=None) -> Scorer, the callable that search strategies (lib/search/strategies.py)
     call every round: it trains model `name` quietly on one thread (a round's few cells gain nothing from
     more), its batch shrunk to the labelled cells when they are fewer; the Scorer it returns predicts any
     cells' features by each ensemble member, [cells, members], on `threads` threads. Given `start` (the
     previous round's Scorer), it continues from that model's weights for `warm_epochs` epochs instead of
     training a fresh one; `prior` (search.py --prior) is the start of the first fit. A plain object, not
-    a closure, so that searches can run in worker processes (lib/budget.py)."""
+    a closure, so that searches can run in worker processes (lib/search/table.py)."""
 
     name: str
     hp: dict
@@ -387,7 +387,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
 #   sums over neighbours make it invariant to isomorphic re-encodings and to padding by design,
 #   so isomorphism augmentation would add nothing (tests/test_model.py checks this);
 # - a pairwise logistic ranking loss (Kendall tau is a ranking metric), plus MSE so that the
-#   scores stay in label units and lib.inference.predict returns calibrated accuracies;
+#   scores stay in label units and lib.predictors.inference.predict returns calibrated accuracies;
 # - an ensemble of independently initialised members, each trained on its own loss (the model
 #   returns [B, members] scores in training mode), averaged at inference: less seed variance.
 #   The members run as one batched computation: each weight stacked over the members, one
@@ -453,9 +453,9 @@ LOSSES.update({"pairwise": pairwise_loss, "pairwise+mse": pairwise_mse_loss})
 # gin's ensemble (StackedFlowGIN, same loss, optimiser and schedule) with three changes, each measured
 # in bench/ablation.py, and a shorter training (below):
 # - every member's encoder starts from a label-free pretraining on all 423,624 NB101 cells, regressing
-#   21 structural statistics of each cell (lib.pretraining; built once and cached under data/);
+#   21 structural statistics of each cell (lib.predictors.pretraining; built once and cached under data/);
 # - the head also reads those statistics (z-scored over the space), computed in forward from the
-#   features (lib.cell_statistics);
+#   features (lib.predictors.cell_statistics);
 # - the target is the normal score of each training label's rank, Phi^-1((rank - 1/2) / n), not its
 #   z-score: the long left tail of NB101 accuracies (weak cells down to ~10%) no longer dominates the
 #   MSE term; a strictly increasing piecewise-linear map through (normal score, label) of the
@@ -489,7 +489,7 @@ class PretrainedGIN(Predictor):
         self.register_load_state_dict_pre_hook(_size_table)
 
     def prepare(self, quiet: bool = False, cache=None) -> None:
-        """Encoders, statistics mean/std and parameter table from lib.pretraining (built on first use)."""
+        """Encoders, statistics mean/std and parameter table from lib.predictors.pretraining (built on first use)."""
         a = self.args
         blob = pretrained(a["members"], a["ops"], a["hidden"], a["layers"], cache, quiet, epochs=a["pretrain_epochs"])
         device = self.stats_mean.device

@@ -25,7 +25,7 @@ newest pick; a new search over the same checkpoint replaces them):
   search.json  checkpoint, model, data, fingerprint_match, space, n_scored, scoring (reused, why; if
                computed: device, threads, precision, batch_size), top_k, seconds,
                ranked (rank, hash, adjacency, ops, num_vertices, num_edges, trainable_parameters,
-               predicted, true_val, true_test, true_rank, trained_on), summary (lib.metrics.pick_summary),
+               predicted, true_val, true_test, true_rank, trained_on), summary (lib.predictors.metrics.pick_summary),
                synthetic_labels, top1 (= top1.json)
   top1.json    adjacency, ops, hash (+ predicted, true_val, synthetic_labels): for nb101_cell.Cell.from_json
                and `python trainer.py --arch top1.json`; --train runs exactly that (with --data, so the run
@@ -37,11 +37,11 @@ printed summary and the curves say SYNTHETIC: those "true" accuracies are made u
 Budget mode (--budget Q or --budget-time S): search strategies compared on --data's recorded
 accuracies, each query answered by the file and costing the cell's recorded training time (the
 108-epoch time x epochs / 108 where the file lacks a budget's, said in the output). --strategy takes a
-comma-separated list of random, re, ls, bananas, npenas, guided, sh, hyperband (lib/strategies.py,
+comma-separated list of random, re, ls, bananas, npenas, guided, sh, hyperband (lib/search/strategies.py,
 docs/search.md); the predictor strategies fit --model on every label after each batch of --per-round
 cells (guided: 5 after its first), each fit after the first continuing from the last (model.WARM_EPOCHS).
 With --jobs above 1 the searches run side by side, each in a worker process of one thread
-(lib/budget.run_searches). Over --seeds seeds each, it writes into --out (default runs/budget-<time>):
+(lib/search/table.run_searches). Over --seeds seeds each, it writes into --out (default runs/budget-<time>):
   budget.json        config; pool {cells, best {hash, val, test}, neighbourhood, random_repeat,
                      seconds_estimated}; per strategy: final_val_mean / _std, final_test_mean,
                      regret_mean, found_best_in_pool (seeds), queries_to_best_median, seconds_mean
@@ -58,13 +58,13 @@ one recorded repeat at random, as NB101's API does: on a file with 3 repeats, th
 
 Real-training mode (--budget TRIALS --data-root DIR, no NB101 file): the same strategies search the
 whole NB101 space, each query a real training of the cell by trainer.py in a process of its own
-(lib/trials.py): --trial-epochs for a 108-epoch ask (the others in proportion), a reduced network
+(lib/search/trials.py): --trial-epochs for a 108-epoch ask (the others in proportion), a reduced network
 (--trial-stem-channels, --trial-stacks, --trial-cells-per-stack), optional fixed image subsets, and
 --trial-args for any other trainer flag. The data is any image-folder tree (train/<class>/*, test/
 optional, at least 2 classes, one image size) or CIFAR-10; it is read once before any trial, and
 validation is a fixed fifth of each class of train/ (search_config.json records how). A query returns
 the trial's last validation accuracy. --engine local trains one trial at a time (--threads CPU
-threads); --engine ray runs --concurrent trials side by side on Ray Tune (lib/ray_search.py; a local
+threads); --engine ray runs --concurrent trials side by side on Ray Tune (lib/search/ray_search.py; a local
 Ray unless --address names a cluster; --scheduler asha stops poor trials early; --max-failures
 retries of a crashed trial). A failed trial (NaN loss, out of memory, a crash) is recorded with its
 one-line error and the search goes on; the first 3 failing alike stop it (the trial setup is wrong).
@@ -98,21 +98,21 @@ import numpy as np
 import torch
 
 from dataset import DEFAULT_DATA, NB101, TARGETS, load_nb101
-from lib.budget import budget_table, compare, default_jobs, plot_search_curves
-from lib.checks import at_least, number, output_folder
-from lib.cifar10 import CIFAR10Error, load_cifar10
-from lib.devices import available_device, free_cores
-from lib.errors import ArgumentParser, UserError, exit_on_user_error, first_line
-from lib.inference import PRECISIONS, inference_plan, predict_cells, reusable_predictions
-from lib.metrics import pick_summary, top_k, true_ranks
-from lib.nb101_cell import Cell, cell_from_row
-from lib.nb101_join import space_rows
-from lib.nb101_network import build_network, count_parameters, trainable_parameters
-from lib.nb101_space import enumerate_space, space_fingerprint, space_hashes
-from lib.outputs import dumps, json_number, pct, write_atomic
-from lib.ray_search import check_reachable, search_on_ray
-from lib.strategies import PREDICTOR_STRATEGIES, STRATEGIES, Pool
-from lib.trial_search import TrialSearch, best_record, search_locally, trials_summary
+from lib.nb101.cell import Cell, cell_from_row
+from lib.nb101.join import space_rows
+from lib.nb101.network import build_network, count_parameters, trainable_parameters
+from lib.nb101.space import enumerate_space, space_fingerprint, space_hashes
+from lib.predictors.inference import PRECISIONS, inference_plan, predict_cells, reusable_predictions
+from lib.predictors.metrics import pick_summary, top_k, true_ranks
+from lib.search.ray_search import check_reachable, search_on_ray
+from lib.search.strategies import PREDICTOR_STRATEGIES, STRATEGIES, Pool
+from lib.search.table import budget_table, compare, default_jobs, plot_search_curves
+from lib.search.trial_search import TrialSearch, best_record, search_locally, trials_summary
+from lib.training.images import CIFAR10Error, load_cifar10
+from lib.util.checks import at_least, number, output_folder
+from lib.util.devices import available_device, free_cores
+from lib.util.errors import ArgumentParser, UserError, exit_on_user_error, first_line
+from lib.util.outputs import json_number, pct, write_json
 from model import MODELS, Scorer, SearchTrainer, build_model, hyperparams, load_checkpoint
 
 ROOT = Path(__file__).resolve().parent
@@ -147,7 +147,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     p.add_argument("--out", help="output folder (default: the checkpoint's folder; budget mode runs/budget-<time>)")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cuda, mps, cpu")
     p.add_argument(
-        "--eval-batch-size", type=at_least(1), help="cells per inference batch (default: lib.inference.predict's)"
+        "--eval-batch-size",
+        type=at_least(1),
+        help="cells per inference batch (default: lib.predictors.inference.predict's)",
     )
     p.add_argument(
         "--threads", type=at_least(1), help="CPU threads scoring cells (default: the cores the load leaves free)"
@@ -297,8 +299,8 @@ def run_search(args: argparse.Namespace, extra: list[str]) -> dict:
         "top1": top1,
     }
     (out / "top1.json").unlink(missing_ok=True)  # never an old top1.json beside a new search.json
-    write_atomic(out / "search.json", lambda f: f.write(dumps(result)))
-    write_atomic(out / "top1.json", lambda f: f.write(dumps(top1)))
+    write_json(out / "search.json", result)
+    write_json(out / "top1.json", top1)
     print(f"saved {out}/search.json and {out}/top1.json")
     if args.train:
         hand_off(out / "top1.json", data, extra)
@@ -351,7 +353,7 @@ def hand_off(top1: Path, data: NB101 | None, extra: list[str]) -> None:
 
 
 def score_cells(args, model, info: dict, cells: dict, data: NB101 | None) -> tuple[np.ndarray, dict]:
-    """The checkpoint's stored predictions of these cells when they fit (lib.inference.reusable_predictions),
+    """The checkpoint's stored predictions of these cells when they fit (lib.predictors.inference.reusable_predictions),
     else predict_cells; and how they came, for search.json ("scoring"). Says which, and why, on stdout."""
     kind, cells_fp = ("space", space_fingerprint(cells)) if args.space == "all" else ("data", data.fingerprint)
     pred, why = reusable_predictions(info, kind, cells_fp, args.precision)
@@ -520,7 +522,7 @@ def run_budget(args: argparse.Namespace) -> dict:
     result = {"config": config, **runs, "seconds": time.perf_counter() - t0, "synthetic_labels": data.synthetic}
 
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "budget.json", lambda f: f.write(dumps(result)))
+    write_json(out / "budget.json", result)
     title = f"{', '.join(args.strategy)} on {Path(data.path).name}"
     title = f"SYNTHETIC labels (demo data): {title}" if data.synthetic else title
     plots = plot_search_curves(out, curves, result["pool"]["best"]["val"], title)
@@ -551,7 +553,7 @@ def run_trials(args: argparse.Namespace, extra: list[str]) -> dict:
     pool = Pool(enumerate_space(hashes=False), device)
     config = trials_config(args, images)
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "search_config.json", lambda f: f.write(dumps(config)))  # --resume's flags (budget grown)
+    write_json(out / "search_config.json", config)  # --resume's flags (budget grown)
     print(
         f"searching {describe(images)}: {args.budget} trials per search, {args.engine} engine, trials in {out}/trials"
     )
@@ -572,8 +574,8 @@ def run_trials(args: argparse.Namespace, extra: list[str]) -> dict:
     summary, curves = trials_summary(told)
     result = {"config": config, **summary, "seconds": time.perf_counter() - t0, "synthetic_labels": False}
     top1 = best_trial(told)
-    write_atomic(out / "budget.json", lambda f: f.write(dumps(result)))
-    write_atomic(out / "top1.json", lambda f: f.write(dumps(top1)))
+    write_json(out / "budget.json", result)
+    write_json(out / "top1.json", top1)
     plots = plot_search_curves(
         out, curves, result["pool"]["best"]["val"], f"{', '.join(args.strategy)} on {describe(images)}", measured=True
     )

@@ -31,7 +31,6 @@ predictions.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -40,14 +39,14 @@ from pathlib import Path
 import numpy as np
 
 from dataset import DEFAULT_DATA, SPLITS, TARGETS, load_nb101, parse_target
-from lib.checks import SEED, at_least, number, output_folder
-from lib.devices import available_device, free_cores
-from lib.errors import ArgumentParser, exit_on_user_error
-from lib.fitting import TrainError
-from lib.inference import PRECISIONS, inference_plan, predict_cells, space_predictions, stored_predictions
-from lib.metrics import prediction_metrics
-from lib.nb101_schema import BUDGETS
-from lib.outputs import atomic_dir, write_atomic
+from lib.nb101.schema import BUDGETS
+from lib.predictors.fitting import TrainError
+from lib.predictors.inference import PRECISIONS, inference_plan, predict_cells, space_predictions, stored_predictions
+from lib.predictors.metrics import prediction_metrics
+from lib.util.checks import SEED, at_least, number, output_folder
+from lib.util.devices import available_device, free_cores
+from lib.util.errors import ArgumentParser, exit_on_user_error
+from lib.util.outputs import atomic_dir, write_atomic, write_json
 from model import LOSSES, MODELS, hyperparams, save_checkpoint, train_model
 
 RUNS = Path("runs")
@@ -77,7 +76,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=SEED, default=0, help="model init, batch order and dropout")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cuda, mps, cpu")
     p.add_argument(
-        "--eval-batch-size", type=at_least(1), help="cells per inference batch (default: lib.inference.predict's)"
+        "--eval-batch-size",
+        type=at_least(1),
+        help="cells per inference batch (default: lib.predictors.inference.predict's)",
     )
     p.add_argument(
         "--threads", type=at_least(1), help="CPU threads for training and predicting (default: the free cores)"
@@ -268,7 +269,7 @@ def run(args: argparse.Namespace) -> dict:
                 "run": str(out),
             },
         )
-        write_atomic(tmp / "metrics.json", lambda f: json.dump(m, f, indent=2))
+        write_json(tmp / "metrics.json", m)
     latest = point_latest(out)
     if not args.quiet:
         print(summary(m, out, latest))

@@ -11,7 +11,7 @@
 Data (--data-root): torchvision's CIFAR10 batches (`cifar-10-batches-py/`, fetched by --download),
 or an image-folder tree `train/<class>/*` (+ optionally `test/<class>/*`) such as cifar10-jpeg.tar.gz
 (CIFAR-10 as JPEGs) unpacked into data/, or a dataset of one's own (decoded once, cached beside it).
-lib/cifar10.py holds the data and its augmentation, lib/nb101_training.py NB101's initialisers,
+lib/training/images.py holds the data and its augmentation, lib/training/protocol.py NB101's initialisers,
 optimiser, LR schedule and training steps. The network has one output per class of the data
 (CIFAR-10's ten, or the tree's class folders, at least two). Any image-folder dataset:
 - test/ is optional: without it the run reports no test accuracy (null in metrics.json, "-" printed).
@@ -61,8 +61,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from dataset import DataFileError, load_nb101
-from lib.checks import SEED, at_least, number, output_folder
-from lib.cifar10 import (
+from lib.nb101.cell import Cell, InvalidSpecError, cell_from_row, make_cell
+from lib.nb101.network import build_network, count_parameters
+from lib.nb101.schema import BUDGETS
+from lib.training.images import (
     CIFAR10_CLASSES,
     CIFAR10Error,
     epoch_plan,
@@ -73,12 +75,7 @@ from lib.cifar10 import (
     pad_for_crops,
     subset,
 )
-from lib.devices import available_device
-from lib.errors import ArgumentParser, UserError, exit_on_user_error, first_line, one_line
-from lib.nb101_cell import Cell, InvalidSpecError, cell_from_row, make_cell
-from lib.nb101_network import build_network, count_parameters
-from lib.nb101_schema import BUDGETS
-from lib.nb101_training import (
+from lib.training.protocol import (
     EpochSums,
     Images,
     Levers,
@@ -90,9 +87,12 @@ from lib.nb101_training import (
     streamline_cells,
     train_epoch,
 )
-from lib.outputs import write_atomic
-from lib.run_control import DDPError, Interrupted, agree, deferred_signals, start_ddp, stop_on_signals
-from lib.trainer_report import nb101_record, params_line, plot_training_curves, summary_line
+from lib.training.report import nb101_record, params_line, plot_training_curves, summary_line
+from lib.training.run_control import DDPError, Interrupted, agree, deferred_signals, start_ddp, stop_on_signals
+from lib.util.checks import SEED, at_least, number, output_folder
+from lib.util.devices import available_device
+from lib.util.errors import ArgumentParser, UserError, exit_on_user_error, first_line, one_line
+from lib.util.outputs import write_atomic, write_json
 
 EVAL = ("valid", "test")  # evaluated after every epoch
 CELL_FLAGS = ("arch", "hash", "adjacency", "ops")
@@ -766,7 +766,7 @@ def write_metrics(info: RunInfo, state: RunState, status: str, **extra) -> dict:
     m |= {"nb101": record, "nb101_labels": labels, "epochs": history, "final": history[-1] if history else None}
     m["summary"] = summary_line(history[-1], record, info.args.epochs) if history else None
     if info.place.master:
-        write_atomic(info.out / "metrics.json", lambda f: f.write(json.dumps(m, indent=1)))
+        write_json(info.out / "metrics.json", m)
         if history and status != "running":
             epochs, name = info.args.epochs, info.device_name
             title = f"cell {info.cell.hash} | {info.n_params:,} params | {epochs}-epoch run on {name}"

@@ -12,7 +12,7 @@ bench/results/ablation_runs/<row>-n<n>-s<seed>.json, so the bench resumes and wo
 cached run whose hyper-parameters or model arguments differ from the row's is run again); the table
 (every cached run) is bench/results/ablation.json + ablation.md. Regret: the best true accuracy in
 the file minus the true accuracy of the predicted top-1, in percentage points. Seconds are wall time of
-one training run (incl. nothing else; pgin's pretraining is built once and cached by lib.pretraining)
+one training run (incl. nothing else; pgin's pretraining is built once and cached by lib.predictors.pretraining)
 with --threads torch threads on a shared machine: noisy.
 """
 
@@ -30,9 +30,9 @@ import torch
 
 from bench.common import RESULTS, real_hdf5
 from dataset import DataFileError, load_nb101
-from lib.inference import predict
-from lib.metrics import kendall_tau
-from lib.outputs import write_atomic
+from lib.predictors.inference import predict
+from lib.predictors.metrics import kendall_tau
+from lib.util.outputs import write_atomic, write_json
 from model import build_model, hyperparams, train_model
 
 # row -> (model, n_train cells, split seeds, train-hyper-parameter overrides, model-arg overrides);
@@ -112,7 +112,7 @@ def run_one(job: tuple[str, str, int, int, int]) -> dict:
         "hp": hp,
         "model_args": model.args,
     }
-    write_atomic(path, lambda f: f.write(json.dumps(result, indent=1)))
+    write_json(path, result)
     print(f"{row:28s} n={n} seed={seed} tau={result['tau']:.4f} {seconds:.0f}s", flush=True)
     return result
 
@@ -181,7 +181,7 @@ def main() -> None:
         for job in jobs:
             run_one(job)
     rows, md = table(cached_runs())
-    write_atomic(RESULTS / "ablation.json", lambda f: f.write(json.dumps({"data": args.data, "rows": rows}, indent=1)))
+    write_json(RESULTS / "ablation.json", {"data": args.data, "rows": rows})
     write_atomic(RESULTS / "ablation.md", lambda f: f.write(md))
     print(md)
 

@@ -27,10 +27,10 @@ import torch
 
 from bench.common import RESULTS, machine, real_hdf5
 from dataset import load_nb101
-from lib.devices import free_cores
-from lib.features import cell_features
-from lib.inference import predict
-from lib.outputs import dumps, write_atomic
+from lib.predictors.features import cell_features
+from lib.predictors.inference import predict
+from lib.util.devices import free_cores
+from lib.util.outputs import write_json
 from model import hyperparams, train_model
 
 LEFT_OUT = 20  # the pool's best cells, never fitted on
@@ -89,7 +89,7 @@ def main() -> None:
     }
     result["bench"]["seconds"] = time.perf_counter() - t0
     out = Path(args.out)
-    write_atomic(out, lambda f: f.write(dumps(result)))
+    write_json(out, result)
     vals = " / ".join(f"{100 * v:.2f}" for v in result["pool"]["best_val"])
     print(f"\nthe pool's best {SHOWN} cells ({vals} %), ranked among the cells a fit did not see (1 = first)")
     print(f"{'labels':>7} {'draw':>4}  {'ranks, best first':<28} {'by parameters':<28} {'ratio':>6}")

@@ -5,8 +5,8 @@
     python -m bench.budgeted_search --pool full --seeds 3            # the full-size demo file, NB101's protocol
     python -m bench.budgeted_search --first-seed 20                  # held-out seeds 20-39
 
-Protocol (search.py --budget; both run lib.budget's run_strategy and summarize). `--pool real`: the 20,001 real cells of
-nb101_real_20k.tfrecord (converted once to data/real20k.hdf5); a query returns a cell's one-repeat
+Protocol (search.py --budget; both run lib.search.table's run_strategy and summarize). `--pool real`: the
+20,001 real cells of nb101_real_20k.tfrecord (converted once to data/real20k.hdf5); a query returns a cell's one-repeat
 108-epoch validation accuracy and costs its recorded 108-epoch training time (lower budgets: that time
 x epochs / 108, an estimate). `--pool full`: all 423,624 cells of a demo file with 3 repeats and
 synthetic labels (tools/make_demo_data.py --cells all --budgets 108 --repeats 3, made once into
@@ -33,11 +33,11 @@ import numpy as np
 
 from bench.common import REAL_HDF5, REPO, RESULTS, machine, real_hdf5
 from dataset import load_nb101
-from lib.budget import budget_table, default_jobs, plot_search_curves, pool_summary, run_searches, summarize
-from lib.devices import free_cores, pick_device
-from lib.neighbourhood import neighbourhood_kind
-from lib.outputs import dumps, write_atomic
-from lib.strategies import PREDICTOR_STRATEGIES, STRATEGIES, WALKS
+from lib.search.neighbourhood import neighbourhood_kind
+from lib.search.strategies import PREDICTOR_STRATEGIES, STRATEGIES, WALKS
+from lib.search.table import budget_table, default_jobs, plot_search_curves, pool_summary, run_searches, summarize
+from lib.util.devices import free_cores, pick_device
+from lib.util.outputs import write_json
 from model import WARM_EPOCHS, SearchTrainer, build_model, hyperparams
 
 FULL_DEMO = REPO / "data" / "demo_only108.hdf5"
@@ -55,7 +55,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--model", default="pgin")
     p.add_argument("--n0", type=int, default=10)
     p.add_argument("--per-round", type=int, default=10)
-    p.add_argument("--jobs", type=int, help="searches side by side (default: lib.budget.default_jobs)")
+    p.add_argument("--jobs", type=int, help="searches side by side (default: lib.search.table.default_jobs)")
     p.add_argument("--threads", type=int, help="CPU threads that score cells (default: 1 a job; 1 job: the free cores)")
     p.add_argument("--out", help="JSON (default bench/results/budgeted_search[-full].json)")
     return p.parse_args()
@@ -118,7 +118,7 @@ def main() -> None:
     result["bench"]["seconds"] = time.perf_counter() - t0
     result["synthetic_labels"] = data.synthetic
     out = Path(args.out or RESULTS / f"budgeted_search{'-full' if args.pool == 'full' else ''}.json")
-    write_atomic(out, lambda f: f.write(dumps(result)))
+    write_json(out, result)
     title = f"{Path(path).name}, {args.budget} queries" + (" (SYNTHETIC labels)" if data.synthetic else "")
     plots = plot_search_curves(out.parent, curves, result["pool"]["best"]["val"], title)
     for p in plots:  # beside the JSON, named after it

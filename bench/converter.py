@@ -37,11 +37,11 @@ import h5py
 import numpy as np
 
 from bench.common import REPO, RESULTS, machine
-from lib import nb101_space
-from lib.nb101_convert import convert
-from lib.nb101_records import ModelMetrics, RecordError, read_tfrecord
-from lib.nb101_schema import RECORD_FIELDS
-from lib.outputs import write_atomic
+from lib.nb101 import space as nb101_space
+from lib.nb101.schema import RECORD_FIELDS
+from lib.tfrecord.convert import convert
+from lib.tfrecord.records import ModelMetrics, RecordError, read_tfrecord
+from lib.util.outputs import write_json
 
 
 def decoding_extras() -> dict:
@@ -255,7 +255,7 @@ def main() -> None:
         ratio = round(errors["last_no_check_pass"]["wall_s"] / errors["last"]["wall_s"], 1)
         result["error_in_last_record_speedup"] = ratio
         print(f"damage in the last record: the error comes {ratio}x sooner with the check pass")
-    write_atomic(args.output_json, lambda f: f.write(json.dumps(result, indent=2) + "\n"))
+    write_json(args.output_json, result)
     print(f"wrote {args.output_json}")
 
 

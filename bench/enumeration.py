@@ -19,7 +19,6 @@ Writes bench/results/enumeration.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -29,10 +28,10 @@ import numpy as np
 
 from bench.common import REAL_HDF5, RESULTS, machine, real_hdf5
 from dataset import load_nb101
-from lib.nb101_hash import hash_cells
-from lib.nb101_join import space_rows
-from lib.nb101_space import enumerate_space, space_hashes
-from lib.outputs import write_atomic
+from lib.nb101.hashing import hash_cells
+from lib.nb101.join import space_rows
+from lib.nb101.space import enumerate_space, space_hashes
+from lib.util.outputs import write_json
 
 
 def parse_args() -> argparse.Namespace:
@@ -100,7 +99,7 @@ def main() -> dict:
 
     result = {**info, "rows": rows, "load_avg_end": os.getloadavg()}
     out = Path(args.out)
-    write_atomic(out, lambda f: json.dump(result, f, indent=2))
+    write_json(out, result)
     print(f"saved {out}")
     return result
 

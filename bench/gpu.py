@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lib.errors import UserError, exit_on_user_error
+from lib.util.errors import UserError, exit_on_user_error
 
 START = time.monotonic()
 REPO = Path(__file__).resolve().parents[1]
@@ -265,9 +265,9 @@ def forward_flops(cell_json: dict, sizes: tuple[int, int, int]) -> int:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from lib.nb101_cell import make_cell
-    from lib.nb101_network import build_network
-    from lib.nb101_training import streamline_cells
+    from lib.nb101.cell import make_cell
+    from lib.nb101.network import build_network
+    from lib.training.protocol import streamline_cells
 
     net = build_network(make_cell(cell_json["adjacency"], cell_json["ops"]), *sizes)
     streamline_cells(net)
@@ -288,8 +288,8 @@ def compile_estimate(speed: dict | None, lever: str, epochs_fig: dict) -> float:
 
 def fidelity_step(args, env, work: Path, lever: str, data_root: Path, nb_path: Path, speed, epochs_fig) -> dict:
     from dataset import load_nb101
-    from lib.nb101_cell import cell_from_row
-    from lib.trainer_report import nb101_record, recorded
+    from lib.nb101.cell import cell_from_row
+    from lib.training.report import nb101_record, recorded
 
     nb = load_nb101(nb_path)
     i = int(np.nanargmax(nb.labels("val", budget=108, repeat="mean")))
@@ -374,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from bench.common import machine
-    from lib.outputs import write_atomic
+    from lib.util.outputs import write_json
 
     work, data_dir = Path(args.work).resolve(), Path(args.data_dir).resolve()
     out = Path(args.out or (work / "gpu_smoke.json" if args.smoke else REPO / "bench" / "results" / "gpu.json"))
@@ -385,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     def save(status: str | None = None) -> None:
         result["status"] = status or result["status"]
         result["elapsed_s"] = time.monotonic() - START
-        write_atomic(out, lambda f: f.write(json.dumps(result, indent=1)))
+        write_json(out, result)
 
     def step(name: str, fn) -> dict | None:
         if name in skip:
@@ -418,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         prepared = {}
 
         def prepare() -> dict:
-            from lib.cifar10 import load_cifar10
+            from lib.training.images import load_cifar10
 
             inputs = Path(args.inputs)
             root = cifar_root(find_input(args.cifar, inputs, CIFAR_NAMES, "CIFAR-10", "--cifar"), data_dir)

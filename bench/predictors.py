@@ -30,12 +30,12 @@ import torch
 
 from bench.common import REAL_HDF5, REAL_TFRECORD, RESULTS, machine, real_hdf5
 from dataset import SPLITS, TARGETS, load_nb101, parse_target
-from lib.devices import pick_device
-from lib.errors import UserError, exit_on_user_error
-from lib.inference import predict
-from lib.metrics import prediction_metrics
-from lib.nb101_schema import BUDGETS
-from lib.outputs import write_atomic
+from lib.nb101.schema import BUDGETS
+from lib.predictors.inference import predict
+from lib.predictors.metrics import prediction_metrics
+from lib.util.devices import pick_device
+from lib.util.errors import UserError, exit_on_user_error
+from lib.util.outputs import write_atomic, write_json
 from model import HP, LOSSES, MODELS, hyperparams, train_model
 
 COLUMNS = ("kendall_tau", "spearman", "mse", "top1_true", "seconds")
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(out.with_suffix(".json"), lambda f: json.dump(result, f, indent=2))
+    write_json(out.with_suffix(".json"), result)
     load = f"{info['load_avg_start'][0]:.1f} at start, {info['load_avg_end'][0]:.1f} at end"
     train_seed = "= split seed" if args.train_seed is None else args.train_seed
     lines = [

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import REPO, RESULTS, machine
-from lib.outputs import dumps, write_atomic
+from lib.util.outputs import write_json
 
 
 def trial_flags(train_images: int = 2000, eval_images: int = 1000) -> list[str]:
@@ -162,7 +162,7 @@ def main() -> None:
         if args.part in ("all", "prior"):
             result["prior"] = prior_part(args, Path(work))
     result["bench"]["load_after"] = os.getloadavg()
-    write_atomic(Path(args.out), lambda f: f.write(dumps(result)))
+    write_json(Path(args.out), result)
     print(f"saved {args.out}")
 
 

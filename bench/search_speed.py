@@ -6,8 +6,8 @@ project (chanyoungP/Simple_MLP_Predictor_NAS); and
     python -m bench.search_speed --models gin --threads 1 2 --precisions fp32 bf16 --repeats 3
 
 In-process (loading the space and the model excluded): what `search.py --space all` does between the
-two, i.e. lib.inference.predict_cells (each batch's inputs built by the worker that scores it) and
-lib.metrics.top_k, best of --repeats, for each model x precision x threads. The speed does not
+two, i.e. lib.predictors.inference.predict_cells (each batch's inputs built by the worker that scores it) and
+lib.predictors.metrics.top_k, best of --repeats, for each model x precision x threads. The speed does not
 depend on the weights, so the models run with seeded random weights (pgin's encoders pretrained).
 For gin, the row "members looped" runs the same weights as K separate FlowGIN modules one after the
 other (the ensemble before its members were batched), fp32, 1 thread.
@@ -42,11 +42,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from bench.common import REPO, RESULTS, machine
-from lib.devices import native_bf16
-from lib.inference import PRECISIONS, predict_cells, stored_predictions
-from lib.metrics import top_k
-from lib.nb101_space import enumerate_space, space_fingerprint
-from lib.outputs import write_atomic
+from lib.nb101.space import enumerate_space, space_fingerprint
+from lib.predictors.inference import PRECISIONS, predict_cells, stored_predictions
+from lib.predictors.metrics import top_k
+from lib.util.devices import native_bf16
+from lib.util.outputs import write_json
 from model import MODELS, Predictor, build_model, masked_inputs, save_checkpoint
 
 TARGET_S = 5.0  # search.py --space all, whole command
@@ -218,7 +218,7 @@ def main() -> None:
             )
     result["load_after"] = os.getloadavg()
     out = Path(args.out)
-    write_atomic(out, lambda f: json.dump(result, f, indent=2))
+    write_json(out, result)
     print(f"saved {out}")
 
 

@@ -33,8 +33,8 @@ from pathlib import Path
 import h5py
 
 from bench.common import REPO, RESULTS, machine
-from lib.nb101_space import NUM_CELLS
-from lib.outputs import write_atomic
+from lib.nb101.space import NUM_CELLS
+from lib.util.outputs import write_json
 from model import MODELS, hyperparams
 
 TARGET_S = 15.0
@@ -128,7 +128,7 @@ def main() -> dict:
         print(f"default vs fp32, 1 thread: {result['speedup']:.2f}x")
     result["load_avg_end"] = os.getloadavg()
     out = Path(args.out)
-    write_atomic(out, lambda f: json.dump(result, f, indent=2))
+    write_json(out, result)
     best = result["configs"].get("default", next(iter(result["configs"].values())))["best_wall_s"]
     print(f"best {best:.1f} s: {'meets' if best <= TARGET_S else 'MISSES'} the {TARGET_S:.0f} s target; wrote {out}")
     return result

@@ -8,7 +8,7 @@ Same cell, network, device, batch (256) and process for every row; the images ar
 (content does not change the speed). The baseline is how nasbench_pytorch trains: its
 `trainer.train` (fp32, its RMSprop, grad clipping) fed by torchvision's CIFAR10 with PIL transforms
 (RandomCrop(32, padding=4), RandomHorizontalFlip, ToTensor, Normalize) in a DataLoader. Ours is
-trainer.py's step (lib/nb101_training.train_epoch) with the data on the device, adding one lever a row:
+trainer.py's step (lib/training/protocol.train_epoch) with the data on the device, adding one lever a row:
 
     fp32      the device-resident data and one-gather augmentation alone (eager, fp32, NCHW)
     bf16      + channels_last + bf16 autocast
@@ -42,10 +42,10 @@ import torchvision.transforms as T
 from nasbench_pytorch.trainer import train as nasbench_train
 
 from bench.common import machine
-from lib import cifar10
-from lib.nb101_cell import make_cell
-from lib.nb101_network import build_network, count_parameters
-from lib.nb101_training import (
+from lib.nb101.cell import make_cell
+from lib.nb101.network import build_network, count_parameters
+from lib.training import images as cifar10
+from lib.training.protocol import (
     Images,
     Levers,
     TFRMSprop,
@@ -56,7 +56,7 @@ from lib.nb101_training import (
     streamline_cells,
     train_epoch,
 )
-from lib.outputs import write_atomic
+from lib.util.outputs import write_json
 
 # Median trainable_parameters (5,356,682) of all 423,624 NB101 cells (nb101_space.enumerate_space
 # + trainable_parameters); hash f4f70a97275d1c8636268845a5167803.
@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> None:
         "elapsed_s": time.perf_counter() - start,
         "machine": machine(device),
     }
-    write_atomic(args.out, lambda f: f.write(json.dumps(result, indent=1)))
+    write_json(args.out, result)
     print(f"wrote {args.out}")
 
 

@@ -4,20 +4,43 @@ beside the checkout (the Makefile's SHARED_DATA); tests that need it skip withou
 
 import math
 import os
+import pickle
+import struct
+import subprocess
+import sys
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
+from PIL import Image
 
-from lib import nb101_cell, nb101_space
-from lib import nb101_records as R
-from lib.nb101_convert import convert
-from lib.nb101_schema import RECORD_FIELDS
+from lib.nb101 import cell as nb101_cell
+from lib.nb101 import space as nb101_space
+from lib.nb101.network import trainable_parameters
+from lib.nb101.schema import HDF5_SCHEMA_VERSION, RECORD_FIELDS
+from lib.tfrecord import records as R
+from lib.tfrecord.convert import convert
+from lib.util.errors import exit_on_user_error
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("NB101_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
 REAL_TFRECORD = SHARED_DATA / "nb101_real_20k.tfrecord"
 CIFAR_JPEG = SHARED_DATA / "cifar10-jpeg.tar.gz"
+
+
+def run_script(script: str, *args, cwd: Path = REPO, env: dict | None = None, timeout: float = 600):
+    """`python SCRIPT ARGS` as a user types it, in a process of its own; its output captured."""
+    cmd = [sys.executable, str(REPO / script), *map(str, args)]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def run_main(prog: str, main, *args) -> int:
+    """The exit status of `python PROG ARGS`, with main run in this process (lib.util.errors.exit_on_user_error)."""
+    try:
+        return exit_on_user_error(prog, main, [str(a) for a in args])
+    except SystemExit as e:
+        return e.code
 
 
 def require(path: Path) -> Path:
@@ -118,6 +141,51 @@ def metrics_message(values, params=-1, total_time=math.nan, checkpoint_path="") 
     return m
 
 
+# ----------------------------------------------------------------------------- HDF5 files
+
+
+def write_h5(path: Path, metrics: np.ndarray, cells: dict | None = None, version=HDF5_SCHEMA_VERSION, synthetic=None):
+    """An HDF5 in the converter's schema: len(metrics) cells, `cells` (padded arrays and hashes such as
+    rows_of's, or a list of Cells) or else a 3-vertex chain each; their parameters by the closed form."""
+    n = len(metrics)
+    if cells is None:
+        cells = [nb101_cell.make_cell([[0, 1, 0], [0, 0, 1], [0, 0, 0]], ["input", "conv3x3-bn-relu", "output"])] * n
+    if isinstance(cells, list):
+        adj, ops = map(np.stack, zip(*[c.padded() for c in cells]))
+        cells = {
+            "adjacency": adj,
+            "operations": ops,
+            "num_vertices": np.array([c.num_vertices for c in cells], np.int8),
+        }
+        cells["hash"] = np.array([f"{i:032x}" for i in range(n)])
+    adj, ops, nv = cells["adjacency"], cells["operations"], cells["num_vertices"]
+    with h5py.File(path, "w") as f:
+        f["hash"] = np.asarray(cells["hash"]).astype("S32")
+        f["num_vertices"], f["adjacency"], f["operations"] = nv, adj, ops
+        f["trainable_parameters"] = trainable_parameters(adj, ops, nv).astype(np.int32)
+        f["metrics"] = np.asarray(metrics, np.float32)
+        if version is not None:
+            f.attrs["schema_version"] = version
+        if synthetic is not None:
+            f.attrs["synthetic_labels"] = synthetic
+    return path
+
+
+def rows_of(space: dict, rows) -> dict:
+    """The enumerated space's cells `rows`, as write_h5 takes them."""
+    return {k: space[k][rows] for k in ("adjacency", "operations", "num_vertices", "hash")}
+
+
+def final_accuracies(val, test=None) -> np.ndarray:
+    """[N,4,3,2,4] metrics whose 108-epoch final val (and test) accuracies are `val` / `test` ([N] or [N,3]);
+    every other value NaN."""
+    m = np.full((len(val), 4, 3, 2, 4), np.nan, np.float32)
+    m[:, 3, :, 1, 2] = np.asarray(val).reshape(len(val), -1)
+    if test is not None:
+        m[:, 3, :, 1, 3] = np.asarray(test).reshape(len(test), -1)
+    return m
+
+
 # ----------------------------------------------------------------------------- predictors
 
 
@@ -153,12 +221,86 @@ def blank_cells(n: int) -> dict[str, np.ndarray]:
 
 
 def table_of(labels: np.ndarray, seconds: np.ndarray | None = None, test=None):
-    """A lib.budget.Table of blank cells answering `labels` [n, budgets, repeats], each query costing
+    """A lib.search.table.Table of blank cells answering `labels` [n, budgets, repeats], each query costing
     `seconds` (default 1); the truth is the 108-epoch mean, test 1 pp below unless given; hashes h0, h1, ..."""
-    from lib.budget import Table
+    from lib.search.table import Table
 
     n = len(labels)
     seconds = np.ones(labels.shape) if seconds is None else seconds
     truth = labels[:, -1].mean(1)
     test = truth - 0.01 if test is None else test
     return Table(blank_cells(n), labels, seconds, truth, test, np.array([f"h{i}" for i in range(n)]))
+
+
+# ----------------------------------------------------------------------------- image data
+# Tiny CIFAR-10 data in the real on-disk formats: cifar-10-batches-py pickles (Python 2 str keys, so
+# b'data' / b'labels' with encoding='bytes' as NB101 reads them, 'data' with latin1 as torchvision
+# does) and JPEG / PNG image folders.
+
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy images whose mean colour depends on the label, so a network can learn them."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 10, n)
+    colour = np.stack([(y * 25) % 256, (y * 70) % 256, (255 - y * 25) % 256], 1)[:, None, None, :]
+    x = np.clip(colour + rng.normal(0, 40, (n, 32, 32, 3)), 0, 255).astype(np.uint8)
+    return x, y
+
+
+class Py2Str(bytes):
+    """A Python 2 `str`: pickled as BINSTRING, which is how the real CIFAR-10 pickles hold their keys."""
+
+
+class Py2Pickler(pickle._Pickler):  # the pure-Python pickler, so a dispatch entry can be added
+    dispatch = pickle._Pickler.dispatch.copy()
+
+    def save_py2str(self, obj: Py2Str) -> None:
+        n = len(obj)
+        op = pickle.SHORT_BINSTRING + bytes([n]) if n < 256 else pickle.BINSTRING + struct.pack("<i", n)
+        self.write(op + bytes(obj))
+        self.memoize(obj)
+
+    dispatch[Py2Str] = save_py2str
+
+
+def write_batches(root: Path, per_batch: int = 64, n_test: int = 64) -> dict[str, np.ndarray]:
+    """root/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}; returns what was written."""
+    d = root / "cifar-10-batches-py"
+    d.mkdir(parents=True)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    written = {}
+    for i, name in enumerate(names):
+        x, y = images(n_test if name == "test_batch" else per_batch, seed=i)
+        entry = {
+            Py2Str(b"batch_label"): Py2Str(f"{name} of 6".encode()),
+            Py2Str(b"labels"): [int(v) for v in y],
+            Py2Str(b"data"): x.transpose(0, 3, 1, 2).reshape(len(x), 3072),  # row = R plane, G plane, B plane
+            Py2Str(b"filenames"): [Py2Str(f"img_{i}_{j}.png".encode()) for j in range(len(x))],
+        }
+        with open(d / name, "wb") as f:
+            Py2Pickler(f, protocol=2).dump(entry)
+        written[name] = (x, y)
+    meta = {
+        Py2Str(b"label_names"): [Py2Str(c.encode()) for c in CLASSES],
+        Py2Str(b"num_vis"): 3072,
+        Py2Str(b"num_cases_per_batch"): per_batch,
+    }
+    with open(d / "batches.meta", "wb") as f:
+        Py2Pickler(f, protocol=2).dump(meta)
+    return written
+
+
+def write_folders(root: Path, n_train: int = 100, n_test: int = 30) -> dict[str, np.ndarray]:
+    """root/train/<class>/NNNN.jpg (lossy, like cifar10-jpeg.tar.gz (CIFAR-10 as JPEGs)) and
+    root/test/<class>/NNNN.png."""
+    out = {}
+    for split, n, ext in (("train", n_train, "jpg"), ("test", n_test, "png")):
+        x, y = images(n, seed=len(split))
+        for i, (img, label) in enumerate(zip(x, y, strict=True)):
+            path = root / split / CLASSES[label] / f"{i:04d}.{ext}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(path)
+        out[split] = (x, y)
+    return out

@@ -1,7 +1,7 @@
 """Every wrong input of every CLI: one parametrised table of bad values per script, and hypothesis where
 random values find more than a list would.
 
-Each case runs the script's main in this process, as `python SCRIPT ARGS` runs it (lib.errors.exit_on_user_error),
+Each case runs the script's main in this process, as `python SCRIPT ARGS` runs it (lib.util.errors.exit_on_user_error),
 from a folder that holds its inputs and an existing output, and asserts: exit status 2, exactly one line
 on stderr, `SCRIPT: error: ...` naming what is wrong, no file or temp file left behind, and every file
 that was there byte-identical. A few go through the real command line (tests marked slow).
@@ -20,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cifar10_files import CLASSES, write_batches
-from conftest import REPO
+from conftest import CLASSES, REPO, write_batches
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -29,9 +28,9 @@ from PIL import Image
 import search
 import train
 import trainer
-from lib import cifar10
-from lib.errors import USAGE_ERROR, exit_on_user_error
-from lib.nb101_cell import OPS
+from lib.nb101.cell import OPS
+from lib.training import images as cifar10
+from lib.util.errors import USAGE_ERROR, exit_on_user_error
 from tools import make_demo_data, nasbench_tfrecord_converter
 
 SWEEP = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

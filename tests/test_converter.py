@@ -1,5 +1,5 @@
 """tools/nasbench_tfrecord_converter.py (and make_demo_data.py): TFRecord -> HDF5 through its command
-line (lib/nb101_convert, lib/nb101_chunks), value for value against the reference decoder, every kind
+line (lib/tfrecord/convert, lib/tfrecord/chunks), value for value against the reference decoder, every kind
 of bad input, the real 20k-cell file, a file written by TensorFlow itself, and the space's hashes kept
 from a file that holds every cell."""
 
@@ -15,18 +15,21 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import REAL_TFRECORD, REPO
+from conftest import REAL_TFRECORD, REPO, run_main
 
-from lib import nb101_cell, nb101_convert, nb101_network, nb101_space
-from lib import nb101_records as R
-from lib.errors import USAGE_ERROR, exit_on_user_error
-from lib.nb101_hash import hash_cells
-from lib.nb101_join import space_rows
-from lib.nb101_schema import BUDGETS
+from lib.nb101 import cell as nb101_cell
+from lib.nb101 import network as nb101_network
+from lib.nb101 import space as nb101_space
+from lib.nb101.hashing import hash_cells
+from lib.nb101.join import space_rows
+from lib.nb101.schema import BUDGETS
+from lib.tfrecord import convert as nb101_convert
+from lib.tfrecord import records as R
+from lib.util.errors import USAGE_ERROR
 from tools import make_demo_data as demo
 from tools import nasbench_tfrecord_converter as C
 
-TF_WRITTEN = REPO / "data" / "tf_written.tfrecord"  # made by tests/write_tfrecord_with_tf.py in a TF venv
+TF_WRITTEN = REPO / "tests" / "fixtures" / "tf_written.tfrecord"  # tests/write_tfrecord_with_tf.py, with TensorFlow
 
 
 @pytest.fixture(scope="module")
@@ -73,16 +76,8 @@ def assert_hdf5_equals_records(h5_path, tfrecord_path):
         return dict(f.attrs)
 
 
-def run_cli(*argv) -> int:
-    """The exit status of `python tools/nasbench_tfrecord_converter.py ARGV`, run in this process."""
-    try:
-        return exit_on_user_error(C.PROG, C.main, [str(a) for a in argv])
-    except SystemExit as e:
-        return e.code
-
-
 def convert_ok(src, dst, *args):
-    assert run_cli("--input", src, "--output", dst, *args) == 0
+    assert run_main(C.PROG, C.main, "--input", src, "--output", dst, *args) == 0
     return dst
 
 
@@ -292,7 +287,7 @@ def test_bad_input_is_one_line_naming_file_record_offset(tmp_path, cells, capsys
     out.parent.mkdir()
     out.write_bytes(b"the previous output")
     capsys.readouterr()
-    assert run_cli("--input", bad, "--output", out, *chunking) == USAGE_ERROR
+    assert run_main(C.PROG, C.main, "--input", bad, "--output", out, *chunking) == USAGE_ERROR
     err = capsys.readouterr().err
     want = f"nasbench_tfrecord_converter.py: error: {bad}: record {index} at byte {offset}: "
     assert err.count("\n") == 1 and err.startswith(want), err
@@ -315,7 +310,7 @@ def test_output_gets_the_usual_mode_under_the_umask(tmp_path, cells, mask):
 
 def test_missing_input_and_no_output_left(tmp_path, capsys):
     out = tmp_path / "o.hdf5"
-    assert run_cli("--input", tmp_path / "nope.tfrecord", "--output", out) == USAGE_ERROR
+    assert run_main(C.PROG, C.main, "--input", tmp_path / "nope.tfrecord", "--output", out) == USAGE_ERROR
     err = capsys.readouterr().err
     nope = tmp_path / "nope.tfrecord"
     assert err == f"{C.PROG}: error: {nope}: record 0 at byte 0: cannot open: No such file or directory\n"
@@ -328,7 +323,7 @@ def test_an_output_that_cannot_be_written_is_one_line(tmp_path, cells, capsys):
     (tmp_path / "file").write_bytes(b"")
     out = tmp_path / "file" / "o.hdf5"  # its folder is a file
     capsys.readouterr()
-    assert run_cli("--input", src, "--output", out) == USAGE_ERROR
+    assert run_main(C.PROG, C.main, "--input", src, "--output", out) == USAGE_ERROR
     err = capsys.readouterr().err
     want = f"nasbench_tfrecord_converter.py: error: --output {out}: {tmp_path / 'file'} is a file, not a folder"
     assert err.count("\n") == 1 and err.startswith(want), err
@@ -372,10 +367,6 @@ def test_real_file_hashes_and_parameters_recomputed(real_h5):
 
 
 def test_reads_a_file_written_by_tensorflow(tmp_path):
-    if not TF_WRITTEN.exists():
-        pytest.skip(
-            f"{TF_WRITTEN} is absent: make it with tests/write_tfrecord_with_tf.py in a venv with tensorflow-cpu"
-        )
     import write_tfrecord_with_tf as tf_script
 
     assert [d for _, _, d in R.read_tfrecord(TF_WRITTEN)] == tf_script.RECORDS

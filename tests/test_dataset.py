@@ -1,43 +1,18 @@
 """dataset.py on small HDF5 files written here in the converter's schema."""
 
-import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import final_accuracies, write_h5
 
 import dataset as D
-from lib import nb101_cell as C
-
-
-def write_h5(path, metrics, cells=None, version=D.HDF5_SCHEMA_VERSION, synthetic=None):
-    """A schema-complete HDF5 with len(metrics) cells (a 3-vertex chain unless given)."""
-    n = len(metrics)
-    cells = cells or [C.make_cell([[0, 1, 0], [0, 0, 1], [0, 0, 0]], ["input", "conv3x3-bn-relu", "output"])] * n
-    adj, ops = zip(*[c.padded() for c in cells])
-    with h5py.File(path, "w") as f:
-        f["hash"] = np.array([f"{i:032x}" for i in range(n)], dtype="S32")
-        f["num_vertices"] = np.array([c.num_vertices for c in cells], np.int8)
-        f["trainable_parameters"] = np.zeros(n, np.int32)
-        f["adjacency"], f["operations"] = np.stack(adj), np.stack(ops)
-        f["metrics"] = np.asarray(metrics, np.float32)
-        if version is not None:
-            f.attrs["schema_version"] = version
-        if synthetic is not None:
-            f.attrs["synthetic_labels"] = synthetic
-    return path
-
-
-def metrics_with_val(val):
-    """[N,4,3,2,4] metrics whose 108-epoch final val accuracies are `val` [N,3]; the rest NaN."""
-    m = np.full((len(val), 4, 3, 2, 4), np.nan, np.float32)
-    m[:, 3, :, 1, 2] = val
-    return m
+from lib.nb101 import cell as C
 
 
 def test_splits_follow_the_published_definition(tmp_path):
     rng = np.random.default_rng(0)
     acc = rng.uniform(0.75, 0.95, 2000)
-    data = D.load_nb101(write_h5(tmp_path / "d.h5", metrics_with_val(np.stack([acc] * 3, 1))))
+    data = D.load_nb101(write_h5(tmp_path / "d.h5", final_accuracies(np.stack([acc] * 3, 1))))
     rs = np.random.RandomState(0)
     draws = {k: rs.permutation(2000)[:k] for k in (172, 334, 860)}
     for k, idx in draws.items():
@@ -63,7 +38,7 @@ def test_labels_skip_blown_and_absent_repeats(tmp_path):
             [0.91, np.nan, np.nan],  # one repeat only (like the real 20k file)
         ]
     )
-    data = D.load_nb101(write_h5(tmp_path / "d.h5", metrics_with_val(val)))
+    data = D.load_nb101(write_h5(tmp_path / "d.h5", final_accuracies(val)))
     usable_mean = np.mean([0.90, 0.92, 0.94, 0.92, 0.94, 0.91])
     r0 = data.labels("val", 108, 0)
     np.testing.assert_allclose(r0[[0, 1, 2, 4]], [0.90, 0.92, usable_mean, 0.91], rtol=1e-6)
@@ -80,7 +55,7 @@ def test_features_are_one_hot_and_masked(tmp_path):
         C.make_cell([[0, 1], [0, 0]], ["input", "output"]),
         C.make_cell([[0, 1, 1], [0, 0, 1], [0, 0, 0]], ["input", "maxpool3x3", "output"]),
     ]
-    data = D.load_nb101(write_h5(tmp_path / "d.h5", metrics_with_val(np.full((2, 3), 0.9)), cells))
+    data = D.load_nb101(write_h5(tmp_path / "d.h5", final_accuracies(np.full((2, 3), 0.9)), cells))
     x = data.features()
     assert x["operations"].shape == (2, 7, 5) and x["adjacency"].shape == (2, 7, 7)
     # columns: output, input, conv3x3, conv1x1, maxpool (label + 2), padding all zero
@@ -96,27 +71,27 @@ def test_missing_or_foreign_file_says_how_to_make_one(tmp_path):
     (tmp_path / "junk.hdf5").write_bytes(b"not hdf5")
     with pytest.raises(D.DataFileError, match="not an NB101 HDF5 file"):
         D.load_nb101(tmp_path / "junk.hdf5")
-    write_h5(tmp_path / "v9.h5", metrics_with_val(np.full((1, 3), 0.9)), version=9)
+    write_h5(tmp_path / "v9.h5", final_accuracies(np.full((1, 3), 0.9)), version=9)
     with pytest.raises(D.DataFileError, match="schema version 9"):
         D.load_nb101(tmp_path / "v9.h5")
 
 
 def test_neuralpredictor_files_without_attributes_load(tmp_path):
-    data = D.load_nb101(write_h5(tmp_path / "np.h5", metrics_with_val(np.full((3, 3), 0.9)), version=None))
+    data = D.load_nb101(write_h5(tmp_path / "np.h5", final_accuracies(np.full((3, 3), 0.9)), version=None))
     assert len(data) == 3 and data.index_of(f"{2:032x}") == 2
     with pytest.raises(KeyError, match="not in"):
         data.index_of("f" * 32)
 
 
 def test_fingerprint_tracks_the_data(tmp_path):
-    a = D.load_nb101(write_h5(tmp_path / "a.h5", metrics_with_val(np.full((3, 3), 0.9))))
-    b = D.load_nb101(write_h5(tmp_path / "b.h5", metrics_with_val(np.full((3, 3), 0.9))))
-    c = D.load_nb101(write_h5(tmp_path / "c.h5", metrics_with_val(np.full((3, 3), 0.8))))
+    a = D.load_nb101(write_h5(tmp_path / "a.h5", final_accuracies(np.full((3, 3), 0.9))))
+    b = D.load_nb101(write_h5(tmp_path / "b.h5", final_accuracies(np.full((3, 3), 0.9))))
+    c = D.load_nb101(write_h5(tmp_path / "c.h5", final_accuracies(np.full((3, 3), 0.8))))
     assert a.fingerprint == b.fingerprint != c.fingerprint
 
 
 def test_synthetic_labels_are_exposed(tmp_path):
-    m = metrics_with_val(np.full((2, 3), 0.9))
+    m = final_accuracies(np.full((2, 3), 0.9))
     for synthetic, want in ((True, True), (np.bool_(False), False), (None, False)):  # None: no attribute
         data = D.load_nb101(write_h5(tmp_path / f"{synthetic}.h5", m, synthetic=synthetic))
         assert data.synthetic is want

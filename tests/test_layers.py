@@ -49,7 +49,9 @@ def test_top_level_modules_import_down_only():
 
 def test_a_crossing_is_found(tmp_path):
     """The check above can fail: a stage module importing another, a script importing a script."""
-    (tmp_path / "model.py").write_text("import numpy\nfrom lib.features import x\n\ndef f():\n    import dataset\n")
+    (tmp_path / "model.py").write_text(
+        "import numpy\nfrom lib.predictors.features import x\n\ndef f():\n    import dataset\n"
+    )
     (tmp_path / "search.py").write_text("from model import build_model\nfrom train import run\n")
     assert crossings(tmp_path / "model.py") == {"dataset"}
     assert crossings(tmp_path / "search.py") == {"train"}

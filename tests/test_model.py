@@ -11,12 +11,12 @@ import torch
 import torch.nn.functional as F
 
 import model as M
-from lib.errors import UserError
-from lib.features import cell_features
-from lib.fitting import fit
-from lib.flow_gin import FlowGIN, StackedFlowGIN, _first_layer_contexts
-from lib.inference import predict
-from lib.metrics import kendall_tau
+from lib.predictors.features import cell_features
+from lib.predictors.fitting import fit
+from lib.predictors.flow_gin import FlowGIN, StackedFlowGIN, _first_layer_contexts
+from lib.predictors.inference import predict
+from lib.predictors.metrics import kendall_tau
+from lib.util.errors import UserError
 
 
 def features(cells):
@@ -324,7 +324,7 @@ def test_gin_seed_gives_the_ensemble_of_separate_modules_and_trains_the_same(cel
 
 
 def test_pathmlp_reads_the_path_encoding_and_scores_each_member(cells):
-    from lib.path_encoding import path_encoding
+    from lib.predictors.path_encoding import path_encoding
 
     model = fresh("pathmlp", members=3)
     x = features(cells)

@@ -16,19 +16,17 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import REPO, final_accuracies, rows_of, run_script, write_h5
 
 import search
 import trainer
 from dataset import DataFileError, load_nb101
-from lib.errors import USAGE_ERROR, UserError
-from lib.inference import stored_predictions
-from lib.nb101_cell import Cell
-from lib.nb101_network import build_network, count_parameters, trainable_parameters
-from lib.nb101_schema import HDF5_SCHEMA_VERSION
-from lib.nb101_space import NUM_CELLS, space_fingerprint
+from lib.nb101.cell import Cell
+from lib.nb101.network import build_network, count_parameters
+from lib.nb101.space import NUM_CELLS, space_fingerprint
+from lib.predictors.inference import stored_predictions
+from lib.util.errors import USAGE_ERROR, UserError
 from model import MODELS, Predictor, build_model, save_checkpoint
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 class Stub(Predictor):
@@ -57,24 +55,6 @@ def stub(monkeypatch):
     return Stub
 
 
-def write_h5(path, space, rows, val, test=None):
-    """An HDF5 in the converter's schema holding the space's cells `rows`; 108-epoch final val/test
-    accuracy of all three repeats = val / test (NaN test unless given)."""
-    n = len(rows)
-    m = np.full((n, 4, 3, 2, 4), np.nan, np.float32)
-    m[:, 3, :, 1, 2] = np.asarray(val)[:, None]
-    if test is not None:
-        m[:, 3, :, 1, 3] = np.asarray(test)[:, None]
-    adj, ops, nv = space["adjacency"][rows], space["operations"][rows], space["num_vertices"][rows]
-    with h5py.File(path, "w") as f:
-        f["hash"] = space["hash"][rows].astype("S32")
-        f["num_vertices"], f["adjacency"], f["operations"] = nv, adj, ops
-        f["trainable_parameters"] = trainable_parameters(adj, ops, nv).astype(np.int32)
-        f["metrics"] = m
-        f.attrs["schema_version"] = HDF5_SCHEMA_VERSION
-    return path
-
-
 @pytest.fixture
 def small(tmp_path, space):
     """300 cells of the space; val accuracy a known function (so the truth columns can be checked)."""
@@ -82,7 +62,7 @@ def small(tmp_path, space):
     val = 0.80 + 0.0005 * np.random.default_rng(1).permutation(300)  # distinct, 0.80..0.95
     test = val - 0.01
     test[::7] = np.nan  # NaN-aware: some cells lack test accuracy
-    return write_h5(tmp_path / "small.hdf5", space, rows, val, test), rows
+    return write_h5(tmp_path / "small.hdf5", final_accuracies(val, test), rows_of(space, rows)), rows
 
 
 def stub_checkpoint(path, data_path, fingerprint=None):
@@ -172,7 +152,7 @@ def test_top1_json_round_trip_rebuilds_the_network(tmp_path, small, stub):
 def test_budget_mode_end_to_end(tmp_path, space):
     rows = np.random.default_rng(3).choice(NUM_CELLS, 60, replace=False)
     val = np.random.default_rng(4).uniform(0.85, 0.95, 60)
-    path = write_h5(tmp_path / "d.hdf5", space, rows, val)
+    path = write_h5(tmp_path / "d.hdf5", final_accuracies(val), rows_of(space, rows))
     flags = "--budget 20 --n0 10 --per-round 5 --seeds 2 --model mlp --epochs 2 --batch-size-train 5".split()
     res = search.main([*flags, "--strategy", "guided,re,random", "--data", str(path), "--out", str(tmp_path / "b")])
     assert list(res["strategies"]) == ["guided", "re", "random"]
@@ -188,7 +168,7 @@ def test_budget_mode_end_to_end(tmp_path, space):
 
 
 def test_budget_mode_bad_strategy_or_budget_is_one_line(tmp_path, space):
-    path = write_h5(tmp_path / "d.hdf5", space, np.arange(30), np.linspace(0.85, 0.95, 30))
+    path = write_h5(tmp_path / "d.hdf5", final_accuracies(np.linspace(0.85, 0.95, 30)), rows_of(space, np.arange(30)))
     for flags, message in (
         (["--budget", "10", "--strategy", "re,bogus"], "--strategy bogus: choose from"),
         (["--budget", "0"], "argument --budget: must be at least 1"),
@@ -215,14 +195,14 @@ def test_budget_mode_prepares_the_model_aloud_before_the_rounds(tmp_path, space,
 
     monkeypatch.setattr(search, "build_model", spy)
     rows = np.random.default_rng(3).choice(NUM_CELLS, 30, replace=False)
-    path = write_h5(tmp_path / "d.hdf5", space, rows, np.linspace(0.85, 0.95, 30))
+    path = write_h5(tmp_path / "d.hdf5", final_accuracies(np.linspace(0.85, 0.95, 30)), rows_of(space, rows))
     flags = "--budget 12 --n0 10 --per-round 2 --seeds 1 --model mlp --epochs 1 --batch-size-train 5".split()
     res = search.main([*flags, "--strategy", "guided", "--data", str(path), "--out", str(tmp_path / "b")])
     assert calls == [False] and res["config"]["model"] == "mlp" and res["pool"]["cells"] == 30
 
 
-def run_cli(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, str(ROOT / "search.py"), *args], cwd=cwd, capture_output=True, text=True)
+def run_cli(*args, cwd=REPO):
+    return run_script("search.py", *args, cwd=cwd)
 
 
 def test_missing_checkpoint_is_one_line(tmp_path):
@@ -273,7 +253,7 @@ def test_train_hands_the_pick_to_trainer(tmp_path, small, stub, monkeypatch):
     assert calls == [
         [
             sys.executable,
-            str(ROOT / "trainer.py"),
+            str(REPO / "trainer.py"),
             "--arch",
             str(tmp_path / "top1.json"),
             "--data",
@@ -298,16 +278,17 @@ def test_search_json_and_top1_json_agree_even_after_a_failure(tmp_path, small, s
     argv = ["--checkpoint", str(ckpt), "--data", str(data_path), "--out", str(tmp_path)]
     search.main(argv)
     saved = json.loads((tmp_path / "search.json").read_text())
-    assert json.loads((tmp_path / "top1.json").read_text()) == saved["top1"]
+    top1 = json.loads((tmp_path / "top1.json").read_text())
+    assert top1.pop("provenance") == saved.pop("provenance") and top1 == saved["top1"]
     assert saved["top1"]["hash"] == saved["ranked"][0]["hash"]
-    write_atomic, failing = search.write_atomic, []
+    write_json, failing = search.write_json, []
 
-    def crash(path, write, *mode):  # the disk fills up just before the write of `failing`
+    def crash(path, obj):  # the disk fills up just before the write of `failing`
         if Path(path).name in failing:
             raise OSError(28, "No space left on device")
-        write_atomic(path, write, *mode)
+        write_json(path, obj)
 
-    monkeypatch.setattr(search, "write_atomic", crash)
+    monkeypatch.setattr(search, "write_json", crash)
     for name, top_k, kept in (("top1.json", 3, 3), ("search.json", 5, 3)):
         failing[:] = [name]
         with pytest.raises(OSError):

@@ -9,16 +9,16 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, run_script
 
 import train as T
 from dataset import load_nb101
-from lib.errors import USAGE_ERROR, UserError, exit_on_user_error
-from lib.inference import predict, predict_cells
-from lib.metrics import prediction_metrics
-from lib.nb101_join import space_rows
-from lib.nb101_space import NUM_CELLS, space_fingerprint
-from lib.outputs import umask
+from lib.nb101.join import space_rows
+from lib.nb101.space import NUM_CELLS, space_fingerprint
+from lib.predictors.inference import predict, predict_cells
+from lib.predictors.metrics import prediction_metrics
+from lib.util.errors import USAGE_ERROR, UserError, exit_on_user_error
+from lib.util.outputs import umask
 from model import load_checkpoint
 
 # ----------------------------------------------------------------------------- a whole run
@@ -70,7 +70,7 @@ def test_run_writes_checkpoint_metrics_plot_and_latest(demo_h5, tmp_path, monkey
 
 
 def run_cli(*args, cwd):
-    return subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=cwd, capture_output=True, text=True)
+    return run_script("train.py", *args, cwd=cwd)
 
 
 def test_missing_data_file_is_one_line_pointing_at_the_converter(tmp_path):
@@ -136,19 +136,6 @@ def test_training_cells_that_cover_the_eval_cells_are_said(demo_h5, tmp_path, mo
 def test_help_shows_the_usage_examples():
     r = subprocess.run([sys.executable, str(REPO / "train.py"), "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "python train.py --split 172" in r.stdout and "--target" in r.stdout
-
-
-def test_predictor_bench_runs_on_demo_data(demo_h5, tmp_path):
-    out = tmp_path / "bench"
-    args = ["--data", str(demo_h5), "--models", "mlp", "gcn", "--seeds", "0", "1", "--epochs", "2", "--out", str(out)]
-    subprocess.run([sys.executable, "-m", "bench.predictors", *args], cwd=REPO, check=True, capture_output=True)
-    r = json.loads(out.with_suffix(".json").read_text())
-    assert [(x["model"], x["split_seed"]) for x in r["runs"]] == [("mlp", 0), ("mlp", 1), ("gcn", 0), ("gcn", 1)]
-    assert [x["train_seed"] for x in r["runs"]] == [0, 1, 0, 1]  # training seed = split seed, the protocol
-    assert r["protocol"]["overrides"] == {"epochs": 2} and r["runs"][0]["hp"]["epochs"] == 2
-    taus = [x["kendall_tau"] for x in r["runs"] if x["model"] == "gcn"]
-    assert r["summary"]["gcn"]["kendall_tau"]["mean"] == pytest.approx(np.mean(taus))
-    assert "| gcn | 2 |" in out.with_suffix(".md").read_text()
 
 
 # ----------------------------------------------------------------------------- complete or absent, synthetic labels
@@ -232,25 +219,3 @@ def test_predictions_are_stored_with_the_checkpoint_for_search(demo_h5, tmp_path
     sample = np.random.default_rng(0).choice(NUM_CELLS, 2000, replace=False)
     cells = {k: space[k][sample] for k in ("adjacency", "operations", "num_vertices")}
     np.testing.assert_allclose(everywhere[sample], predict_cells(model, cells), rtol=0, atol=1e-3)
-
-
-def test_best_rank_bench_runs_on_demo_data(demo_h5, tmp_path):
-    """bench/best_rank.py: the ranks it reports are those of the cells it left out, among the cells
-    each fit did not see, by the predictor and by trainable parameters."""
-    from dataset import load_nb101
-
-    out = tmp_path / "best_rank.json"
-    args = ["--data", str(demo_h5), "--model", "mlp", "--sizes", "30", "--draws", "2", "--out", str(out)]
-    subprocess.run([sys.executable, "-m", "bench.best_rank", *args], cwd=REPO, check=True, capture_output=True)
-    r = json.loads(out.read_text())
-    data = load_nb101(demo_h5)
-    y = data.labels("val", 108, 0)
-    best = np.argsort(-y, kind="stable")[:20]
-    assert r["pool"]["best_val"] == pytest.approx(y[best[:5]].tolist())
-    for draw in r["draws"]:
-        fitted = np.random.RandomState(draw["draw"]).permutation(np.setdiff1d(np.arange(len(y)), best))[:30]
-        rest = np.setdiff1d(np.arange(len(y)), fitted)
-        params, p = data.trainable_parameters[rest], data.trainable_parameters
-        want = [1 + int((params > p[b]).sum() + ((params == p[b]) & (rest < b)).sum()) for b in best[:5]]
-        assert draw["params_ranks"] == want  # ties go by row
-        assert all(1 <= k <= len(rest) for k in draw["ranks"]) and len(set(draw["ranks"])) == 5

@@ -24,13 +24,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cifar10_files import write_batches
-from conftest import CIFAR_JPEG, REPO, require
+from conftest import CIFAR_JPEG, REPO, require, write_batches
 from PIL import Image
 
 import trainer
-from lib.errors import UserError
-from lib.nb101_cell import make_cell
+from lib.nb101.cell import make_cell
+from lib.util.errors import UserError
 
 CELL = ["--adjacency", "[[0,1,1,0],[0,0,1,1],[0,0,0,1],[0,0,0,0]]", "--ops", "input,conv3x3-bn-relu,maxpool3x3,output"]
 TINY = ["--stem-channels", "8", "--num-stacks", "1", "--cells-per-stack", "1", "--batch-size", "64"]
@@ -121,6 +120,7 @@ def test_run_writes_metrics_and_checkpoint(batches: Path, tmp_path: Path):
     out = tmp_path / "run"
     m = run(*CELL, *TINY, "--epochs", "2", "--data-root", str(batches), "--out", str(out))
     saved = json.loads((out / "metrics.json").read_text())
+    assert saved.pop("provenance")["commit"] is not None
     assert saved == json.loads(json.dumps(m)) and list(saved) == METRICS_KEYS
     assert saved["status"] == "done" and saved["checkpoint_epoch"] == 2 and saved["final"] == saved["epochs"][-1]
     assert [list(e) for e in saved["epochs"]] == [EPOCH_KEYS] * 2 and saved["nb101"] is None

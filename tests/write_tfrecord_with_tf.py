@@ -1,14 +1,15 @@
 # ruff: noqa: E501  (the records below are long lines, kept verbatim)
-"""Write data/tf_written.tfrecord with TensorFlow's own tf.io.TFRecordWriter, for tests/test_converter.py.
+"""Write tests/fixtures/tf_written.tfrecord with TensorFlow's own tf.io.TFRecordWriter, for tests/test_converter.py.
 
-TensorFlow is not a dependency of this repo: run this in a throwaway venv (as .ci/run does), from the repo root:
+The file is committed: the tests read it without TensorFlow, which is no dependency of the toolkit.
+`make tf-fixture` writes it again, from a throwaway venv:
 
-    python3 -m venv /tmp/tfvenv && /tmp/tfvenv/bin/pip install tensorflow-cpu
-    /tmp/tfvenv/bin/python tests/write_tfrecord_with_tf.py                # -> data/tf_written.tfrecord
+    python3 -m venv .venv-tf && .venv-tf/bin/pip install tensorflow-cpu==2.21.0
+    .venv-tf/bin/python tests/write_tfrecord_with_tf.py          # -> tests/fixtures/tf_written.tfrecord
 
 RECORDS are 8 fixed NB101-format records (2 real cells x budgets 4, 108 x 2 repeats, some values
 absent, SYNTHETIC labels) made by tools/make_demo_data.py. The test reads the file back with
-lib/nb101_records.py and converts it; this script checks that TensorFlow reads it too.
+lib/tfrecord/records.py and converts it; this script checks that TensorFlow reads it too.
 """
 
 import sys
@@ -26,7 +27,7 @@ RECORDS = [
 ]
 
 
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "data" / "tf_written.tfrecord"
+DEFAULT_OUT = Path(__file__).resolve().parent / "fixtures" / "tf_written.tfrecord"
 
 
 def main(out: Path = DEFAULT_OUT) -> None:

@@ -5,7 +5,7 @@
     python tools/make_demo_data.py --cells all --budgets 108 --output data/demo_only108.tfrecord
     python tools/make_demo_data.py --cells 200 --repeats 2 --absent-prob 0.1 --output /tmp/t.tfrecord
 
-The cells are real: a seeded random subset of the 423,624 cells of lib/nb101_space.enumerate_space(),
+The cells are real: a seeded random subset of the 423,624 cells of lib/nb101/space.enumerate_space(),
 written in hash order, one record per (cell, budget, repeat) like nasbench_full.tfrecord, with
 the exact trainable_parameters. The accuracies and times are MADE UP: a smooth function of the
 architecture (parameter count, op counts, input width, depth) that saturates with the budget, in
@@ -28,12 +28,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from lib import nb101_cell, nb101_network, nb101_space
-from lib.checks import SEED, output_file
-from lib.errors import ArgumentParser, UserError, exit_on_user_error
-from lib.nb101_records import SYNTHETIC_MARK, encode_metrics_batch, frame
-from lib.nb101_schema import BUDGETS, REPEATS
-from lib.outputs import atomic_path
+from lib.nb101 import cell as nb101_cell
+from lib.nb101 import network as nb101_network
+from lib.nb101 import space as nb101_space
+from lib.nb101.schema import BUDGETS, REPEATS
+from lib.tfrecord.records import SYNTHETIC_MARK, encode_metrics_batch, frame
+from lib.util.checks import SEED, output_file
+from lib.util.errors import ArgumentParser, UserError, exit_on_user_error
+from lib.util.outputs import atomic_path
 
 PROG = "make_demo_data.py"
 BLOWN_PROB = 0.0015  # per (cell, budget, repeat); NB101 has ~0.1% runs stuck near chance at 108 epochs

@@ -6,9 +6,9 @@
 Reads nasbench_full.tfrecord (5,083,488 records), nasbench_only108.tfrecord (1,270,872) or any
 file in that format (tools/make_demo_data.py): any subset of cells, of the budgets 4/12/36/108,
 and 1 to 3 repeats per budget. Streaming over byte ranges, decoded in parallel
-(lib/nb101_records_fast.parse_chunk), in bounded memory.
+(lib/tfrecord/records_fast.parse_chunk), in bounded memory.
 
-HDF5 (lib/nb101_schema.py, schema_version 1), one row per cell, cells in the order of their first
+HDF5 (lib/nb101/schema.py, schema_version 1), one row per cell, cells in the order of their first
 record in the file:
     hash                  [N] S32    NB101 module hash (checked against the cell)
     num_vertices          [N] int8
@@ -51,11 +51,10 @@ import os
 import sys
 from pathlib import Path
 
-from lib.checks import at_least, output_file
-from lib.errors import ArgumentParser, UserError, exit_on_user_error, one_line
-from lib.nb101_chunks import WorkerError
-from lib.nb101_convert import convert
-from lib.nb101_hash import HashWorkerError
+from lib.tfrecord.convert import convert
+from lib.util.checks import at_least, output_file
+from lib.util.errors import ArgumentParser, UserError, exit_on_user_error, one_line
+from lib.util.workers import WorkerError
 
 PROG = "nasbench_tfrecord_converter.py"
 DEFAULT_INPUTS = ("data/nasbench_full.tfrecord", "data/nasbench_only108.tfrecord")
@@ -79,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     output_file(args.output, "--output", inputs=[input])  # never over the input, nor a folder
     try:
         t = convert(input, args.output, args.workers, args.chunk_bytes, progress=True)
-    except (WorkerError, HashWorkerError) as e:  # the machine's doing (a killed worker, no memory), not the input's
+    except WorkerError as e:  # the machine's doing (a killed worker, no memory), not the input's
         print(f"{PROG}: error: {one_line(e)}", file=sys.stderr)
         return WORKER_FAILED
     except OSError as e:  # the output cannot be written (or the input went away meanwhile)

@@ -1,0 +1,414 @@
+"""Trials side by side on Ray Tune: the engine behind `search.py --engine ray`. The strategy of a
+TrialSearch (lib/search/trial_search.py) is a Ray Tune Searcher, each trial a function trainable that runs
+TrialSearch.run (trainer.py in a subprocess, lib/search/trials.py) and reports every epoch to Tune, so that a
+scheduler (ASHA) can stop it early. The journal, the trial folders and `search.told` are the local
+engine's (search_locally):
+
+    from lib.search.ray_search import search_on_ray
+    told = search_on_ray(search, concurrent=2)                     # a local Ray instance, 2 trials at once
+    told = search_on_ray(search, address="head:6379", scheduler="asha", max_failures=3)
+
+Ray Tune does the queueing, the resources (`trial_resources`: a GPU per trial where there are GPUs),
+the retries (FailureConfig: a retried trial continues from its folder's checkpoint) and the early
+stopping (ASHAScheduler over the "epoch" attribute, metric "val", reduction 4, grace 1 epoch). A trial
+that still fails is journaled as failed with its one-line error, and the search goes on. A trial ASHA
+stops is journaled as "stopped" with the last epoch it reported; its trainer gets SIGTERM and ends
+after that epoch ("interrupted" in its metrics.json), or dies with its worker.
+
+Continuing a killed search: calling search_on_ray again on the same folder replays the journal and
+<out>/ray/<strategy>-s<seed>/suggested.jsonl (each trial handed to Tune, written before Tune sees it).
+The trials suggested but never journaled are handed to Tune again first, with their index and cell:
+their folders continue from the checkpoint (or are read back where they had ended). Tune's own
+Tuner.restore is not used: its experiment snapshot is taken every 10 s or more, so after a kill it
+lacks the trials suggested since (their index would be lost) and still runs the trials journaled
+since (they would be told twice); the journal and the suggestion log are written as things happen.
+Each call is a new Tune experiment, <out>/ray/<strategy>-s<seed>/run<k>.
+
+Ray is imported inside the functions: the rest of the toolkit never pays for it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import socket
+import sys
+import time
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tqdm import tqdm
+
+from lib.search.trials import Journal, StopTrial, read_metrics, run_job
+from lib.util.errors import UserError, first_line, one_line
+
+if TYPE_CHECKING:  # a trial's worker imports this module: it must not pay for torch (lib.search.trial_search's)
+    from lib.search.trial_search import TrialSearch
+
+CONNECT_S = 5  # how long an --address may take to answer before it counts as unreachable
+OBJECT_STORE_BYTES = 100 * 2**20  # trials pass only small configs and results through it
+REASK = 10  # asks for another cell when the strategy names one already in flight
+# Ray and Tune read these in the driver and in the workers: keep the trial's working directory (trainer
+# commands and folders may be relative), let Ctrl-C reach the search (which then shuts Ray down), no
+# Tune progress tables or logger noise.
+RAY_ENV = {
+    "RAY_CHDIR_TO_TRIAL_DIR": "0",
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    "RAY_AIR_NEW_OUTPUT": "0",
+    "TUNE_WARN_THRESHOLD_S": "60",
+    "RAY_DEDUP_LOGS": "0",
+}
+
+
+def search_on_ray(
+    search: TrialSearch,
+    *,
+    address: str | None = None,
+    scheduler: str | None = None,
+    concurrent: int | None = None,
+    cpus_per_trial: float = 1,
+    gpus_per_trial: float | None = None,
+    max_failures: int = 2,
+    quiet: bool = False,
+) -> list[dict]:
+    """Run the search's trials on Ray Tune, `concurrent` at a time (None: one per GPU, else one per CPU
+    of the cluster), until the budget of trials is journaled (after a kill: what the journal lacks).
+    Returns every record of this search, in the order told, as search_locally does."""
+    import ray
+
+    if scheduler not in (None, "asha"):
+        raise UserError(f"--scheduler {scheduler}: Ray Tune's engine knows none and asha")
+    os.environ.update(RAY_ENV)
+    start_ray(address, concurrent, cpus_per_trial)
+    try:
+        gpus = int(ray.cluster_resources().get("GPU", 0)) or cuda_devices()
+        resources = trial_resources(gpus, cpus_per_trial, gpus_per_trial)
+        concurrent = concurrent or default_concurrency(resources, ray.cluster_resources())
+        return run_tune(search, scheduler, concurrent, resources, max_failures, quiet)
+    finally:
+        ray.shutdown()  # also on an error or Ctrl-C: the workers end, and their trainers with them
+
+
+def start_ray(address: str | None, concurrent: int | None, cpus_per_trial: float) -> None:
+    """Join the cluster at `address` (a one-line UserError within CONNECT_S when nothing answers there),
+    or start a small local one: CPUs for `concurrent` trials, a small object store, no dashboard."""
+    import ray
+
+    common = dict(
+        log_to_driver=False,  # the trials' output is in their folders; the progress lines are the driver's
+        logging_level=logging.ERROR,
+        include_dashboard=False,
+        runtime_env={"env_vars": dict(RAY_ENV)},
+    )
+    if address:
+        check_reachable(address)
+        try:
+            ray.init(address=address, **common)
+        except (ConnectionError, TimeoutError, RuntimeError, ValueError) as e:
+            raise UserError(f"--address {address}: no Ray cluster there ({first_line(e)})") from None
+        return
+    cpus = max(1, math.ceil((concurrent or os.cpu_count() or 1) * cpus_per_trial))
+    # "local": a new instance of our own, even where someone's `ray start` runs on this machine
+    ray.init(address="local", num_cpus=cpus, object_store_memory=OBJECT_STORE_BYTES, **common)
+
+
+def check_reachable(address: str) -> None:
+    """host:port (also ray://host:port) must accept a connection within CONNECT_S; "auto" and other
+    forms are left to ray.init."""
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_S).close()
+    except OSError as e:
+        raise UserError(f"--address {address}: no Ray cluster there ({one_line(e)})") from None
+
+
+def cuda_devices() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except Exception:  # a broken CUDA install counts as no GPU, as Ray's own detection does
+        return 0
+
+
+def trial_resources(gpus_available: int, cpus_per_trial: float = 1, gpus_per_trial: float | None = None) -> dict:
+    """What one trial asks Ray for: cpus_per_trial CPUs and gpus_per_trial GPUs (None: one GPU per
+    trial where the cluster has GPUs, none where it has none)."""
+    gpus = gpus_per_trial if gpus_per_trial is not None else (1 if gpus_available > 0 else 0)
+    return {"cpu": cpus_per_trial, "gpu": gpus}
+
+
+def default_concurrency(resources: dict, cluster: dict) -> int:
+    """As many trials as the cluster's GPUs (or CPUs, without GPUs) hold at once."""
+    if resources["gpu"]:
+        return max(1, int(cluster.get("GPU", 0) // resources["gpu"]))
+    return max(1, int(cluster.get("CPU", 1) // max(resources["cpu"], 1e-9)))
+
+
+def run_tune(search: TrialSearch, scheduler, concurrent: int, resources: dict, max_failures: int, quiet) -> list:
+    """One Tune experiment for what the search lacks; its folder is <out>/ray/<strategy>-s<seed>/run<k>."""
+    from ray import tune
+
+    folder = experiment_folder(search)
+    searcher = searcher_class()(search, Journal(folder / "suggested.jsonl"), quiet=quiet)
+    if searcher.complete():
+        searcher.close()
+        return search.told
+    trainable = tune.with_resources(train_trial, resources)
+    runs = len(list(folder.glob("run*")))
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=make_scheduler(scheduler, search.epochs),
+            num_samples=-1,  # the searcher says when the budget is spent (Searcher.FINISHED)
+            max_concurrent_trials=concurrent,
+            # A worker per trial. Reusing one needs the last trial's thread gone within 2 s of its stop
+            # (its trainer saving first may take longer), and Tune 2.60 never tells the searcher of a
+            # trial whose reuse failed: the search would wait for it for ever.
+            reuse_actors=False,
+        ),
+        run_config=tune.RunConfig(
+            name=f"run{runs}",
+            storage_path=str(folder),
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+            callbacks=[notes_class()(searcher, max_failures)],
+        ),
+    )
+    tune_log = logging.getLogger("ray.tune")
+    level, _ = tune_log.level, tune_log.setLevel(logging.CRITICAL)  # tracebacks of failures: one line each
+    try:
+        tuner.fit()
+    finally:
+        tune_log.setLevel(level)
+        searcher.close()
+    missing = sorted(set(range(search.trials)) - searcher.told_indices)
+    if missing:
+        raise RuntimeError(f"Ray Tune ended with trials {missing} of {search.name} s{search.seed} never told")
+    return search.told
+
+
+def experiment_folder(search: TrialSearch) -> Path:
+    folder = (search.out / "ray" / f"{search.name}-s{search.seed}").resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def make_scheduler(name: str | None, epochs: int):
+    """ASHA over epochs: a trial below the rung's best quarter stops there (Tune's default reduction 4)."""
+    if name is None:
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(time_attr="epoch", metric="val", mode="max", max_t=epochs, grace_period=1)
+
+
+def train_trial(config: dict) -> None:
+    """Tune's function trainable: train one trial (config["job"]: lib.search.trials.run_job's), reporting each
+    epoch ({"val", "epoch"}); the last report carries the trial's result. Stopped by Tune (a scheduler's
+    decision), the trainer is ended cleanly after that epoch and nothing more is reported: the driver
+    builds the record."""
+    from ray import tune
+
+    t0 = time.perf_counter()
+    stopped, last = False, config["epochs"]
+
+    def on_epoch(epoch: dict) -> None:
+        nonlocal stopped
+        if epoch["epoch"] >= last:
+            return  # the final report says it, with the result (ASHA stops every trial at max_t)
+        seconds = time.perf_counter() - t0
+        report = {"val": epoch["valid_acc"], "test": epoch.get("test_acc"), "epoch": epoch["epoch"]}
+        try:
+            tune.report(report | {"seconds": seconds})
+        except SystemExit:  # how Tune's session ends a trial it stops: end the trainer with it
+            stopped = True
+            raise StopTrial from None
+
+    trial = run_job(config["job"], on_epoch)
+    if not stopped:
+        val = math.nan if trial["val"] is None else trial["val"]
+        tune.report({"val": val, "epoch": trial["epochs"], "trial": json.dumps(trial)})
+
+
+@cache
+def searcher_class():
+    """StrategySearcher's body, built on ray.tune.search.Searcher when Ray is first needed."""
+    from ray.tune.search import Searcher
+
+    class _StrategySearcher(Searcher):
+        """The strategy as a Tune Searcher. suggest() asks it for a cell (None while it waits on trials
+        in flight; FINISHED once the budget is handed out), marks the cell in flight so that no other
+        trial gets it, and writes the suggestion down; on_trial_complete journals the record, tells the
+        strategy and prints the progress line."""
+
+        def __init__(self, search: TrialSearch, suggested: Journal, quiet: bool = False):
+            super().__init__()
+            self.search, self.suggested = search, suggested
+            self.live: dict[str, dict] = {}  # Tune's trial id -> its config
+            self.errored: dict[str, dict] = {}  # failed for good, waiting for _TrialNotes' error line
+            self.flight: set[tuple[int, int]] = set()  # (row, asked epochs) of the trials in flight
+            self.pending, self.next = search.replay(suggested.records())
+            self.told_indices = {r["index"] for r in search.told}
+            self.buffer: list[tuple[int, int]] = []
+            self.bar = tqdm(
+                total=search.trials,
+                initial=len(self.told_indices),
+                desc=f"{search.name} s{search.seed}",
+                unit="trial",
+                disable=quiet,
+            )
+
+        def complete(self) -> bool:
+            return len(self.told_indices) >= self.search.trials
+
+        def suggest(self, trial_id: str):
+            if self.pending:  # handed out before a kill, never journaled: the same index and cell again
+                config = self.pending.pop(0)
+            elif self.next >= self.search.trials:
+                return Searcher.FINISHED
+            else:
+                asked = self.ask()
+                if asked is None:
+                    return None  # the strategy waits for trials in flight; Tune asks again later
+                config = {"index": self.next, "row": int(asked[0]), "asked_epochs": int(asked[1])}
+                self.suggested.append(config)
+                self.next += 1
+            self.start(trial_id, config)
+            job = self.search.job(config["index"], config["row"], config["asked_epochs"])  # all a worker needs
+            return config | {"job": job, "epochs": self.search.trial_epochs(config["asked_epochs"])}
+
+        def ask(self) -> tuple[int, int] | None:
+            """The strategy's next (row, asked epochs) not in flight (after REASK tries, any)."""
+            for _ in range(REASK):
+                if not self.buffer:
+                    self.buffer = list(self.search.strategy.ask())
+                    if not self.buffer:
+                        return None
+                pair = self.buffer.pop(0)
+                if pair not in self.flight:
+                    return pair
+            return pair
+
+        def start(self, trial_id: str, config: dict) -> None:
+            self.live[trial_id] = config
+            row, asked = config["row"], config["asked_epochs"]
+            self.flight.add((row, asked))
+            self.search.strategy.claim(row, asked)  # no other trial gets it while it trains
+
+        def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+            config = self.live.pop(trial_id, None)
+            if config is None:
+                return
+            if error:
+                self.errored[trial_id] = config  # _TrialNotes.on_trial_error follows with the error
+                return
+            if result and result.get("trial"):
+                index, row, asked = config["index"], config["row"], config["asked_epochs"]
+                self.finish(self.search.record(index, row, asked, json.loads(result["trial"])))
+            else:
+                self.finish(stopped_record(self.search, config, result or {}))
+
+        def fail(self, trial_id: str, error: str) -> None:
+            config = self.errored.pop(trial_id, None)
+            if config is not None:
+                self.finish(failed_record(self.search, config, error))
+
+        def finish(self, record: dict) -> None:
+            """Journal, tell, print: once per index (a trial Tune ran again is told once)."""
+            self.flight.discard((record["row"], record["asked_epochs"]))
+            if record["index"] in self.told_indices:
+                return
+            self.search.journal.append(record)
+            self.search.tell(record)
+            self.told_indices.add(record["index"])
+            self.bar.write(self.search.progress_line(record), file=sys.stdout)
+            self.bar.update()
+
+        def close(self) -> None:
+            for trial_id in list(self.errored):  # no error line came: say what is known
+                self.fail(trial_id, "the trial failed on Ray (no error reported)")
+            self.bar.close()
+
+        def save(self, checkpoint_path: str) -> None:
+            """Tune's periodic snapshot: the journal and the suggestion log are the state (replay())."""
+            Path(checkpoint_path).write_text(json.dumps({"next": self.next, "live": list(self.live.values())}))
+
+        def restore(self, checkpoint_path: str) -> None:
+            pass  # search_on_ray never calls Tuner.restore: see the module's docstring
+
+        def __getstate__(self):
+            # Tune pickles its config (tuner.pkl) for Tuner.restore, which is not used: keep it small.
+            return {"next": self.next}
+
+    return _StrategySearcher
+
+
+def stopped_record(search: TrialSearch, config: dict, result: dict) -> dict:
+    """The record of a trial Tune stopped before it reported its own: its last reported epoch."""
+    index, row, asked = config["index"], config["row"], config["asked_epochs"]
+    trial = {"status": "stopped", "val": result.get("val"), "test": result.get("test")}
+    trial |= {"epochs": int(result.get("epoch") or 0), "seconds": float(result.get("seconds") or 0.0)}
+    trial |= {"error": None, "run_dir": str(search.run_dir(index, row))}
+    return search.record(index, row, asked, trial)
+
+
+def failed_record(search: TrialSearch, config: dict, error: str) -> dict:
+    """The record of a trial that failed on Ray even after its retries (its worker died, say)."""
+    index, row, asked = config["index"], config["row"], config["asked_epochs"]
+    run_dir = search.run_dir(index, row)
+    epochs = len((read_metrics(run_dir) or {}).get("epochs") or [])  # trained before it failed, where visible
+    trial = {"status": "failed", "val": None, "test": None, "epochs": epochs, "seconds": 0.0, "error": error}
+    return search.record(index, row, asked, trial | {"run_dir": str(run_dir)})
+
+
+def trial_error(trial) -> str:
+    """A failed Tune trial's error as one line: the exception raised in the trainable, else why its
+    worker died. Read from the driver's copy of the trial's error files, which Tune has just written."""
+    from ray import cloudpickle
+
+    try:
+        with open(trial.pickled_error_file, "rb") as f:
+            error = cloudpickle.load(f)
+    except Exception:  # none written, or not unpicklable here: the text version
+        try:
+            text = Path(trial.error_file).read_text().split("\n", 2)  # "Failure # n (occurred at ...)", error
+            return one_line(text[1]) if len(text) > 1 and text[1].strip() else "the trial failed on Ray"
+        except Exception:
+            return "the trial failed on Ray"
+    cause = getattr(error, "cause", None)
+    return first_line(cause if isinstance(cause, BaseException) else error)
+
+
+@cache
+def notes_class():
+    from ray.tune import Callback
+
+    class _TrialNotes(Callback):
+        """Tune tells a searcher that a trial failed, not why: this callback, told right after,
+        journals it with its error line. A failure Tune retries is one line on the console."""
+
+        def __init__(self, searcher, max_failures: int):
+            self.searcher, self.max_failures = searcher, max_failures
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self.searcher.fail(trial.trial_id, trial_error(trial))
+
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            s, index = self.searcher.search, trial.config.get("index", -1)
+            n = trial.run_metadata.num_failures
+            self.searcher.bar.write(
+                f"{s.name} s{s.seed} trial {index + 1}/{s.trials}: {trial_error(trial)}; "
+                f"running it again (failure {n} of {self.max_failures} allowed)",
+                file=sys.stdout,
+            )
+
+    return _TrialNotes
