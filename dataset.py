@@ -3,10 +3,10 @@
     from dataset import load_nb101
     data = load_nb101("data/nasbench.hdf5")          # whole file, once (~1 s for 423,624 cells)
     train = data.split("172")                         # indices, RandomState(0) as published
-    y = data.labels("val", budget=108, repeat=0)      # final accuracy, blown runs handled
+    y = data.labels("val", epochs=108, repeat=0)      # final accuracy, blown runs handled
     x = data.features(train)                          # dict of tensors for model.py
 
-The HDF5 schema is lib/nb101/schema.py's: metrics [N,4,3,2,4] float32 = budget (4/12/36/108) ×
+The HDF5 schema is lib/nb101/schema.py's: metrics [N,4,3,2,4] float32 = epochs (4/12/36/108) ×
 repeat × (halfway, final) × (training_time, train, val, test); NaN where the source had no value.
 The attribute synthetic_labels (NB101.synthetic) marks demo data whose labels are made up: every
 stage says SYNTHETIC wherever it shows or saves them.
@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 import torch
 
-from lib.nb101.schema import BUDGETS, DATASETS, HDF5_SCHEMA_VERSION, METRICS
+from lib.nb101.schema import DATASETS, EPOCHS, HDF5_SCHEMA_VERSION, METRICS
 from lib.predictors.features import cell_features
 from lib.search.table import Table
 from lib.util.errors import UserError
@@ -98,14 +98,14 @@ class NB101:
 
     # ------------------------------------------------------------------ labels
 
-    def labels(self, metric: str = "val", budget: int = 108, repeat: int | str = 0) -> np.ndarray:
+    def labels(self, metric: str = "val", epochs: int = 108, repeat: int | str = 0) -> np.ndarray:
         """Final accuracy per cell for one repeat (0-2) or "mean" over repeats, as float64.
 
         Blown runs (< 20%) and absent repeats are skipped: a single repeat falls back to the next
         usable one, the mean averages the usable ones. A cell with none gets the mean of all
         usable values, as the seeds do. Cells with no value at all for this metric stay NaN.
         """
-        acc = self.metrics[:, BUDGETS.index(budget), :, 1, METRICS.index(metric)].astype(np.float64)
+        acc = self.metrics[:, EPOCHS.index(epochs), :, 1, METRICS.index(metric)].astype(np.float64)
         usable = np.isfinite(acc) & (acc >= BLOWN)
         if repeat == "mean":
             with np.errstate(invalid="ignore"):
@@ -133,13 +133,13 @@ class NB101:
             labels = np.where(np.isfinite(acc) & (acc >= BLOWN), acc, np.nan)
             seconds = time
         else:
-            labels = np.stack([self.labels(metric, b, repeat)[rows] for b in BUDGETS], 1)[..., None]
+            labels = np.stack([self.labels(metric, b, repeat)[rows] for b in EPOCHS], 1)[..., None]
             r = 0 if repeat == "mean" else int(repeat)
             with np.errstate(invalid="ignore"):
                 seconds = (np.nanmean(time, 2) if repeat == "mean" else time[:, :, r])[..., None]
         full = seconds[:, -1:]  # the 108-epoch time, for the budgets that lack one
         full = np.where(np.isfinite(full), full, np.nanmean(time[:, -1]) if np.isfinite(time[:, -1]).any() else 0.0)
-        scale = (np.array(BUDGETS, np.float64) / BUDGETS[-1])[None, :, None]
+        scale = (np.array(EPOCHS, np.float64) / EPOCHS[-1])[None, :, None]
         missing = np.isnan(seconds)
         seconds = np.where(missing, full * scale, seconds)
         cells = {k: getattr(self, k)[rows] for k in ("adjacency", "operations", "num_vertices")}
@@ -159,7 +159,7 @@ class NB101:
     def split(self, name: str, seed: int = 0) -> np.ndarray:
         """Indices of a named split. seed=0 gives the published splits (chanyoungP/Simple_MLP_Predictor_NAS,
         neuralpredictor.pytorch)."""
-        return split_indices(name, self.metrics[:, BUDGETS.index(108), 0, 1, METRICS.index("val")], seed)
+        return split_indices(name, self.metrics[:, EPOCHS.index(108), 0, 1, METRICS.index("val")], seed)
 
     # ------------------------------------------------------------------ model inputs
 

@@ -108,7 +108,7 @@ from lib.search.ray_search import check_reachable, search_on_ray
 from lib.search.strategies import PREDICTOR_STRATEGIES, STRATEGIES, Pool
 from lib.search.table import budget_table, compare, default_jobs, plot_search_curves
 from lib.search.trial_search import TrialSearch, best_record, search_locally, trials_summary
-from lib.training.images import CIFAR10Error, load_cifar10
+from lib.training.images import ImageDataError, load_images
 from lib.util.checks import at_least, number, output_folder
 from lib.util.devices import available_device, free_cores
 from lib.util.errors import ArgumentParser, UserError, exit_on_user_error, first_line
@@ -603,8 +603,8 @@ def check_images(args: argparse.Namespace) -> dict:
     """Read (and cache) the images once, before any trial: every trial then loads the decoded cache, and
     an empty folder, one class or an unreadable image stops the search here. Returns what was found."""
     try:
-        data = load_cifar10(Path(args.data_root))
-    except CIFAR10Error as e:
+        data = load_images(Path(args.data_root))
+    except ImageDataError as e:
         raise SearchError(f"--data-root {e}") from None
     n = {s: len(data[f"{s}_y"]) for s in ("train", "valid", "test")}
     for flag, asked, have in (

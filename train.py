@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from dataset import DEFAULT_DATA, SPLITS, TARGETS, load_nb101, parse_target
-from lib.nb101.schema import BUDGETS
+from lib.nb101.schema import EPOCHS
 from lib.predictors.fitting import TrainError
 from lib.predictors.inference import PRECISIONS, inference_plan, predict_cells, space_predictions, stored_predictions
 from lib.predictors.metrics import prediction_metrics
@@ -66,7 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--split-seed", type=SEED, default=0, help="0 gives the published splits")
     p.add_argument("--eval-split", default="all", choices=SPLITS, help="cells to evaluate on (same split seed)")
     p.add_argument("--target", default="val", choices=TARGETS, help="METRIC[:REPEAT], e.g. val:mean")
-    p.add_argument("--budget", type=int, default=108, choices=BUDGETS, help="epoch budget of the label")
+    p.add_argument("--label-epochs", type=int, default=108, choices=EPOCHS, help="the label's NB101 epochs")
     hp = p.add_argument_group("training (default: the model's DEFAULTS in model.py)")
     hp.add_argument("--epochs", type=at_least(1))
     hp.add_argument("--batch-size", type=at_least(1))
@@ -198,9 +198,10 @@ def run(args: argparse.Namespace) -> dict:
 
     # -- data: labels for the target, training and evaluation cells
     data = load_nb101(args.data)
-    y = data.labels(metric, budget=args.budget, repeat=repeat)
+    y = data.labels(metric, epochs=args.label_epochs, repeat=repeat)
     if not np.isfinite(y).any():
-        raise TrainError(f"{args.data} has no {args.target} accuracy at {args.budget} epochs; try another --target")
+        at = f"{args.label_epochs} epochs"
+        raise TrainError(f"{args.data} has no {args.target} accuracy at {at}; try another --target")
     train_idx = data.split(args.split, args.split_seed)
     train_idx = train_idx[np.isfinite(y[train_idx])]
     eval_idx = data.split(args.eval_split, args.split_seed)
@@ -239,7 +240,7 @@ def run(args: argparse.Namespace) -> dict:
 
     # -- save, into a folder that becomes `out` once complete (runs/latest moves only then)
     split = {"name": args.split, "seed": args.split_seed, "eval": args.eval_split}
-    target = {"metric": metric, "repeat": repeat, "budget": args.budget}
+    target = {"metric": metric, "repeat": repeat, "epochs": args.label_epochs}
     source = {"path": str(Path(args.data).resolve()), "fingerprint": data.fingerprint}
     with atomic_dir(out, replace=bool(args.out)) as tmp:
         info = dict(split=split, target=target, data=source, hp=hp, seed=args.seed, predictions=predictions)
@@ -248,7 +249,7 @@ def run(args: argparse.Namespace) -> dict:
         title = f"SYNTHETIC labels (demo data) - {title}" if data.synthetic else title
         save_scatter(tmp / "scatter.png", pred, y[eval_idx], f"{title}: Kendall tau {m['kendall_tau']:.3f}")
         m.update(
-            true_label=f"{metric}:{repeat} at {args.budget} epochs",  # what top1_true, best_true, ... are
+            true_label=f"{metric}:{repeat} at {args.label_epochs} epochs",  # what top1_true, best_true, ... are
             synthetic_labels=data.synthetic,
             n_train=len(train_idx),
             n_eval_trained_on=trained_on,
@@ -279,7 +280,7 @@ def run(args: argparse.Namespace) -> dict:
 def summary(m: dict, out: Path, latest: Path) -> str:
     c, t, p = m["config"], m["timing"], m["precision_at_k"]
     hp = f"{c['epochs']} epochs, batch {c['batch_size']}, lr {c['lr']:g}, wd {c['wd']:g}, loss {c['loss']}"
-    target = f"{c['target']['metric']}:{c['target']['repeat']} at {c['budget']} epochs"
+    target = f"{c['target']['metric']}:{c['target']['repeat']} at {c['target']['epochs']} epochs"
     target += ", SYNTHETIC labels (demo data, not NB101's measurements)" if m["synthetic_labels"] else ""
     lines = [
         f"model    {c['model']} {c['model_args']} | {hp}",

@@ -63,14 +63,14 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from dataset import DataFileError, load_nb101
 from lib.nb101.cell import Cell, InvalidSpecError, cell_from_row, make_cell
 from lib.nb101.network import build_network, count_parameters
-from lib.nb101.schema import BUDGETS
+from lib.nb101.schema import EPOCHS
 from lib.training.images import (
     CIFAR10_CLASSES,
-    CIFAR10Error,
+    ImageDataError,
+    data_info,
+    describe,
     epoch_plan,
-    load_cifar10,
-    nb101_normalization,
-    normalization,
+    load_images,
     normalizer,
     pad_for_crops,
     subset,
@@ -315,8 +315,8 @@ class RunInfo:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     args, ckpt = resolve_config(args, given_flags(argv) if args.resume else {})
-    if args.epochs not in BUDGETS:
-        print(f"note: --epochs {args.epochs} is not an NB101 budget {BUDGETS}")
+    if args.epochs not in EPOCHS:
+        print(f"note: --epochs {args.epochs} is not an NB101 budget {EPOCHS}")
 
     # -- devices and DDP (torchrun sets RANK / LOCAL_RANK / WORLD_SIZE); joining is bounded by --ddp-timeout
     ddp = "RANK" in os.environ and "WORLD_SIZE" in os.environ
@@ -577,14 +577,6 @@ def load_to_device(args: argparse.Namespace, place: Placement, nb101_norm: bool 
     return DeviceData(train, evals, n_eval, info)
 
 
-def data_info(d: dict, nb101_norm: bool = False) -> dict:
-    """What the data is, as metrics.json and ckpt.pt record it (and --resume holds against the data)."""
-    info = {"classes": [str(c) for c in d["classes"]], "images": {s: len(d[f"{s}_x"]) for s in ("train", *EVAL)}}
-    info["image_size"] = list(d["train_x"].shape[1:3])  # [height, width]
-    info["valid_split"] = dict(d["valid_split"])
-    return info | {"normalization": nb101_normalization() if nb101_norm else normalization(d)}
-
-
 def is_cifar10_info(info: dict) -> bool:
     """CIFAR-10's ten classes in 32x32 images: data that NB101's record can stand beside."""
     return tuple(info["classes"]) == CIFAR10_CLASSES and list(info["image_size"]) == [32, 32]
@@ -601,15 +593,10 @@ def check_image_size(args: argparse.Namespace, image_size: list[int]) -> None:
         )
 
 
-def describe(data: dict) -> str:
-    n = data["images"]
-    return f"{len(data['classes'])} classes, {n['train']}/{n['valid']}/{n['test']} train/valid/test images"
-
-
 def read_cifar10(root: Path, download: bool) -> dict[str, np.ndarray]:
     try:
-        return load_cifar10(root, download)
-    except CIFAR10Error as e:
+        return load_images(root, download)
+    except ImageDataError as e:
         raise TrainerError(str(e)) from None
 
 

@@ -93,7 +93,7 @@ def run_one(job: tuple[str, str, int, int, int]) -> dict:
             return cached
     torch.set_num_threads(threads)
     data = load_nb101(data_path)
-    y = data.labels("val", budget=108, repeat=0)
+    y = data.labels("val", epochs=108, repeat=0)
     train = np.random.RandomState(seed).permutation(len(y))[:n]  # == data.split("172", seed) for n = 172
     model.prepare()  # pgin: its pretraining, built once and cached, outside the timed training
     t0 = time.perf_counter()

@@ -9,7 +9,7 @@ Protocol (search.py --budget; both run lib.search.table's run_strategy and summa
 20,001 real cells of nb101_real_20k.tfrecord (converted once to data/real20k.hdf5); a query returns a cell's one-repeat
 108-epoch validation accuracy and costs its recorded 108-epoch training time (lower budgets: that time
 x epochs / 108, an estimate). `--pool full`: all 423,624 cells of a demo file with 3 repeats and
-synthetic labels (tools/make_demo_data.py --cells all --budgets 108 --repeats 3, made once into
+synthetic labels (tools/make_demo_data.py --cells all --epochs 108 --repeats 3, made once into
 data/demo_only108.hdf5), queried as NB101's API does (a random repeat per query) and reported as the
 published results are: the mean test accuracy of the cell with the best validation accuracy seen.
 Predictor strategies use --model (pgin); BANANAS also runs with its own predictor (path encoding + MLP
@@ -65,7 +65,7 @@ def full_demo() -> Path:
     """data/demo_only108.hdf5: every cell, 108 epochs, 3 repeats, synthetic labels (made once)."""
     if not FULL_DEMO.exists():
         tfrecord = FULL_DEMO.with_suffix(".tfrecord")
-        make = [sys.executable, str(REPO / "tools" / "make_demo_data.py"), "--cells", "all", "--budgets", "108"]
+        make = [sys.executable, str(REPO / "tools" / "make_demo_data.py"), "--cells", "all", "--epochs", "108"]
         subprocess.run([*make, "--repeats", "3", "--output", str(tfrecord)], check=True)
         convert = [sys.executable, str(REPO / "tools" / "nasbench_tfrecord_converter.py"), "--input", str(tfrecord)]
         subprocess.run([*convert, "--output", str(FULL_DEMO)], check=True)

@@ -292,7 +292,7 @@ def fidelity_step(args, env, work: Path, lever: str, data_root: Path, nb_path: P
     from lib.training.report import nb101_record, recorded
 
     nb = load_nb101(nb_path)
-    i = int(np.nanargmax(nb.labels("val", budget=108, repeat="mean")))
+    i = int(np.nanargmax(nb.labels("val", epochs=108, repeat="mean")))
     cell = cell_from_row(nb.adjacency[i], nb.operations[i], nb.num_vertices[i])
     record = nb101_record(nb, i)
     sizes = (8, 1, 1) if args.smoke else (128, 3, 3)
@@ -418,12 +418,12 @@ def main(argv: list[str] | None = None) -> int:
         prepared = {}
 
         def prepare() -> dict:
-            from lib.training.images import load_cifar10
+            from lib.training.images import load_images
 
             inputs = Path(args.inputs)
             root = cifar_root(find_input(args.cifar, inputs, CIFAR_NAMES, "CIFAR-10", "--cifar"), data_dir)
             t0 = time.monotonic()
-            load_cifar10(root)  # decodes an image folder once; trainer.py then reads the cache
+            load_images(root)  # decodes an image folder once; trainer.py then reads the cache
             nb = nb101_hdf5(find_input(args.nb101, inputs, NB101_NAMES, "NB101 data", "--nb101"), data_dir)
             prepared.update(root=root, nb=nb)
             return {"status": "ok", "cifar_root": str(root), "nb101": str(nb), "decode_s": time.monotonic() - t0}

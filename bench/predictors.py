@@ -30,7 +30,7 @@ import torch
 
 from bench.common import REAL_HDF5, REAL_TFRECORD, RESULTS, machine, real_hdf5
 from dataset import SPLITS, TARGETS, load_nb101, parse_target
-from lib.nb101.schema import BUDGETS
+from lib.nb101.schema import EPOCHS
 from lib.predictors.inference import predict
 from lib.predictors.metrics import prediction_metrics
 from lib.util.devices import pick_device
@@ -59,7 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--split", default="172", choices=SPLITS)
     p.add_argument("--eval-split", default="all", choices=SPLITS)
     p.add_argument("--target", default="val:0", choices=TARGETS)
-    p.add_argument("--budget", type=int, default=108, choices=BUDGETS)
+    p.add_argument("--label-epochs", type=int, default=108, choices=EPOCHS)
     p.add_argument("--train-seed", type=int, help="model init and batch order of every run (default: the split seed)")
     p.add_argument("--model-args", default="{}", help="JSON keyword args for every model, e.g. '{\"hidden\": 64}'")
     hp = p.add_argument_group("training: override every model's DEFAULTS")
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
     device = pick_device(args.device)
     data = load_nb101(real_hdf5(Path(args.data), Path(args.tfrecord)))
     metric, repeat = parse_target(args.target)
-    y = data.labels(metric, budget=args.budget, repeat=repeat)
+    y = data.labels(metric, epochs=args.label_epochs, repeat=repeat)
     eval_idx = data.split(args.eval_split)
     eval_idx = eval_idx[np.isfinite(y[eval_idx])]
     x_eval = data.features(eval_idx)
@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> dict:
     summary = {n: mean_std([r for r in runs if r["model"] == n]) for n in args.models}
     text = table(summary, {n: len(args.seeds) for n in args.models})
     info = {**machine(device), "threads": args.threads, "load_avg_start": load_start, "load_avg_end": os.getloadavg()}
-    protocol = {k: getattr(args, k) for k in ("data", "split", "eval_split", "target", "budget", "seeds", "train_seed")}
+    keys = ("data", "split", "eval_split", "target", "label_epochs", "seeds", "train_seed")
+    protocol = {k: getattr(args, k) for k in keys}
     protocol |= {
         "fingerprint": data.fingerprint,
         "n_cells": len(data),
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"# Predictor benchmark\n\n{text}\n",
         f"Protocol: train on split {args.split} (split seeds {args.seeds}, training seed {train_seed}), "
         f"evaluate on {len(eval_idx)} cells of {Path(args.data).name} ({data.fingerprint}), target {args.target} "
-        f"at {args.budget} epochs; each model's DEFAULTS (model.py) except {overrides or 'nothing'}, model args "
+        f"at {args.label_epochs} epochs; each model's DEFAULTS (model.py) except {overrides or 'nothing'}, model args "
         f"{model_args or 'default'}. Mean ± std (ddof=0) over the split seeds.",
         f"Machine: {info['cpu']}, {info['cores']} cores, {args.threads} thread(s), {info['device']}, torch "
         f"{info['torch']}; 1-minute load average {load} (a shared machine: timings are noisy).\n",

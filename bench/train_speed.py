@@ -12,7 +12,7 @@ and CPU seconds (user + sys of the subprocess). Two configurations in the same r
                  it also stores the predictions of every cell for search.py
   fp32, 1 thread the baseline: how the evaluation ran before (--precision fp32 --threads 1)
 The full-size file defaults to data/demo_all.hdf5: every NB101 cell once, synthetic 108-epoch labels
-(tools/make_demo_data.py --cells all --budgets 108 --repeats 1, then the converter), made if absent.
+(tools/make_demo_data.py --cells all --epochs 108 --repeats 1, then the converter), made if absent.
 
 Target: <= 15 s wall on the 2-core development CPU, which other people share: the load average is
 recorded beside the times. Writes bench/results/train_speed.json (--out).
@@ -61,7 +61,7 @@ def full_size(path: Path) -> Path:
     if not path.exists() and path == DEMO_ALL:
         with tempfile.TemporaryDirectory() as tmp:
             record = Path(tmp) / "demo_all.tfrecord"
-            demo = [sys.executable, str(REPO / "tools" / "make_demo_data.py"), "--cells", "all", "--budgets", "108"]
+            demo = [sys.executable, str(REPO / "tools" / "make_demo_data.py"), "--cells", "all", "--epochs", "108"]
             subprocess.run([*demo, "--repeats", "1", "--output", str(record)], check=True)
             convert = [sys.executable, str(REPO / "tools" / "nasbench_tfrecord_converter.py"), "--input", str(record)]
             subprocess.run([*convert, "--output", str(path)], check=True)

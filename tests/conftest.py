@@ -197,7 +197,7 @@ def demo_h5(space, tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("demo")
     cells = make_demo_data.choose_cells(space, 400, seed=0)
-    make_demo_data.write_demo(tmp / "demo.tfrecord", cells, budgets=(108,), repeats=3, seed=0)
+    make_demo_data.write_demo(tmp / "demo.tfrecord", cells, epochs=(108,), repeats=3, seed=0)
     convert(tmp / "demo.tfrecord", tmp / "demo.hdf5")
     return tmp / "demo.hdf5"
 
@@ -221,7 +221,7 @@ def blank_cells(n: int) -> dict[str, np.ndarray]:
 
 
 def table_of(labels: np.ndarray, seconds: np.ndarray | None = None, test=None):
-    """A lib.search.table.Table of blank cells answering `labels` [n, budgets, repeats], each query costing
+    """A lib.search.table.Table of blank cells answering `labels` [n, epochs, repeats], each query costing
     `seconds` (default 1); the truth is the 108-epoch mean, test 1 pp below unless given; hashes h0, h1, ..."""
     from lib.search.table import Table
 

@@ -120,7 +120,7 @@ def setup(folder: Path, steps) -> None:
 @pytest.fixture(scope="session")
 def tfrecord(cells, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("sweep") / "demo.tfrecord"
-    make_demo_data.write_demo(path, {k: v[:30] for k, v in cells.items()}, budgets=(108,))
+    make_demo_data.write_demo(path, {k: v[:30] for k, v in cells.items()}, epochs=(108,))
     return path
 
 
@@ -202,7 +202,7 @@ def test_converter_refuses(case, here, tfrecord, demo_h5, capsys):
 
 DEMO = {  # old.tfrecord: an existing output
     **{f"--cells {v!r}": (["--cells", v], "--cells") for v in ("0", "-5", "abc", "423625", "", "1e3", "²", "all ")},
-    **{f"--budgets {v!r}": (["--budgets", v], "--budgets") for v in ("5", "", "108,108", "4,,108", "x", "³")},
+    **{f"--epochs {v!r}": (["--epochs", v], "--epochs") for v in ("5", "", "108,108", "4,,108", "x", "³")},
     **{f"--repeats {v}": (["--repeats", v], "argument --repeats") for v in ("0", "4", "x")},
     **{f"--absent-prob {v}": (["--absent-prob", v], "--absent-prob") for v in ("-0.1", "1.5", "nan", "inf", "x")},
     **{f"--seed {v}": (["--seed", v], "argument --seed") for v in ("-1", "abc", str(2**32))},
@@ -260,8 +260,8 @@ TRAIN = {  # d.hdf5: demo_h5 (400 cells); prev: an earlier run (--out prev unles
     "--out a folder of notes": (["--out", "notes"], [("file", "notes/todo.txt")], "not a train.py run folder"),
     "runs/ a file": ([], [("file", "runs")], "runs: is a file, not a folder"),
     "runs/latest not a link": ([], [("file", "runs/latest")], "runs/latest is not the link train.py keeps"),
-    "--budget 4: no labels": (["--budget", "4"], [], "has no val accuracy at 4 epochs"),
-    "--budget 5": (["--budget", "5"], [], "argument --budget: invalid choice"),
+    "--label-epochs 4: no labels": (["--label-epochs", "4"], [], "has no val accuracy at 4 epochs"),
+    "--label-epochs 5": (["--label-epochs", "5"], [], "argument --label-epochs: invalid choice"),
     "--target train": (["--target", "train"], [], "argument --target: invalid choice"),
     "unknown flag": (["--frobnicate"], [], "unrecognized arguments: --frobnicate"),
 }  # fmt: skip
@@ -442,7 +442,7 @@ RESUME = {  # run/: a resumable run (epoch 1 of 2), other/: a run of another cel
     "no ckpt.pt": ([], "--resume run: no ckpt.pt there"),
     "data of other classes": (
         ["--data-root", "tree"],
-        "11 classes, 44/11/55 train/valid/test images, the checkpoint's run had 10 classes",
+        "11 classes, 44 / 11 / 55 train / valid / test images of 32x32, the checkpoint's run had 10 classes",
     ),
 }
 
@@ -462,7 +462,7 @@ def test_resume_refuses(case, here, trainer_runs, predictor, cifar, capsys):
     elif case == "no ckpt.pt":
         ckpt.unlink()
     elif case == "data of other classes":
-        cifar10.load_cifar10(image_tree(here / "tree", [*CLASSES, "zebra"], per_class=5))  # decoded: cached before
+        cifar10.load_images(image_tree(here / "tree", [*CLASSES, "zebra"], per_class=5))  # decoded: cached before
     assert says in refused("trainer", command(["--resume", "run", "--data-root", "cifar"], argv), here, capsys)
 
 

@@ -22,7 +22,7 @@ from lib.nb101 import network as nb101_network
 from lib.nb101 import space as nb101_space
 from lib.nb101.hashing import hash_cells
 from lib.nb101.join import space_rows
-from lib.nb101.schema import BUDGETS
+from lib.nb101.schema import EPOCHS
 from lib.tfrecord import convert as nb101_convert
 from lib.tfrecord import records as R
 from lib.util.errors import USAGE_ERROR
@@ -55,7 +55,7 @@ def expected(path):
             params.append(p), sizes.append(n)
             metrics.append(np.full((4, 3, 2, 4), np.nan, np.float32))
         repeat = seen[rec.hash, rec.epochs] = seen.get((rec.hash, rec.epochs), -1) + 1
-        metrics[rows[rec.hash]][BUDGETS.index(rec.epochs), repeat] = values
+        metrics[rows[rec.hash]][EPOCHS.index(rec.epochs), repeat] = values
     return {
         "hash": np.array(list(rows), "S32"),
         "num_vertices": np.array(sizes, np.int8),
@@ -101,16 +101,16 @@ def f_hashes(path):
         return f["hash"][:]
 
 
-@pytest.mark.parametrize("budgets, repeats", [((108,), 3), ((36, 108), 1), ((4, 12), 2)])
-def test_subsets_of_budgets_and_repeats(tmp_path, cells, budgets, repeats):
+@pytest.mark.parametrize("epochs, repeats", [((108,), 3), ((36, 108), 1), ((4, 12), 2)])
+def test_subsets_of_epochs_and_repeats(tmp_path, cells, epochs, repeats):
     src = tmp_path / "d.tfrecord"
-    demo.write_demo(src, {k: v[:6] for k, v in cells.items()}, budgets=budgets, repeats=repeats)
+    demo.write_demo(src, {k: v[:6] for k, v in cells.items()}, epochs=epochs, repeats=repeats)
     attrs = assert_hdf5_equals_records(convert_ok(src, tmp_path / "d.hdf5"), src)
-    assert attrs["budgets"].tolist() == list(budgets)
+    assert attrs["budgets"].tolist() == list(epochs)
     with h5py.File(tmp_path / "d.hdf5") as f:
         m = f["metrics"][:]
     present = np.zeros((4, 3), bool)
-    present[[BUDGETS.index(b) for b in budgets], :repeats] = True
+    present[[EPOCHS.index(e) for e in epochs], :repeats] = True
     assert not np.isnan(m[:, present]).any() and np.isnan(m[:, ~present]).all()
 
 
@@ -145,7 +145,7 @@ def test_demo_records_are_laid_out_like_nb101(cells):
 def test_demo_labels_are_nb101_like_and_learnable(space):
     cells = demo.choose_cells(space, 1000, seed=0)
     params = nb101_network.trainable_parameters(cells["adjacency"], cells["operations"], cells["num_vertices"])
-    values, _ = demo.synthetic_metrics(cells, params, BUDGETS, 3, seed=0)
+    values, _ = demo.synthetic_metrics(cells, params, EPOCHS, 3, seed=0)
     val108 = values[:, 3, :, 2, 3]  # [cells, repeats] final validation accuracy at 108 epochs
     ok = val108[val108 > 0.2]
     assert 0.88 < ok.mean() < 0.92 and 0.93 < ok.max() < 0.96 and 0.01 < ok.std() < 0.06
@@ -163,7 +163,7 @@ def test_demo_labels_are_nb101_like_and_learnable(space):
 
 def small_demo(tmp_path, cells) -> tuple[Path, list[bytes], list[int]]:
     src = tmp_path / "good.tfrecord"
-    demo.write_demo(src, {k: v[:3] for k, v in cells.items()}, repeats=1)  # 3 cells x 4 budgets
+    demo.write_demo(src, {k: v[:3] for k, v in cells.items()}, repeats=1)  # 3 cells x 4 epochs
     datas = [d for _, _, d in R.read_tfrecord(src)]
     return src, datas, np.cumsum([0] + [16 + len(d) for d in datas]).tolist()
 
@@ -229,7 +229,7 @@ def bad_inputs(datas, offsets):
         ),
         "hash not its cell": (cell_1(datas, hash="f" * 32), 4, offsets[4], "does not match its cell"),
         "params differ": (with_record(datas, K, edit(datas[K], metrics=params_of(datas[K], 5))), K, o, "differs from"),
-        "epochs not a budget": (with_record(datas, K, edit(datas[K], epochs=5)), K, o, "not one of the NB101 budgets"),
+        "epochs not NB101's": (with_record(datas, K, edit(datas[K], epochs=5)), K, o, "is not one of NB101's"),
         "four repeats": (
             datas[:8] + [datas[4]] * 3 + datas[8:],
             10,
@@ -257,7 +257,7 @@ CASES = [
     "same hash, two cells",
     "hash not its cell",
     "params differ",
-    "epochs not a budget",
+    "epochs not NB101's",
     "four repeats",
     "bad base64",
     "hash not hex",
@@ -379,7 +379,7 @@ def test_reads_a_file_written_by_tensorflow(tmp_path):
 def test_a_file_of_some_cells_leaves_the_space_cache_alone(tmp_path, cells, monkeypatch):
     monkeypatch.setattr(nb101_space, "DEFAULT_SPACE_CACHE", tmp_path / "space.npz")
     src = tmp_path / "d.tfrecord"
-    demo.write_demo(src, cells, budgets=(108,), repeats=1)
+    demo.write_demo(src, cells, epochs=(108,), repeats=1)
     convert_ok(src, tmp_path / "d.hdf5")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.hdf5", "d.tfrecord"]
 
@@ -400,7 +400,7 @@ def test_a_file_of_every_cell_keeps_its_verified_hashes_for_the_next_conversion(
 
     monkeypatch.setattr(nb101_convert, "hash_cells", counted_hash_cells)
     src = tmp_path / "all.tfrecord"
-    demo.write_demo(src, demo.choose_cells(space, None, seed=0), budgets=(108,), repeats=1)
+    demo.write_demo(src, demo.choose_cells(space, None, seed=0), epochs=(108,), repeats=1)
     nb101_convert.convert(src, tmp_path / "first.hdf5")
     assert hashed == [nb101_space.NUM_CELLS]
     kept = nb101_space.enumerate_space(cache)

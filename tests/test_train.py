@@ -55,7 +55,7 @@ def test_run_writes_checkpoint_metrics_plot_and_latest(demo_h5, tmp_path, monkey
     model, info = load_checkpoint(run / "checkpoint.pt")
     data = load_nb101(demo_h5)
     assert info["model"] == "mlp" and info["split"] == {"name": "172", "seed": 0, "eval": "all"}
-    assert info["target"] == {"metric": "val", "repeat": "mean", "budget": 108}
+    assert info["target"] == {"metric": "val", "repeat": "mean", "epochs": 108}
     assert info["data"]["fingerprint"] == data.fingerprint and info["hp"]["epochs"] == 5
     again = prediction_metrics(predict(model, data.features()), data.labels("val", repeat="mean"))
     assert again["kendall_tau"] == pytest.approx(saved["kendall_tau"], abs=1e-9)

@@ -7,7 +7,7 @@ The file is committed: the tests read it without TensorFlow, which is no depende
     python3 -m venv .venv-tf && .venv-tf/bin/pip install tensorflow-cpu==2.21.0
     .venv-tf/bin/python tests/write_tfrecord_with_tf.py          # -> tests/fixtures/tf_written.tfrecord
 
-RECORDS are 8 fixed NB101-format records (2 real cells x budgets 4, 108 x 2 repeats, some values
+RECORDS are 8 fixed NB101-format records (2 real cells x epochs 4, 108 x 2 repeats, some values
 absent, SYNTHETIC labels) made by tools/make_demo_data.py. The test reads the file back with
 lib/tfrecord/records.py and converts it; this script checks that TensorFlow reads it too.
 """

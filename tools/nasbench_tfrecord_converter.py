@@ -4,8 +4,8 @@
     python tools/nasbench_tfrecord_converter.py --input data/demo.tfrecord --output data/demo.hdf5
 
 Reads nasbench_full.tfrecord (5,083,488 records), nasbench_only108.tfrecord (1,270,872) or any
-file in that format (tools/make_demo_data.py): any subset of cells, of the budgets 4/12/36/108,
-and 1 to 3 repeats per budget. Streaming over byte ranges, decoded in parallel
+file in that format (tools/make_demo_data.py): any subset of cells, of the epochs 4/12/36/108,
+and 1 to 3 repeats each. Streaming over byte ranges, decoded in parallel
 (lib/tfrecord/records_fast.parse_chunk), in bounded memory.
 
 HDF5 (lib/nb101/schema.py, schema_version 1), one row per cell, cells in the order of their first
@@ -20,13 +20,13 @@ record in the file:
                           x (training_time, train_accuracy, validation_accuracy, test_accuracy);
                           NaN where the file has no value. Repeat r of a budget is the r-th record
                           of that (hash, epochs) in the file.
-    attrs: schema_version, source (input file name), budgets (those present), num_records,
+    attrs: schema_version, source (input file name), budgets (the epochs present), num_records,
            num_cells, synthetic_labels (True if any record says its labels are made up: the
            evaluation_data checkpoint_path mark "synthetic-labels:..." of tools/make_demo_data.py).
 
 Checks: framing and both CRCs, JSON, base64, protobuf, each cell (square 0/1 adjacency of a pruned
 NB101 cell, known ops), one cell per hash, trainable_parameters the same in every record of a cell,
-budgets in 4/12/36/108, at most 3 repeats, and each hash equal to NB101's hash of its cell
+epochs in 4/12/36/108, at most 3 repeats, and each hash equal to NB101's hash of its cell
 (hash_cells; for many cells, a lookup in the cached enumerated space first).
 Bad input (a damaged or foreign file, a missing input; an output that cannot be written or that is
 the input itself, checked before anything is read) stops it with one line on stderr,
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: interrupted; {args.output} not written", file=sys.stderr)
         return INTERRUPTED
     kind = "SYNTHETIC labels" if t.synthetic else "labels as recorded"
-    print(f"{args.output}: {t.n:,} cells from {t.num_records:,} records, budgets {sorted(t.budgets)}, {kind}")
+    print(f"{args.output}: {t.n:,} cells from {t.num_records:,} records, epochs {sorted(t.epochs)}, {kind}")
     return 0
 
 

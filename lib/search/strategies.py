@@ -45,11 +45,11 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from lib.nb101.schema import BUDGETS
+from lib.nb101.schema import EPOCHS
 from lib.predictors.features import cell_features
 from lib.search.neighbourhood import neighbourhood_of
 
-FULL = BUDGETS[-1]  # 108 epochs: the label every single-fidelity strategy asks for
+FULL = EPOCHS[-1]  # 108 epochs: the label every single-fidelity strategy asks for
 Score = Callable[[dict[str, torch.Tensor]], np.ndarray]
 Train = Callable[..., Score]  # train(x, y, seed, start=None): start, a previous score to continue from
 
@@ -339,11 +339,11 @@ class SuccessiveHalving(Strategy):
         self.waiting: list[tuple[int, int]] = []
 
     def ask(self):
-        if not self.waiting and any((r, BUDGETS[self.level]) not in self.seen for r in self.rung):
+        if not self.waiting and any((r, EPOCHS[self.level]) not in self.seen for r in self.rung):
             return []  # trials of the rung still in flight (trials side by side): nothing to promote yet
         if not self.waiting:
-            if self.rung and self.level < len(BUDGETS) - 1 and len(self.rung) > 1:
-                scores = np.nan_to_num([self.seen[(r, BUDGETS[self.level])] for r in self.rung], nan=-np.inf)
+            if self.rung and self.level < len(EPOCHS) - 1 and len(self.rung) > 1:
+                scores = np.nan_to_num([self.seen[(r, EPOCHS[self.level])] for r in self.rung], nan=-np.inf)
                 keep = max(1, len(self.rung) // self.ETA)
                 self.rung = [self.rung[i] for i in np.argsort(scores, kind="stable")[::-1][:keep]]
                 self.level += 1
@@ -354,7 +354,7 @@ class SuccessiveHalving(Strategy):
                 self.rung = self.rng.choice(fresh, min(cells, len(fresh)), replace=False).tolist()
                 if not self.rung:  # the pool is exhausted
                     self.rung = [self.random_cell()]
-            self.waiting = [(r, BUDGETS[self.level]) for r in self.rung if (r, BUDGETS[self.level]) not in self.seen]
+            self.waiting = [(r, EPOCHS[self.level]) for r in self.rung if (r, EPOCHS[self.level]) not in self.seen]
             if not self.waiting:  # every cell of the rung known at this budget already
                 return self.ask()
         return [self.waiting.pop(0)]

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lib.nb101.schema import BUDGETS
+from lib.nb101.schema import EPOCHS
 from lib.search.neighbourhood import neighbourhood_kind
 from lib.search.strategies import PREDICTOR_STRATEGIES, STRATEGIES, WALKS, Pool, Train
 from lib.util.devices import usable_cores
@@ -53,7 +53,7 @@ class Table:
 
     def query(self, row: int, epochs: int, rng: np.random.Generator) -> tuple[float, float]:
         """(the label, its cost in seconds) of cell `row` trained for `epochs`."""
-        b = BUDGETS.index(epochs)
+        b = EPOCHS.index(epochs)
         repeats = np.flatnonzero(np.isfinite(self.labels[row, b]))
         r = int(rng.choice(repeats)) if self.random_repeat and len(repeats) > 1 else int(repeats[0])
         return float(self.labels[row, b, r]), float(self.seconds[row, b, r])
@@ -64,7 +64,7 @@ class Table:
             if name not in STRATEGIES:
                 raise UserError(f"--strategy {name}: choose from {' '.join(STRATEGIES)}")
         multi = [s for s in strategies if s in ("sh", "hyperband")]
-        missing = [b for i, b in enumerate(BUDGETS) if not np.isfinite(self.labels[:, i]).any(1).all()]
+        missing = [b for i, b in enumerate(EPOCHS) if not np.isfinite(self.labels[:, i]).any(1).all()]
         if multi and missing:
             raise UserError(
                 f"--strategy {','.join(multi)} queries every budget, but the file has no label at "

@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lib.nb101.cell import cell_from_row
-from lib.nb101.schema import BUDGETS
+from lib.nb101.schema import EPOCHS
 from lib.nb101.space import space_hashes
 from lib.search.strategies import Strategy
 from lib.search.table import Table, Trace, pool_summary, summarize
@@ -72,7 +72,7 @@ class TrialSearch:
 
     def trial_epochs(self, asked: int) -> int:
         """A strategy's budget (4, 12, 36 or 108 epochs of NB101) as a share of the trial's epochs."""
-        return max(1, round(self.epochs * asked / BUDGETS[-1]))
+        return max(1, round(self.epochs * asked / EPOCHS[-1]))
 
     def hash(self, row: int) -> str:
         return str(space_hashes(self.strategy.pool.cells, [row])[0])

@@ -14,7 +14,7 @@ fails or dies raises WorkerError at once (concurrent.futures notices a dead work
 waits forever).
 
 A cell is checked here as its text appears in the records: a square 0/1 adjacency of a pruned NB101
-cell and known ops. What spans records (one cell per hash, repeats, budgets, parameters) is
+cell and known ops. What spans records (one cell per hash, repeats, epochs, parameters) is
 lib/tfrecord/convert.Table's.
 """
 

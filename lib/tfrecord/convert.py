@@ -3,7 +3,7 @@ the checks that span records, NB101's hash of each cell, and the HDF5 written at
 
     from lib.tfrecord.convert import convert
     table = convert("data/demo.tfrecord", "data/demo.hdf5")   # RecordError on bad input, nothing written
-    table.n, table.num_records, sorted(table.budgets), table.synthetic
+    table.n, table.num_records, sorted(table.epochs), table.synthetic
 
 The byte ranges are decoded in worker processes (lib/tfrecord/chunks) and merged here in file order.
 With a pool (or a file of POOL_BYTES or more) the framing and CRCs of every range are checked first,
@@ -28,14 +28,14 @@ from tqdm import tqdm
 from lib.nb101 import space as nb101_space
 from lib.nb101.hashing import hash_cells
 from lib.nb101.join import space_rows
-from lib.nb101.schema import BUDGETS, DATASETS, HDF5_SCHEMA_VERSION, RECORD_FIELDS, REPEATS, STAGES
+from lib.nb101.schema import DATASETS, EPOCHS, HDF5_SCHEMA_VERSION, RECORD_FIELDS, REPEATS, STAGES
 from lib.tfrecord.chunks import Part, decode_parts
 from lib.tfrecord.records import RecordError
 from lib.util.outputs import atomic_path
 
 POOL_BYTES = 16 << 20  # files from this size are decoded by a pool of workers, their framing checked first
-_BUDGET_INDEX = np.full(max(BUDGETS) + 1, -1, np.int64)
-_BUDGET_INDEX[list(BUDGETS)] = np.arange(len(BUDGETS))
+_EPOCH_INDEX = np.full(max(EPOCHS) + 1, -1, np.int64)
+_EPOCH_INDEX[list(EPOCHS)] = np.arange(len(EPOCHS))
 # Table's per-cell arrays, grown together, and the value of a row not yet filled.
 _COLUMN_FILL = dict(first=0, adjacency=0, operations=0, num_vertices=0, params=-1, repeats=0, metrics=np.nan)
 
@@ -104,10 +104,10 @@ class Table:
         self.operations = np.zeros((capacity, 7), np.int8)
         self.num_vertices = np.zeros(capacity, np.int8)
         self.params = np.full(capacity, -1, np.int64)
-        self.repeats = np.zeros((capacity, len(BUDGETS)), np.int64)
-        self.metrics = np.full((capacity, len(BUDGETS), REPEATS, len(STAGES), len(RECORD_FIELDS)), np.nan, np.float32)
+        self.repeats = np.zeros((capacity, len(EPOCHS)), np.int64)
+        self.metrics = np.full((capacity, len(EPOCHS), REPEATS, len(STAGES), len(RECORD_FIELDS)), np.nan, np.float32)
         self.num_records = self.synthetic = 0
-        self.budgets: set[int] = set()
+        self.epochs: set[int] = set()
 
     def _grow(self, need: int) -> None:
         cap = len(self.params)
@@ -144,14 +144,14 @@ class Table:
         self.n += len(new)
         n_ok = min([i for i, _ in errors], default=len(part.epochs))
         g = gid[part.cell[:n_ok]]
-        b = _BUDGET_INDEX[np.clip(part.epochs[:n_ok], 0, len(_BUDGET_INDEX) - 1)]
-        bad = np.flatnonzero((b < 0) | (part.epochs[:n_ok] >= len(_BUDGET_INDEX)))
+        b = _EPOCH_INDEX[np.clip(part.epochs[:n_ok], 0, len(_EPOCH_INDEX) - 1)]
+        bad = np.flatnonzero((b < 0) | (part.epochs[:n_ok] >= len(_EPOCH_INDEX)))
         if len(bad):
             i = int(bad[0])
-            errors.append((i, f"epochs {part.epochs[i]} is not one of the NB101 budgets {BUDGETS}"))
+            errors.append((i, f"epochs {part.epochs[i]} is not one of NB101's {EPOCHS}"))
             n_ok, g, b = i, g[:i], b[:i]
-        # Repeat r = how many records of this (cell, budget) came before, in file order.
-        key = g * len(BUDGETS) + b
+        # Repeat r = how many records of this (cell, epochs) came before, in file order.
+        key = g * len(EPOCHS) + b
         order = np.argsort(key, kind="stable")
         sorted_key = key[order]
         group_start = np.flatnonzero(np.diff(sorted_key, prepend=-1))  # keys are >= 0
@@ -163,7 +163,7 @@ class Table:
         if len(bad):
             i = int(bad[0])
             h = self.hash[g[i]].decode()
-            errors.append((i, f"more than {REPEATS} records of hash {h} at {BUDGETS[b[i]]} epochs"))
+            errors.append((i, f"more than {REPEATS} records of hash {h} at {EPOCHS[b[i]]} epochs"))
         # trainable_parameters: one value per cell; the first record that has it sets it.
         p = part.params[:n_ok]
         has = np.flatnonzero(p >= 0)
@@ -184,7 +184,7 @@ class Table:
         self.metrics[g, b, repeat] = part.values
         self.num_records += n_ok
         self.synthetic += part.synthetic
-        self.budgets.update(BUDGETS[x] for x in np.unique(b))
+        self.epochs.update(EPOCHS[x] for x in np.unique(b))
 
 
 # ----------------------------------------------------------------------------- checks, output
@@ -267,7 +267,7 @@ def write_hdf5(output: Path, source: str, t: Table) -> None:
                 f[name] = columns[name]
             f.attrs["schema_version"] = HDF5_SCHEMA_VERSION
             f.attrs["source"] = source
-            f.attrs["budgets"] = np.array(sorted(t.budgets), np.int64)
+            f.attrs["budgets"] = np.array(sorted(t.epochs), np.int64)  # the file format's name of the EPOCHS present
             f.attrs["num_records"] = t.num_records
             f.attrs["num_cells"] = n
             f.attrs["synthetic_labels"] = t.synthetic > 0

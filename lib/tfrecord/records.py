@@ -5,7 +5,7 @@ A NB101 file (nasbench_full.tfrecord, nasbench_only108.tfrecord) is a TFRecord f
 and each record's data is the JSON list
     [module_hash, epochs, adjacency_string, ops_csv, base64(ModelMetrics protobuf)]
 with the adjacency row-major as '0'/'1' characters (n*n long). There is one record per
-(cell, epoch budget, training repeat).
+(cell, epochs trained, training repeat).
 
     from lib.tfrecord.records import read_tfrecord, decode_record, metric_values
     for index, offset, data in read_tfrecord("data/nasbench_only108.tfrecord"):

@@ -1,8 +1,8 @@
 """CIFAR-10 as NB101 used it, and any image-folder dataset the same way: the readers, the train / valid /
 test split and the device-resident augmentation.
 
-    from lib.training.images import load_cifar10, epoch_plan, pad_for_crops, augment, normalizer
-    d = load_cifar10(Path("data/cifar10-jpeg"))   # uint8 NHWC train_x, valid_x, test_x + int64 labels, classes
+    from lib.training.images import load_images, epoch_plan, pad_for_crops, augment, normalizer
+    d = load_images(Path("data/cifar10-jpeg"))   # uint8 NHWC train_x, valid_x, test_x + int64 labels, classes
     padded = pad_for_crops(torch.from_numpy(d["train_x"]).to(device))
     plan = torch.from_numpy(epoch_plan(seed, epoch, len(padded), 256)).to(device)
     norm = normalizer(device, normalization(d))
@@ -69,7 +69,7 @@ FOLDER_SPLIT = {
 }
 
 
-class CIFAR10Error(UserError):
+class ImageDataError(UserError):
     """No readable data under the given root, an unreadable image, or images of mixed sizes; the message says
     what was expected."""
 
@@ -93,10 +93,10 @@ class CIFAR10Batches(CIFAR10):
 # ----------------------------------------------------------------------------- reading and splitting
 
 
-def load_cifar10(root: Path, download: bool = False) -> dict:
+def load_images(root: Path, download: bool = False) -> dict:
     """CIFAR-10 (or an image-folder tree) as uint8 NHWC images + int64 labels, split train / valid / test as
     NB101 does, the class names ("classes", label i is classes[i]): CIFAR-10's ten, or the tree's folders;
-    and how validation was held out ("valid_split": BATCHES_SPLIT or FOLDER_SPLIT). CIFAR10Error for data
+    and how validation was held out ("valid_split": BATCHES_SPLIT or FOLDER_SPLIT). ImageDataError for data
     that is absent or unreadable, an unreadable image (named), images of mixed sizes, an empty class
     folder, or fewer than two classes."""
     if download:
@@ -106,12 +106,12 @@ def load_cifar10(root: Path, download: bool = False) -> dict:
         except (OSError, RuntimeError) as e:  # offline (URLError is an OSError), a failed checksum
             if not existed and root.is_dir() and not any(root.iterdir()):
                 root.rmdir()  # torchvision made it for the download
-            raise CIFAR10Error(f"--download: cannot fetch CIFAR-10 into {root} ({e})") from None
+            raise ImageDataError(f"--download: cannot fetch CIFAR-10 into {root} ({e})") from None
     if (root / "cifar-10-batches-py").is_dir():
         return split_batches(root)
     if (root / "train").is_dir():
         return split_folder(decode_folders(root))
-    raise CIFAR10Error(
+    raise ImageDataError(
         f"no CIFAR-10 under --data-root {root}: expected either {root}/cifar-10-batches-py (torchvision's "
         f"CIFAR10; add --download when online) or an image-folder tree {root}/train/<class>/* (+ optionally "
         f"{root}/test/<class>/*) (e.g. cifar10-jpeg.tar.gz (CIFAR-10 as JPEGs) unpacked by "
@@ -125,7 +125,7 @@ def split_batches(root: Path) -> dict:
         train, test = CIFAR10Batches(str(root), train=True), CIFAR10Batches(str(root), train=False)
     except (OSError, EOFError, RuntimeError, ValueError, KeyError, pickle.UnpicklingError) as e:
         why = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-        raise CIFAR10Error(f"{root}/cifar-10-batches-py: cannot read CIFAR-10's batches ({why})") from None
+        raise ImageDataError(f"{root}/cifar-10-batches-py: cannot read CIFAR-10's batches ({why})") from None
     x, y = np.asarray(train.data), np.asarray(train.targets, np.int64)
     n_valid = len(x) // 5  # five equal batches
     return {
@@ -150,12 +150,14 @@ def decode_folders(root: Path) -> dict[str, np.ndarray]:
         sets["test"] = image_folder(root / "test", hint="; or remove test/ to train without a test set")
     if "test" in sets and sets["train"].classes != sets["test"].classes:
         only = sorted(set(sets["train"].classes) ^ set(sets["test"].classes))
-        raise CIFAR10Error(f"{root}: train/ and test/ have different class folders ({', '.join(only)} in one only)")
+        raise ImageDataError(f"{root}: train/ and test/ have different class folders ({', '.join(only)} in one only)")
     if len(sets["train"].classes) < 2:  # checked before any image is decoded
         names = ", ".join(sets["train"].classes)
-        raise CIFAR10Error(f"{root}/train: one class folder ({names}); a classifier needs at least 2")
+        raise ImageDataError(f"{root}/train: one class folder ({names}); a classifier needs at least 2")
     if not (np.bincount(sets["train"].targets) // 5).any():  # split_folder holds out a fifth of each class
-        raise CIFAR10Error(f"{root}/train: no valid images: validation takes a fifth of each class (5 images or more)")
+        raise ImageDataError(
+            f"{root}/train: no valid images: validation takes a fifth of each class (5 images or more)"
+        )
     # Fingerprint: relative paths and sizes, so an edited tree never loads a stale cache.
     h = hashlib.sha1()
     for ds in sets.values():
@@ -180,15 +182,15 @@ def decode_folders(root: Path) -> dict[str, np.ndarray]:
 
 
 def image_folder(path: Path, hint: str = "") -> ImageFolder:
-    """torchvision's ImageFolder of `path`; CIFAR10Error naming a class folder without images."""
+    """torchvision's ImageFolder of `path`; ImageDataError naming a class folder without images."""
     try:
         ds = ImageFolder(str(path), allow_empty=True)
     except FileNotFoundError:  # torchvision's word for a folder without class folders
-        raise CIFAR10Error(f"{path}: no class folders (expected {path}/<class>/<image>{hint})") from None
+        raise ImageDataError(f"{path}: no class folders (expected {path}/<class>/<image>{hint})") from None
     counts = np.bincount(np.array(ds.targets, np.int64), minlength=len(ds.classes))
     empty = [c for c, n in zip(ds.classes, counts) if n == 0]
     if empty:
-        raise CIFAR10Error(f"{path / empty[0]}: no images in this class folder (remove it, or add its images)")
+        raise ImageDataError(f"{path / empty[0]}: no images in this class folder (remove it, or add its images)")
     return ds
 
 
@@ -216,14 +218,14 @@ def read_cache(cache: Path, fingerprint: str, sizes: dict[str, int]) -> dict[str
 
 def decode_images(paths: list[str], desc: str = "decoding", workers: int | None = None) -> np.ndarray:
     """uint8 [N,H,W,3] of the image files, decoded by a process pool (all usable cores) when there are many.
-    CIFAR10Error naming the file that cannot be read, or one file of each size when they differ."""
+    ImageDataError naming the file that cannot be read, or one file of each size when they differ."""
     workers = workers or usable_cores()
     chunks = [paths[i : i + 1024] for i in range(0, len(paths), 1024)]
     bar = tqdm(total=len(paths), desc=desc, mininterval=2, leave=False, disable=None)
     workers = 1 if len(paths) < POOL_MIN_IMAGES else min(workers, len(chunks))
     parts = []  # fork: the workers need nothing but PIL, and start at once
     for k, part in in_workers(_decode, chunks, workers=workers, what="image decoding", start="fork"):
-        parts.append(part)  # in order; a worker's CIFAR10Error is raised here
+        parts.append(part)  # in order; a worker's ImageDataError is raised here
         bar.update(len(chunks[k]))
     bar.close()
     first_of_size = {}  # (h, w) -> the first file of that size
@@ -231,7 +233,7 @@ def decode_images(paths: list[str], desc: str = "decoding", workers: int | None 
         for hw, path in firsts.items():
             first_of_size.setdefault(hw, path)
     if len(first_of_size) > 1:
-        raise CIFAR10Error(mixed_sizes(first_of_size))
+        raise ImageDataError(mixed_sizes(first_of_size))
     return np.concatenate([x for x, _ in parts]) if parts else np.empty((0, 32, 32, 3), np.uint8)
 
 
@@ -253,7 +255,7 @@ def _decode(paths: list[str]) -> tuple[np.ndarray | None, dict[tuple[int, int], 
             with Image.open(path) as f:
                 img = np.asarray(f.convert("RGB"))  # as ImageFolder's loader: grayscale becomes 3 equal channels
         except (OSError, ValueError, Image.DecompressionBombError) as e:  # empty, cut short, not an image
-            raise CIFAR10Error(f"{path}: not a readable image ({one_line(e)}); remove or replace it") from None
+            raise ImageDataError(f"{path}: not a readable image ({one_line(e)}); remove or replace it") from None
         first_of_size.setdefault(img.shape[:2], path)
         images.append(img)
     return (np.stack(images) if len(first_of_size) == 1 else None), first_of_size
@@ -327,6 +329,28 @@ def augment(padded: torch.Tensor, plan: torch.Tensor) -> torch.Tensor:
     ar = torch.arange(w, device=padded.device)
     cols = dx[:, None] + torch.where(flip[:, None].bool(), w - 1 - ar, ar)  # flipping the crop = reading it backwards
     return padded[idx[:, None, None], rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
+def data_info(d: dict, nb101_norm: bool = False) -> dict:
+    """What the data is, as metrics.json and ckpt.pt record it (and --resume holds against the data):
+    its classes, image counts, image size [height, width], validation split and normalisation (NB101's
+    CIFAR-10 values with nb101_norm)."""
+    info = {
+        "classes": [str(c) for c in d["classes"]],
+        "images": {s: len(d[f"{s}_x"]) for s in ("train", "valid", "test")},
+    }
+    info["image_size"] = list(d["train_x"].shape[1:3])
+    info["valid_split"] = dict(d["valid_split"])
+    return info | {"normalization": nb101_normalization() if nb101_norm else normalization(d)}
+
+
+def describe(info: dict) -> str:
+    """data_info in a phrase: '10 classes, 40,000 / 10,000 / 10,000 train / valid / test images of 32x32'."""
+    n, (h, w) = info["images"], info["image_size"]
+    return (
+        f"{len(info['classes'])} classes, {n['train']:,} / {n['valid']:,} / {n['test']:,} train / valid / test images "
+        f"of {w}x{h}"
+    )
 
 
 def is_cifar10(d: dict) -> bool:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lib.nb101.schema import BUDGETS, METRICS
+from lib.nb101.schema import EPOCHS, METRICS
 from lib.util.outputs import write_atomic
 
 FULL_NETWORK = {"stem_channels": 128, "num_stacks": 3, "cells_per_stack": 3, "num_classes": 10}  # NB101's
@@ -25,10 +25,10 @@ FULL_NETWORK = {"stem_channels": 128, "num_stacks": 3, "cells_per_stack": 3, "nu
 
 def nb101_record(nb, i: int) -> dict:
     """NB101's record of row i of an NB101 HDF5: trainable_parameters, whether the file's labels are
-    synthetic, and per budget each repeat's final values (None where the file has none)."""
-    final = np.asarray(nb.metrics[i, :, :, 1, :], dtype=np.float64)  # [budget, repeat, METRICS]
+    synthetic, and at each of NB101's epoch counts each repeat's final values (None where the file has none)."""
+    final = np.asarray(nb.metrics[i, :, :, 1, :], dtype=np.float64)  # [epochs, repeat, METRICS]
     rec = {"row": int(i), "trainable_parameters": int(nb.trainable_parameters[i]), "synthetic": nb.synthetic}
-    for b, epochs in enumerate(BUDGETS):
+    for b, epochs in enumerate(EPOCHS):
         per_metric = final[b].T.tolist()  # [METRICS][repeat]
         rec[str(epochs)] = {m: [None if math.isnan(v) else v for v in vs] for m, vs in zip(METRICS, per_metric)}
     return rec
@@ -94,13 +94,14 @@ def plot_training_curves(path: Path, history: list[dict], record: dict | None, e
         ax_loss.plot(x, [h[f"{split}_loss"] for h in history], "o-", ms=3, color=c, label=split)
         ax_acc.plot(x, [100 * h[f"{split}_acc"] for h in history], "o-", ms=3, color=c, label=split)
     marked = False
-    for budget in (b for b in BUDGETS if b <= max(epochs, max(x, default=0))):
+    for trained in (e for e in EPOCHS if e <= max(epochs, max(x, default=0))):
         for split, metric in (("valid", "val"), ("test", "test")):
-            v = recorded(record, budget, metric)
+            v = recorded(record, trained, metric)
             if v is not None:
-                own = budget == epochs  # the record of this run's own budget stands out
+                own = trained == epochs  # the record of this run's own epochs stands out
                 style = {"marker": "*" if own else "D", "ms": 14 if own else 6, "mec": "k", "ls": "none"}
-                ax_acc.plot([budget], [100 * v], color=colours[split], label=f"NB101 {split}, {budget} epochs", **style)
+                label = f"NB101 {split}, {trained} epochs"
+                ax_acc.plot([trained], [100 * v], color=colours[split], label=label, **style)
                 marked = True
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")

@@ -164,7 +164,7 @@ def test_pgin_trains_and_predicts_end_to_end(tiny, real_h5, tmp_path):
     from dataset import load_nb101
 
     data = load_nb101(real_h5)
-    y = data.labels("val", budget=108, repeat=0)
+    y = data.labels("val", epochs=108, repeat=0)
     train = np.random.RandomState(0).permutation(len(y))[:172]
     hp = hyperparams("pgin", {"epochs": 60})
     model, history = train_model(

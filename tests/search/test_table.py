@@ -10,7 +10,7 @@ from lib.util.errors import UserError
 
 
 def flat(val, repeats: int = 1) -> np.ndarray:
-    """Labels [n, budgets, repeats]: val at every budget and repeat."""
+    """Labels [n, epochs, repeats]: val at every epoch count and repeat."""
     return np.tile(np.asarray(val, float)[:, None, None], (1, 4, repeats))
 
 
@@ -98,7 +98,7 @@ def test_search_table_of_a_file(demo_h5):
     assert t.n == len(data) and t.labels.shape == (len(data), 4, 1)
     np.testing.assert_array_equal(t.labels[:, -1, 0], data.labels("val", 108, 0))
     np.testing.assert_array_equal(t.true_val, data.labels("val", 108, "mean"))
-    assert t.estimated_seconds is False  # the demo file has only 108 epochs, so nothing at lower budgets is asked
+    assert t.estimated_seconds is False  # the demo file has only 108 epochs, so nothing at fewer epochs is asked
     np.testing.assert_allclose(t.seconds[:, 0, 0], t.seconds[:, -1, 0] * 4 / 108)  # what sh would be charged
     r = data.search_table("val", random_repeat=True)
     assert r.labels.shape == (len(data), 4, 3) and r.random_repeat

@@ -81,7 +81,7 @@ def test_any_image_size_trains_and_is_recorded(tmp_path, size):
 def test_the_normalisation_is_the_training_images_own(tmp_path):
     """The mean and std of the training split (validation held out), recorded, and the ones used."""
     root = write_tree(tmp_path / "d")
-    d = cifar10.load_cifar10(root)
+    d = cifar10.load_images(root)
     got = cifar10.normalization(d)
     x = d["train_x"].reshape(-1, 3).astype(np.float64)
     np.testing.assert_allclose(got["mean"], x.mean(0), atol=1e-4)
@@ -117,7 +117,7 @@ def test_augment_crops_and_flips_any_size():
 def test_grayscale_images_become_three_equal_channels(tmp_path):
     root = write_tree(tmp_path / "d", mode="L")
     Image.fromarray(np.full((40, 40, 3), (10, 20, 30), np.uint8)).save(root / "train" / "ant" / "rgb.png")  # mixed
-    d = cifar10.load_cifar10(root)
+    d = cifar10.load_images(root)
     assert d["train_x"].shape[1:] == (40, 40, 3) and d["test_x"].shape[1:] == (40, 40, 3)
     gray = d["test_x"]  # all grayscale
     assert np.array_equal(gray[..., 0], gray[..., 1]) and np.array_equal(gray[..., 0], gray[..., 2])
@@ -198,8 +198,8 @@ def test_train_and_test_of_different_sizes_are_refused(tmp_path):
     write_tree(tmp_path / "b", size=(32, 32))
     (tmp_path / "b" / "train").rename(tmp_path / "train")
     (tmp_path / "a" / "train").rename(tmp_path / "b" / "train")
-    with pytest.raises(cifar10.CIFAR10Error, match=r"images of 2 sizes \(40x40 .*/train/ant/00.png, 32x32 .*/test/"):
-        cifar10.load_cifar10(tmp_path / "b")
+    with pytest.raises(cifar10.ImageDataError, match=r"images of 2 sizes \(40x40 .*/train/ant/00.png, 32x32 .*/test/"):
+        cifar10.load_images(tmp_path / "b")
 
 
 def test_images_too_small_for_the_stacks(tmp_path, capsys):

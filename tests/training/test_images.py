@@ -33,7 +33,7 @@ def test_batches_format_is_the_real_one(tmp_path: Path):
 
 def test_batches_split_like_nb101(tmp_path: Path):
     written = write_batches(tmp_path)
-    d = cifar10.load_cifar10(tmp_path)
+    d = cifar10.load_images(tmp_path)
     assert len(d["train_x"]) == 256 and len(d["valid_x"]) == 64 and len(d["test_x"]) == 64
     np.testing.assert_array_equal(d["valid_x"], written["data_batch_5"][0])  # data_batch_5 is validation
     np.testing.assert_array_equal(d["valid_y"], written["data_batch_5"][1])
@@ -44,7 +44,7 @@ def test_batches_split_like_nb101(tmp_path: Path):
 
 def test_folders_decode_split_and_cache(tmp_path: Path):
     written = write_folders(tmp_path)
-    d = cifar10.load_cifar10(tmp_path)
+    d = cifar10.load_images(tmp_path)
     assert d["train_x"].dtype == np.uint8 and d["train_x"].shape[1:] == (32, 32, 3)
     assert d["valid_split"] == cifar10.FOLDER_SPLIT and cifar10.is_cifar10(d)
     # PNG is lossless: test images come back exactly (ImageFolder orders by class, then file name).
@@ -57,12 +57,12 @@ def test_folders_decode_split_and_cache(tmp_path: Path):
     assert len(d["train_x"]) + len(d["valid_x"]) == 100
     cache = tmp_path / cifar10.CACHE_NAME
     assert cache.exists() and not list(tmp_path.glob("*.tmp"))
-    again = cifar10.load_cifar10(tmp_path)  # from the cache, same arrays
+    again = cifar10.load_images(tmp_path)  # from the cache, same arrays
     for k in d:
         np.testing.assert_array_equal(d[k], again[k])
     # an edited tree invalidates the cache
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "test" / "cat" / "9999.png")
-    assert len(cifar10.load_cifar10(tmp_path)["test_x"]) == 31
+    assert len(cifar10.load_images(tmp_path)["test_x"]) == 31
 
 
 def test_folders_without_test_decode_and_cache_an_empty_test_split(tmp_path: Path):
@@ -72,48 +72,48 @@ def test_folders_without_test_decode_and_cache_an_empty_test_split(tmp_path: Pat
     for c in (tmp_path / "test").iterdir():
         c.rmdir()
     (tmp_path / "test").rmdir()
-    d = cifar10.load_cifar10(tmp_path)
+    d = cifar10.load_images(tmp_path)
     assert d["test_x"].shape == (0, 32, 32, 3) and d["test_y"].shape == (0,)
     assert len(d["train_x"]) + len(d["valid_x"]) == 100
-    again = cifar10.load_cifar10(tmp_path)  # from the cache
+    again = cifar10.load_images(tmp_path)  # from the cache
     assert again["test_x"].shape == (0, 32, 32, 3) and np.array_equal(again["train_x"], d["train_x"])
 
 
 def test_classes_come_from_the_data(tmp_path: Path):
     write_batches(tmp_path / "b")
-    assert list(cifar10.load_cifar10(tmp_path / "b")["classes"]) == CLASSES  # batches.meta's names
+    assert list(cifar10.load_images(tmp_path / "b")["classes"]) == CLASSES  # batches.meta's names
     for split in ("train", "test"):
         for c in ("ant", "bee", "cow"):
             (tmp_path / "f" / split / c).mkdir(parents=True)
             for i in range(5):
                 Image.fromarray(np.full((32, 32, 3), i, np.uint8)).save(tmp_path / "f" / split / c / f"{i}.png")
-    d = cifar10.load_cifar10(tmp_path / "f")
+    d = cifar10.load_images(tmp_path / "f")
     assert list(d["classes"]) == ["ant", "bee", "cow"] and set(d["train_y"]) == set(d["test_y"]) == {0, 1, 2}
     assert len(d["valid_x"]) == 3  # a fifth of each class
 
 
 def test_a_damaged_cache_is_decoded_again_with_a_warning(tmp_path: Path, capsys):
     write_folders(tmp_path)
-    first = cifar10.load_cifar10(tmp_path)
+    first = cifar10.load_images(tmp_path)
     cache = tmp_path / cifar10.CACHE_NAME
     good = cache.read_bytes()
     for damage in (good[: len(good) // 2], b"", b"PK\x03\x04junk"):  # cut short, emptied, garbage
         cache.write_bytes(damage)
-        again = cifar10.load_cifar10(tmp_path)
+        again = cifar10.load_images(tmp_path)
         err = capsys.readouterr().err
         assert err.startswith(f"warning: {cache}: damaged cache (") and err.count("\n") == 1, err
         assert err.rstrip().endswith("decoding the images again")
         for k in first:
             np.testing.assert_array_equal(first[k], again[k])
         assert cache.read_bytes() != damage and not list(tmp_path.glob("*.tmp"))  # rebuilt, whole
-        cifar10.load_cifar10(tmp_path)  # and read from it next time, silently
+        cifar10.load_images(tmp_path)  # and read from it next time, silently
         assert capsys.readouterr().err == ""
 
 
 def test_no_data_is_a_user_error_naming_both_ways(tmp_path: Path):
     with pytest.raises(UserError, match="cifar-10-batches-py.*--download.*train/<class>") as e:
-        cifar10.load_cifar10(tmp_path)
-    assert isinstance(e.value, cifar10.CIFAR10Error)
+        cifar10.load_images(tmp_path)
+    assert isinstance(e.value, cifar10.ImageDataError)
 
 
 def test_epoch_plan_is_a_pure_stream_of_permutations():
@@ -171,11 +171,11 @@ def test_parallel_decode_equals_serial_and_reports_bad_images(tmp_path: Path, mo
     assert serial.shape == (300, 32, 32, 3) and serial.any()
     Image.fromarray(np.zeros((16, 32, 3), np.uint8)).save(tmp_path / "small.png")
     with pytest.raises(
-        cifar10.CIFAR10Error, match=rf"images of 2 sizes \(32x32 {re.escape(paths[0])}, 32x16 .*/small.png\)"
+        cifar10.ImageDataError, match=rf"images of 2 sizes \(32x32 {re.escape(paths[0])}, 32x16 .*/small.png\)"
     ):
         cifar10.decode_images(paths + [str(tmp_path / "small.png")], workers=2)
     (tmp_path / "bad.png").write_bytes(b"not a png")
-    with pytest.raises(cifar10.CIFAR10Error, match="bad.png: not a readable image"):
+    with pytest.raises(cifar10.ImageDataError, match="bad.png: not a readable image"):
         cifar10.decode_images(paths + [str(tmp_path / "bad.png")], workers=2)
 
 
