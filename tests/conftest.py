@@ -2,9 +2,12 @@
 NB101 TFRecord, the CIFAR-10 JPEG tarball) is read from $NB101_SHARED_DATA, by default ../shared/data
 beside the checkout (the Makefile's SHARED_DATA); tests that need it skip without it."""
 
+import contextlib
+import importlib
 import math
 import os
 import pickle
+import shutil
 import struct
 import subprocess
 import sys
@@ -13,6 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 from PIL import Image
 
 from lib.nb101 import cell as nb101_cell
@@ -21,7 +25,7 @@ from lib.nb101.network import trainable_parameters
 from lib.nb101.schema import HDF5_SCHEMA_VERSION, RECORD_FIELDS
 from lib.tfrecord import records as R
 from lib.tfrecord.convert import convert
-from lib.util.errors import exit_on_user_error
+from lib.util.errors import USAGE_ERROR, exit_on_user_error
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("NB101_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
@@ -304,3 +308,173 @@ def write_folders(root: Path, n_train: int = 100, n_test: int = 30) -> dict[str,
             Image.fromarray(img).save(path)
         out[split] = (x, y)
     return out
+
+
+# ----------------------------------------------------------------------------- refusals: the sweep of wrong inputs
+# Each case runs a script's main in this process, as `python SCRIPT ARGS` runs it (exit_on_user_error), from
+# a folder that holds its inputs and an existing output, and asserts: exit status 2, exactly one line on
+# stderr, `SCRIPT: error: ...` naming what is wrong, no file or temp file left behind, and every file that
+# was there byte-identical.
+
+SWEEP = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+PROGS = {  # a script's name in a refusal's test, its name in messages and the module of its main
+    "converter": ("nasbench_tfrecord_converter.py", "tools.nasbench_tfrecord_converter"),
+    "demo": ("make_demo_data.py", "tools.make_demo_data"),
+    "train": ("train.py", "train"),
+    "search": ("search.py", "search"),
+    "trainer": ("trainer.py", "trainer"),
+}
+
+
+def snapshot(folder: Path) -> dict[str, bytes | None]:
+    """Every path under `folder` (links not followed) with a file's bytes, None for a folder or link."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        out[str(p.relative_to(folder))] = p.read_bytes() if p.is_file() and not p.is_symlink() else None
+    return out
+
+
+def refused(script: str, argv: list[str], folder: Path, capsys) -> str:
+    """Run SCRIPT's main on argv in `folder`; assert the one-line refusal that changes nothing; its message."""
+    prog, module = PROGS[script]
+    main = importlib.import_module(module).main
+    before = snapshot(folder)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        exit_on_user_error(prog, main, [str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert e.value.code == USAGE_ERROR, err
+    assert err.count("\n") == 1 and err.startswith(f"{prog}: error: "), err
+    assert snapshot(folder) == before  # nothing new (no temp file either), nothing changed or gone
+    return err[len(prog) + 9 : -1]
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    """An empty working folder, the current directory of the case."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work
+
+
+LONE = {"--download", "--no-channels-last", "--recompute", "--frobnicate", "--quiet", "--space-all"}
+
+
+def command(base: list[str], argv: list) -> list[str]:
+    """`base` with the case's flags replacing its own (a None value drops one) and the others after them;
+    what follows `--` is passed as it is."""
+    cut = argv.index("--") if "--" in argv else len(argv)
+    argv, tail = argv[:cut], argv[cut:]
+
+    def pairs(a: list) -> list[tuple]:
+        out, i = [], 0
+        while i < len(a):
+            lone = a[i] in LONE or i + 1 == len(a)
+            out.append((a[i],) if lone else (a[i], a[i + 1]))
+            i += 1 if lone else 2
+        return out
+
+    given = pairs(argv)
+    mine = {p[0]: p for p in given}
+    kept = [mine.pop(p[0], p) for p in pairs(base)]
+    rest = [p for p in given if p[0] in mine]
+    return [str(a) for p in kept + rest if p[-1] is not None for a in p] + [str(a) for a in tail]
+
+
+def setup(folder: Path, steps) -> None:
+    """Make what a case needs in `folder`: ("file", name[, text]), ("dir", name), ("copy", src, name),
+    ("link", target, name)."""
+    for step in steps:
+        kind, *a = step
+        if kind == "file":
+            (folder / a[0]).parent.mkdir(parents=True, exist_ok=True)
+            (folder / a[0]).write_text(a[1] if len(a) > 1 else "mine\n")
+        elif kind == "dir":
+            (folder / a[0]).mkdir(parents=True, exist_ok=True)
+        elif kind == "copy":
+            (shutil.copytree if Path(a[0]).is_dir() else shutil.copy)(a[0], folder / a[1])
+        elif kind == "link":
+            os.symlink(a[0], folder / a[1])
+
+
+# ----------------------------------------------------------------------------- fixtures: inputs the cases misuse
+
+
+@pytest.fixture(scope="session")
+def tfrecord(cells, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("sweep") / "demo.tfrecord"
+    importlib.import_module("tools.make_demo_data").write_demo(
+        path, {k: v[:30] for k, v in cells.items()}, epochs=(108,)
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def predictor(demo_h5, tmp_path_factory) -> Path:
+    """A train.py run (mlp, 2 epochs) on demo_h5: its folder."""
+    run = tmp_path_factory.mktemp("sweep") / "run"
+    with contextlib.chdir(run.parent):  # its runs/latest goes there, not into the checkout's runs/
+        importlib.import_module("train").main(
+            ["--data", str(demo_h5), "--model", "mlp", "--epochs", "2", "--quiet", "--out", str(run)]
+        )
+    return run
+
+
+@pytest.fixture(scope="session")
+def cifar(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("cifar")
+    write_batches(root)
+    return root
+
+
+CELL = ["--adjacency", "[[0,1,1,0],[0,0,1,1],[0,0,0,1],[0,0,0,0]]", "--ops", "input,conv3x3-bn-relu,maxpool3x3,output"]
+OTHER_CELL = ["--adjacency", "[[0,1],[0,0]]", "--ops", "input,output"]
+TINY = ["--stem-channels", "8", "--num-stacks", "1", "--cells-per-stack", "1", "--batch-size", "64", "--epochs", "2"]
+
+
+@pytest.fixture(scope="session")
+def trainer_runs(cifar, tmp_path_factory) -> dict[str, Path]:
+    """Two trainer.py runs stopped after epoch 1 of 2 (resumable), of two different cells."""
+    root = tmp_path_factory.mktemp("trainer_runs")
+    for name, cell in (("run", CELL), ("other", OTHER_CELL)):
+        importlib.import_module("trainer").main(
+            [*cell, *TINY, "--stop-after", "1", "--data-root", str(cifar), "--out", str(root / name)]
+        )
+    return {"run": root / "run", "other": root / "other"}
+
+
+def corrupt(kind: str):
+    """An image-folder tree of 10 classes with one damaged image of `kind`."""
+
+    def make(root: Path) -> Path:
+        image_tree(root, CLASSES)
+        bad = root / "train" / "cat" / "bad.jpg"
+        bad.write_bytes(b"" if kind == "empty" else b"\xff\xd8\xff\xe0 not a jpeg" * 10)
+        return root
+
+    return make
+
+
+def tree(classes, **kw):
+    return lambda root: image_tree(root, classes, **kw)
+
+
+def other_test_classes(root: Path) -> Path:
+    image_tree(root, CLASSES)
+    shutil.rmtree(root / "test" / "cat")
+    return root
+
+
+def image_tree(root: Path, classes: list[str], per_class: int = 5, empty: str | None = None) -> Path:
+    """root/train/<class>/*.png and root/test/<class>/*.png (+ an empty class folder in both)."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        (root / split).mkdir(parents=True)
+        for c in classes:
+            (root / split / c).mkdir(parents=True)
+            for i in range(per_class):
+                Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(root / split / c / f"{i}.png")
+        if empty:
+            (root / split / empty).mkdir()
+    return root

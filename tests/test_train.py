@@ -115,7 +115,7 @@ def test_empty_split_and_absent_labels_are_one_line(demo_h5, tmp_path, monkeypat
 
 
 def test_training_cells_that_cover_the_eval_cells_are_said(demo_h5, tmp_path, monkeypatch, capsys):
-    """Over half: a warning; the count in metrics.json and the summary; all: refused (tests/test_cli_sweep.py)."""
+    """Over half: a warning; the count in metrics.json and the summary; all: refused (tests/test_refusals.py)."""
     monkeypatch.chdir(tmp_path)
     m = T.main(["--data", str(demo_h5), *QUICK, "--split", "334"])  # 334 of the 400 cells
     assert capsys.readouterr().err == (
