@@ -1,5 +1,4 @@
-"""Train one NAS-Bench-101 cell on CIFAR-10 (or any image-folder dataset) with NB101's own protocol
-(docs/trainer_protocol.md).
+"""Train one NAS-Bench-101 cell on CIFAR-10, or on any image-folder dataset, with NB101's own protocol.
 
     python trainer.py --arch runs/search/top1.json --data-root data/cifar10-jpeg            # 108 epochs
     python trainer.py --hash <H> --data data/nasbench.hdf5 --data-root data --epochs 36     # + NB101's record
@@ -8,39 +7,19 @@
     python trainer.py --resume runs/train-20250101-120000                       # continue exactly
     torchrun --standalone --nproc_per_node=8 trainer.py --arch top1.json --data-root data    # DDP
 
-Data (--data-root): torchvision's CIFAR10 batches (`cifar-10-batches-py/`, fetched by --download),
-or an image-folder tree `train/<class>/*` (+ optionally `test/<class>/*`) such as cifar10-jpeg.tar.gz
-(CIFAR-10 as JPEGs) unpacked into data/, or a dataset of one's own (decoded once, cached beside it).
-lib/training/images.py holds the data and its augmentation, lib/training/protocol.py NB101's initialisers,
-optimiser, LR schedule and training steps. The network has one output per class of the data
-(CIFAR-10's ten, or the tree's class folders, at least two). Any image-folder dataset:
-- test/ is optional: without it the run reports no test accuracy (null in metrics.json, "-" printed).
-- images of any size (28x28, 64x48, ...) but one size for the whole tree: a tree of mixed sizes is
-  refused, naming a file of each size (resize them first). The network ends with a global average
-  pool, so any size fits, down to 2**(num_stacks - 1) pixels a side (each stack after the first halves it).
-- images are converted to RGB as torchvision's ImageFolder loader does: grayscale becomes three equal
-  channels, an alpha channel is dropped.
-- augmentation is NB101's: pad 4 with zeros, a random crop of the image's own size, a random flip.
-- normalisation: NB101's CIFAR-10 mean and std for CIFAR-10 (its ten classes in 32x32 images, so those
-  runs are NB101's), else the per-channel mean and std of the training images.
-- validation is a fixed fifth of each class of train/ (numpy default_rng(0), whatever --seed), the last
-  batch for cifar-10-batches-py.
-metrics.json and ckpt.pt record all this under "data": the classes, the image counts, the image size,
-"valid_split" (how validation was held out) and "normalization" (the mean and std used).
+--data-root holds torchvision's cifar-10-batches-py/ (--download fetches it) or an image-folder tree
+train/<class>/* (+ optionally test/<class>/*), e.g. cifar10-jpeg.tar.gz unpacked into data/; the network
+has one output per class. All is checked before any training: the flags, the device, the cell, the data
+and --out (a folder holding no other run). Every epoch writes <out>/ckpt.pt and <out>/metrics.json (status
+running, then done, stopped, failed or interrupted); the end writes <out>/curves.png. SIGINT / SIGTERM
+stop it cleanly, and --resume <out> continues it exactly: flags may repeat the checkpoint's settings, or
+add --data-root, --download, --device, --ddp-timeout and --stop-after.
 
-Checked before any training: every flag's range, the device, the cell, the data (readable images of
-one size, no empty class folder), and that --out can be written and holds no other run or other files.
---resume continues the checkpoint's cell and settings; flags that contradict them (another cell,
---epochs, ...), a ckpt.pt that is not the run's, or data with other classes or images are refused
-with a one-line diff. Only --data-root, --download, --device, --ddp-timeout and --stop-after may be
-added to it.
-
-Speed: the whole uint8 dataset lives on the device and crops/flips are one gather per batch;
-channels_last (--no-channels-last), bf16 autocast on CUDA (--dtype), --compile [MODE] (reduce-overhead:
-CUDA graphs), a large evaluation batch, and no wait for the device inside a step. The data order and
-augmentation are a pure function of (seed, epoch), so --resume and DDP see exactly the same stream.
-Writes <out>/ckpt.pt (atomic, every epoch), <out>/metrics.json (status running, done, failed or
-interrupted) and <out>/curves.png. SIGINT / SIGTERM stop it cleanly: --resume <out> continues.
+docs/trainer_protocol.md says how the protocol follows NB101's source, what the data may be (its
+validation split, normalisation, image sizes), the speed settings, and what metrics.json and ckpt.pt
+hold. The pieces are lib/training's: images and image_folders (the data), augment (its order and
+augmentation on the device), protocol (NB101's steps), checkpoint (ckpt.pt and --resume), run_control
+(DDP start-up, signals) and report (NB101's record, the summary, curves.png).
 """
 
 from __future__ import annotations
@@ -50,7 +29,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -64,21 +43,23 @@ from dataset import DataFileError, load_nb101
 from lib.nb101.cell import Cell, InvalidSpecError, cell_from_row, make_cell
 from lib.nb101.network import build_network, count_parameters
 from lib.nb101.schema import EPOCHS
-from lib.training.images import (
-    CIFAR10_CLASSES,
-    ImageDataError,
-    data_info,
-    describe,
-    epoch_plan,
-    load_images,
-    normalizer,
-    pad_for_crops,
-    subset,
+from lib.training.augment import epoch_plan, normalizer, pad_for_crops
+from lib.training.checkpoint import (
+    CELL_FLAGS,
+    MAY_CHANGE,
+    Progress,
+    check_data,
+    read_checkpoint,
+    restore,
+    resumed_config,
+    save_checkpoint,
 )
+from lib.training.images import ImageDataError, data_info, is_cifar10, load_images, subset
 from lib.training.protocol import (
+    COMPILE_MODES,
     EpochSums,
     Images,
-    Levers,
+    SpeedSettings,
     TFRMSprop,
     eval_sums,
     freeze_dummies,
@@ -87,80 +68,89 @@ from lib.training.protocol import (
     streamline_cells,
     train_epoch,
 )
-from lib.training.report import nb101_record, params_line, plot_training_curves, summary_line
 from lib.training.run_control import DDPError, Interrupted, agree, deferred_signals, start_ddp, stop_on_signals
+from lib.training.run_report import nb101_record, params_line, plot_training_curves, summary_line
 from lib.util.checks import SEED, at_least, number, output_folder
 from lib.util.devices import available_device
-from lib.util.errors import ArgumentParser, UserError, exit_on_user_error, first_line, one_line
-from lib.util.outputs import write_atomic, write_json
+from lib.util.errors import ArgumentParser, UserError, exit_on_user_error, one_line
+from lib.util.outputs import write_json
 
 EVAL = ("valid", "test")  # evaluated after every epoch
-CELL_FLAGS = ("arch", "hash", "adjacency", "ops")
-# What a resumed run may be told: where the data now is, how to run; everything else is the checkpoint's.
-ON_RESUME = ("--data-root", "--download", "--device", "--ddp-timeout", "--stop-after")
-SETTINGS = (  # what makes the run the run it is: a checkpoint is refused where these differ from its run's
-    "stem_channels num_stacks cells_per_stack bn_momentum epochs batch_size lr momentum rms_decay rms_eps "
-    "weight_decay train_images eval_images seed dtype channels_last"
-).split()
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-GRAPH_MODES = ("reduce-overhead", "max-autotune")  # the modes that capture CUDA graphs
+DEFAULTS = {  # NB101's network and protocol (nasbench lib/config.py), then the run's
+    "stem_channels": 128, "num_stacks": 3, "cells_per_stack": 3, "bn_momentum": 0.003,
+    "epochs": 108, "batch_size": 256, "lr": 0.2, "momentum": 0.9, "rms_decay": 0.9, "rms_eps": 1.0,
+    "weight_decay": 1e-4, "data_root": "data", "train_images": 0, "eval_images": 0,
+    "seed": 0, "device": "auto", "dtype": "auto", "channels_last": True, "eval_batch_size": 0, "ddp_timeout": 600,
+}  # fmt: skip
 
 
 class TrainerError(UserError):
     """A user-facing failure: bad cell, missing data, NaN loss. Printed as one line, exit status 2."""
 
 
-# ----------------------------------------------------------------------------- config
+# ----------------------------------------------------------------------------- the command line
 
 
-def parser() -> ArgumentParser:
-    p = ArgumentParser(description=__doc__.split("\n\n")[0])
+def parser(defaults: bool = True) -> ArgumentParser:
+    """trainer.py's flags. Without defaults a parse holds only the flags the command line gives (--resume
+    holds them against the checkpoint)."""
+    usage = "%(prog)s (--arch FILE | --hash H --data FILE | --adjacency M --ops A,B,..) [options]\n"
+    usage += "       %(prog)s --resume DIR [options]"
+    suppress = None if defaults else argparse.SUPPRESS
+    p = ArgumentParser(usage=usage, description=__doc__.split("\n\n")[0], argument_default=suppress)
     cell = p.add_argument_group("cell (one of)")
-    cell.add_argument("--arch", help="JSON file with adjacency, ops (and hash), e.g. search.py's top1.json")
-    cell.add_argument("--hash", help="NB101 module hash, looked up in --data")
-    cell.add_argument("--adjacency", help="JSON adjacency matrix, e.g. '[[0,1],[0,0]]'")
-    cell.add_argument("--ops", help="comma-separated ops, e.g. input,output")
-    cell.add_argument("--data", help="NB101 HDF5 (tools/nasbench_tfrecord_converter.py) for --hash and the record")
-    net = p.add_argument_group("network")
-    net.add_argument("--stem-channels", type=at_least(1), default=128)
-    net.add_argument("--num-stacks", type=at_least(1), default=3)
-    net.add_argument("--cells-per-stack", type=at_least(1), default=3)
-    bn_help = "PyTorch BN momentum, 0 to 1; NB101's decay 0.997 is 0.003 (short reduced runs may raise it)"
-    net.add_argument("--bn-momentum", type=number(low=0, high=1), default=0.003, help=bn_help)
-    opt = p.add_argument_group("NB101 protocol (nasbench lib/config.py defaults)")
-    opt.add_argument("--epochs", type=at_least(1), default=108, help="NB101 budgets: 4, 12, 36, 108")
-    opt.add_argument("--batch-size", type=at_least(1), default=256, help="global batch, split across DDP ranks")
-    opt.add_argument("--lr", type=number(above=0), default=0.2, help="0.1 x 2 TPU shards")
-    opt.add_argument("--momentum", type=number(low=0, below=1), default=0.9)
-    rms_help = "TF RMSPropOptimizer's default decay, 0 to 1"
-    opt.add_argument("--rms-decay", type=number(low=0, high=1), default=0.9, help=rms_help)
-    opt.add_argument("--rms-eps", type=number(above=0), default=1.0)
-    opt.add_argument("--weight-decay", type=number(low=0), default=1e-4, help="L2 term in the loss")
-    data = p.add_argument_group("data")
-    data.add_argument("--data-root", help="dir with cifar-10-batches-py/ or train/ (+ test/) (default: data)")
-    data.add_argument("--download", action="store_true", help="fetch torchvision's CIFAR10 into --data-root")
-    data.add_argument("--train-images", type=at_least(0), default=0, help="train on a fixed subset (0 = all 40k)")
-    data.add_argument("--eval-images", type=at_least(0), default=0, help="evaluate on fixed subsets (0 = all 10k)")
-    run = p.add_argument_group("run")
-    run.add_argument("--seed", type=SEED, default=0)
-    run.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cuda, mps, cpu")
-    run.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp32"], help="auto: bf16 on CUDA")
-    run.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True, help="NHWC tensors")
-    run.add_argument(
-        "--compile",
-        nargs="?",
-        const="default",
-        choices=COMPILE_MODES,
-        help="torch.compile the network "
-        "(bare --compile: mode default; reduce-overhead adds CUDA graphs, max-autotune also tunes kernels)",
+    cell.add_argument(
+        "--arch", metavar="FILE", help="JSON file with adjacency, ops (and hash), e.g. search.py's top1.json"
     )
-    run.add_argument("--eval-batch-size", type=at_least(0), default=0, help="0: 2500 on CUDA, 500 elsewhere")
-    timeout_help = "seconds DDP ranks wait for each other"
-    run.add_argument("--ddp-timeout", type=number(above=0), default=600, help=timeout_help)
-    run.add_argument("--out", help="run dir (default runs/train-<timestamp>)")
-    resume_help = f"run dir to continue exactly; its saved config is used (flags may add only {', '.join(ON_RESUME)})"
-    run.add_argument("--resume", help=resume_help)
-    run.add_argument("--stop-after", type=at_least(1), default=None, help="stop after N epochs of this invocation")
+    cell.add_argument("--hash", metavar="H", help="NB101 module hash, looked up in --data")
+    cell.add_argument("--adjacency", metavar="M", help="JSON adjacency matrix, e.g. '[[0,1],[0,0]]'")
+    cell.add_argument("--ops", metavar="A,B,..", help="comma-separated ops, e.g. input,output")
+    cell.add_argument(
+        "--data", metavar="FILE", help="NB101 HDF5 (tools/nasbench_tfrecord_converter.py) for --hash and the record"
+    )
+    net = p.add_argument_group("network (NB101's by default)")
+    net.add_argument("--stem-channels", type=at_least(1), metavar="N", help="128")
+    net.add_argument("--num-stacks", type=at_least(1), metavar="N", help="3")
+    net.add_argument("--cells-per-stack", type=at_least(1), metavar="N", help="3")
+    net.add_argument(
+        "--bn-momentum", type=number(low=0, high=1), metavar="X", help="0.003: NB101's decay 0.997, in PyTorch's terms"
+    )
+    opt = p.add_argument_group("protocol (NB101's by default: nasbench lib/config.py)")
+    opt.add_argument("--epochs", type=at_least(1), metavar="N", help="108; NB101's budgets are 4, 12, 36, 108")
+    opt.add_argument(
+        "--batch-size", type=at_least(1), metavar="N", help="256, the global batch: split across DDP ranks"
+    )
+    opt.add_argument("--lr", type=number(above=0), metavar="X", help="0.2: 0.1 x 2 TPU shards")
+    opt.add_argument("--momentum", type=number(low=0, below=1), metavar="X", help="0.9")
+    opt.add_argument("--rms-decay", type=number(low=0, high=1), metavar="X", help="0.9, TF RMSProp's default decay")
+    opt.add_argument("--rms-eps", type=number(above=0), metavar="X", help="1.0")
+    opt.add_argument("--weight-decay", type=number(low=0), metavar="X", help="1e-4, of the L2 term in the loss")
+    data = p.add_argument_group("data")
+    data.add_argument(
+        "--data-root", metavar="DIR", help="dir with cifar-10-batches-py/ or train/ (+ test/) (default: data)"
+    )
+    data.add_argument("--download", action="store_true", help="fetch torchvision's CIFAR10 into --data-root")
+    data.add_argument("--train-images", type=at_least(0), metavar="N", help="train on a fixed subset (default 0: all)")
+    data.add_argument("--eval-images", type=at_least(0), metavar="N", help="evaluate on fixed subsets (default 0: all)")
+    run = p.add_argument_group("run")
+    run.add_argument("--seed", type=SEED, metavar="N", help="0")
+    run.add_argument("--device", metavar="D", help="auto (default: cuda > mps > cpu), cuda, mps, cpu")
+    run.add_argument("--dtype", choices=["auto", "bf16", "fp32"], help="auto (default): bf16 on CUDA")
+    run.add_argument("--channels-last", action=argparse.BooleanOptionalAction, help="NHWC tensors (default)")
+    compile_help = f"torch.compile the network, mode {', '.join(COMPILE_MODES)} (bare: default)"
+    run.add_argument("--compile", nargs="?", const="default", choices=COMPILE_MODES, metavar="MODE", help=compile_help)
+    run.add_argument("--eval-batch-size", type=at_least(0), metavar="N", help="default 0: 2500 on CUDA, 500 elsewhere")
+    run.add_argument(
+        "--ddp-timeout", type=number(above=0), metavar="S", help="seconds DDP ranks wait for each other (600)"
+    )
+    run.add_argument("--out", metavar="DIR", help="run dir (default runs/train-<timestamp>)")
+    may_change = ", ".join("--" + k.replace("_", "-") for k in MAY_CHANGE)
+    run.add_argument(
+        "--resume", metavar="DIR", help=f"run dir to continue exactly, as saved (flags may add {may_change})"
+    )
+    run.add_argument("--stop-after", type=at_least(1), metavar="N", help="stop after N epochs of this invocation")
+    if defaults:
+        p.set_defaults(**DEFAULTS)
     return p
 
 
@@ -168,15 +158,145 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser().parse_args(argv)
 
 
-def given_flags(argv: list[str] | None = None) -> dict:
-    """The flags the command line gives, parsed, without the defaults of those it does not."""
-    p = parser()
-    for action in p._actions:
-        action.default = argparse.SUPPRESS
-    return vars(p.parse_args(argv))
+def settings(argv: list[str] | None) -> tuple[argparse.Namespace, dict | None]:
+    """The run's settings and, with --resume, its checkpoint, whose settings the run then continues with
+    (lib.training.checkpoint.resumed_config: the command line may only repeat them, or change MAY_CHANGE)."""
+    args, ckpt = parse_args(argv), None
+    if args.resume:
+        ckpt = read_checkpoint(Path(args.resume))
+        given = vars(parser(defaults=False).parse_args(argv))
+        args = argparse.Namespace(**resumed_config(ckpt, given, vars(parse_args([])), cell_named_by(given, ckpt)))
+    return argparse.Namespace(**vars(args) | {"data_root": str(Path(args.data_root).resolve())}), ckpt
 
 
-# ----------------------------------------------------------------------------- cell
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args, ckpt = settings(argv)
+    if args.epochs not in EPOCHS:
+        print(f"note: --epochs {args.epochs} is not an NB101 budget {EPOCHS}")
+
+    # -- where it computes: torchrun sets RANK / LOCAL_RANK / WORLD_SIZE; joining is bounded by --ddp-timeout
+    ddp = "RANK" in os.environ and "WORLD_SIZE" in os.environ
+    rank, world = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])) if ddp else (0, 1)
+    if args.batch_size % world:
+        raise TrainerError(f"--batch-size {args.batch_size}: not a multiple of the {world} DDP ranks")
+    device = available_device(args.device)
+    if ddp and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    with stop_on_signals():  # SIGINT / SIGTERM: Interrupted, metrics.json says so, --resume continues
+        if ddp:
+            try:
+                start_ddp("nccl" if device.type == "cuda" else "gloo", args.ddp_timeout, rank, world)
+            except DDPError as e:
+                raise TrainerError(str(e)) from None
+        try:
+            return train(args, ckpt, Placement(device, rank, world))
+        finally:
+            if ddp and dist.is_initialized():
+                dist.destroy_process_group()
+
+
+def train(args: argparse.Namespace, ckpt: dict | None, place: Placement) -> dict:
+    """The run: its checks, the network, the epochs (each trained, evaluated, then recorded in ckpt.pt and
+    metrics.json), the report. Returns metrics.json's content."""
+    # -- checked before any work, on every rank (one rank's failure stops them all): the cell (a resumed
+    # run's is its checkpoint's), the run's folder, the data (a resumed run's must be the one it started on)
+    cell, record = on_every_rank(
+        lambda: select_cell(args if ckpt is None else checkpoint_cell(args, ckpt)), place.world
+    )
+    out = run_folder(args, resuming=ckpt is not None)
+    data = data_on_device(args, place)
+    if ckpt is not None:
+        check_data(ckpt, data.info, args.data_root)
+    if record is not None and not is_cifar10(data.info["classes"], data.info["image_size"]):
+        n, (h, w) = len(data.info["classes"]), data.info["image_size"]
+        print(f"note: NB101's record is CIFAR-10's; not shown beside a run on {n} classes of {w}x{h} images")
+        record = None
+    steps = total_steps(args, len(data.train.x))
+    check_image_size(args, data.info["image_size"])
+
+    # -- the network (one output per class of the data), its optimiser and, resumed, their saved state
+    speed = SpeedSettings.of(args.dtype, args.channels_last, args.compile, place.device)
+    eval_batch = args.eval_batch_size or (2500 if place.device.type == "cuda" else 500)
+    config = vars(args) | {"out": str(out), "eval_batch_size": eval_batch}  # as ckpt.pt and metrics.json record it
+    raw, opt, n_params = new_network(args, cell, place.device, speed, len(data.info["classes"]))
+    progress = restore(ckpt, raw, opt, args.resume) if ckpt is not None else Progress()
+    model = torch.compile(raw, mode=args.compile, dynamic=False) if args.compile else raw  # a graph per shape
+    eval_model = model  # without DDP: each rank evaluates its own share of the images
+    if place.world > 1:
+        model = DDP(model, device_ids=[place.device.index] if place.device.type == "cuda" else None)
+    run = Run(config, out, cell, record, data.info, n_params, speed, place, steps)
+    announce(run, data)
+
+    # -- the epochs: this rank's share of every global batch, then all the evaluation images; each epoch's
+    # record, checkpoint and metrics.json written whole
+    write_metrics(run, progress, "running")
+    local = args.batch_size // place.world
+    last = args.epochs if args.stop_after is None else min(args.epochs, progress.checkpoint_epoch + args.stop_after)
+    try:
+        for epoch in range(progress.checkpoint_epoch, last):
+            t0, n_train = time.perf_counter(), len(data.train.x)
+            plan = torch.from_numpy(epoch_plan(args.seed, epoch, n_train, args.batch_size)).to(place.device)
+            first = epoch * n_train // args.batch_size  # the run's step at the start of the epoch
+            lrs = [lr_at(s, steps, args.lr) for s in range(first, first + plan.shape[1])]
+            mine = plan[:, :, place.rank * local : (place.rank + 1) * local]
+            bar = f"epoch {epoch + 1}/{args.epochs}" if place.master else None
+            trained = summed(train_epoch(model, opt, args.weight_decay, data.train, mine, lrs, speed, bar), place)
+            if trained.nonfinite.item() > 0:  # read once an epoch: the checkpoint below is never a NaN state
+                saved = progress.checkpoint_epoch
+                good = f"{out / 'ckpt.pt'} (epoch {saved})" if saved else "none (first epoch)"
+                raise TrainerError(f"loss became NaN/inf in epoch {epoch + 1}; stopped. Last good checkpoint: {good}")
+            if place.device.type == "cuda":
+                torch.cuda.synchronize()
+            train_s = time.perf_counter() - t0
+            if place.world > 1:  # rank 0's BatchNorm running statistics for all, as the checkpoint holds rank 0's
+                for b in raw.buffers():
+                    dist.broadcast(b, 0)
+            present = [s for s in EVAL if data.n_eval[s]]  # every rank agrees: a split absent on one is absent on all
+            evals = {s: summed(eval_sums(eval_model, data.evals[s], eval_batch, speed), place) for s in present}
+            with deferred_signals():
+                progress.train_time += train_s
+                progress.wall_time += time.perf_counter() - t0
+                h = {"epoch": epoch + 1, "step": first + plan.shape[1], "lr": lrs[-1] if lrs else 0.0}
+                h |= {"train_loss": trained.mean_loss(), "train_acc": trained.accuracy()}
+                h |= {f"{s}_loss": evals[s].mean_loss() if s in evals else None for s in EVAL}  # None: no such images
+                h |= {f"{s}_acc": evals[s].accuracy() if s in evals else None for s in EVAL}
+                h |= {"epoch_time_s": time.perf_counter() - t0, "train_time_s": progress.train_time}
+                h |= {"wall_time_s": progress.wall_time, "images_per_s": trained.count.item() / train_s}
+                progress.history.append(h)
+                if place.master:
+                    print_epoch(progress.history[-1])
+                    save_checkpoint(out / "ckpt.pt", epoch + 1, raw, opt, progress, **run.saved)
+                progress.checkpoint_epoch = epoch + 1
+                write_metrics(run, progress, "running")
+    except Interrupted as e:
+        with deferred_signals():
+            write_metrics(run, progress, "interrupted", signal=str(e))
+        if place.master:
+            saved = progress.checkpoint_epoch
+            where = f"from epoch {saved}" if saved else "from the start (no checkpoint yet)"
+            print(f"interrupted by {e}; `python trainer.py --resume {out}` continues {where}", file=sys.stderr)
+        raise
+    except Exception as e:
+        with deferred_signals():
+            write_metrics(run, progress, "failed", error=failure_line(e))
+        raise
+
+    # -- the report
+    done = bool(progress.history) and progress.history[-1]["epoch"] == args.epochs
+    metrics = write_metrics(run, progress, "done" if done else "stopped")
+    if place.master and progress.history:
+        print(summary_line(progress.history[-1], record, args.epochs))
+    return metrics
+
+
+# ----------------------------------------------------------------------------- the cell
 
 
 def select_cell(args: argparse.Namespace) -> tuple[Cell, dict | None]:
@@ -223,13 +343,19 @@ def select_cell(args: argparse.Namespace) -> tuple[Cell, dict | None]:
     return cell, nb101_record(nb, i)
 
 
-def resumed_cell(args: argparse.Namespace, ckpt: dict) -> tuple[Cell, dict | None]:
-    """The checkpoint's cell, whatever its --arch file holds today, and NB101's record of it from --data."""
-    try:
-        spec = {"adjacency": json.dumps(ckpt["cell"]["adjacency"]), "ops": ",".join(ckpt["cell"]["ops"])}
-    except (KeyError, TypeError) as e:
-        raise TrainerError(f"--resume {args.resume}: ckpt.pt holds no readable cell ({e!r})") from None
-    return select_cell(argparse.Namespace(arch=None, hash=None, data=args.data, **spec))
+def checkpoint_cell(args: argparse.Namespace, ckpt: dict) -> argparse.Namespace:
+    """The flags that name the checkpoint's cell, whatever its --arch file holds today, and --data (the record)."""
+    adjacency, ops = json.dumps(ckpt["cell"]["adjacency"]), ",".join(ckpt["cell"]["ops"])
+    return argparse.Namespace(arch=None, hash=None, adjacency=adjacency, ops=ops, data=args.data)
+
+
+def cell_named_by(given: dict, ckpt: dict) -> Cell | None:
+    """The cell that the cell flags of a --resume command line name (None without any): --resume holds it
+    against the checkpoint's."""
+    if not any(k in given for k in CELL_FLAGS):
+        return None
+    flags = {k: given.get(k) for k in CELL_FLAGS} | {"data": given.get("data") or ckpt["config"].get("data")}
+    return select_cell(argparse.Namespace(**flags))[0]
 
 
 # ----------------------------------------------------------------------------- the run's parts
@@ -257,38 +383,24 @@ class DeviceData(NamedTuple):
     info: dict  # data_info's: classes, image counts before any subset, image size, valid_split, normalization
 
 
-class Network(NamedTuple):
-    """The network in the forms the loop needs, and its optimiser."""
-
-    raw: nn.Module  # the network itself: ckpt.pt holds its state
-    model: nn.Module  # what trains: compiled and / or in DDP
-    eval_model: nn.Module  # compiled, without DDP
-    opt: TFRMSprop
-
-
-@dataclass
-class RunState:
-    """What the run has done: ckpt.pt holds it, --resume starts from it, metrics.json reports it."""
-
-    history: list[dict] = field(default_factory=list)  # one entry per epoch done
-    checkpoint_epoch: int = 0  # the epoch ckpt.pt holds: what --resume continues from
-    train_time: float = 0.0  # seconds, cumulative over invocations
-    wall_time: float = 0.0
-
-
 @dataclass(frozen=True)
-class RunInfo:
+class Run:
     """What the run is: fixed once it starts."""
 
-    args: argparse.Namespace  # the resolved config, saved in ckpt.pt and metrics.json
+    config: dict  # the settings, resolved: saved in ckpt.pt and metrics.json
     out: Path
     cell: Cell
     record: dict | None  # NB101's, when --data holds the cell
-    data: dict  # the data's classes and image counts (DeviceData.info), saved in ckpt.pt and metrics.json
+    data: dict  # what the data is (DeviceData.info), saved in ckpt.pt and metrics.json
     n_params: int
-    levers: Levers
+    speed: SpeedSettings
     place: Placement
     total_steps: int
+
+    @property
+    def saved(self) -> dict:
+        """What ckpt.pt holds of the run, beside its state."""
+        return {"config": self.config, "cell": self.cell.to_json(), "data": self.data}
 
     @property
     def device_name(self) -> str:
@@ -297,204 +409,15 @@ class RunInfo:
 
     @property
     def network(self) -> dict:
-        a = self.args
-        network = {"stem_channels": a.stem_channels, "num_stacks": a.num_stacks, "cells_per_stack": a.cells_per_stack}
+        network = {k: self.config[k] for k in ("stem_channels", "num_stacks", "cells_per_stack")}
         return network | {"num_classes": len(self.data["classes"])}
 
     @property
-    def lever_report(self) -> dict:
-        lv = self.levers
-        report = {"dtype": "bf16" if lv.bf16 else "fp32", "channels_last": lv.channels_last}
-        report |= {"compile": self.args.compile, "cuda_graphs": lv.cuda_graphs}
-        return report | {"eval_batch_size": self.args.eval_batch_size}
-
-
-# ----------------------------------------------------------------------------- main
-
-
-def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(argv)
-    args, ckpt = resolve_config(args, given_flags(argv) if args.resume else {})
-    if args.epochs not in EPOCHS:
-        print(f"note: --epochs {args.epochs} is not an NB101 budget {EPOCHS}")
-
-    # -- devices and DDP (torchrun sets RANK / LOCAL_RANK / WORLD_SIZE); joining is bounded by --ddp-timeout
-    ddp = "RANK" in os.environ and "WORLD_SIZE" in os.environ
-    rank, world = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])) if ddp else (0, 1)
-    if args.batch_size % world:
-        raise TrainerError(f"--batch-size {args.batch_size}: not a multiple of the {world} DDP ranks")
-    device = available_device(args.device)
-    if ddp and device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    with stop_on_signals():  # SIGINT / SIGTERM: Interrupted, metrics.json says so, --resume continues
-        if ddp:
-            try:
-                start_ddp("nccl" if device.type == "cuda" else "gloo", args.ddp_timeout, rank, world)
-            except DDPError as e:
-                raise TrainerError(str(e)) from None
-        try:
-            return _run(args, ckpt, Placement(device, rank, world))
-        finally:
-            if ddp and dist.is_initialized():
-                dist.destroy_process_group()
-
-
-def resolve_config(args: argparse.Namespace, given: dict) -> tuple[argparse.Namespace, dict | None]:
-    """With --resume the saved config wins (over today's defaults), so the continuation is the same run;
-    `given` (the flags on the command line) may add only ON_RESUME, or repeat what the checkpoint says."""
-    ckpt = None
-    if args.resume:
-        ckpt = load_run_checkpoint(Path(args.resume))
-        refuse_contradictions(given, ckpt, args.resume)
-        cli = args
-        args = argparse.Namespace(**(vars(parse_args([])) | ckpt["config"]))
-        args.resume, args.out, args.stop_after = cli.resume, cli.resume, cli.stop_after
-        args.data_root = cli.data_root or args.data_root
-        for flag in ("download", "device", "ddp_timeout"):
-            if flag in given:
-                setattr(args, flag, given[flag])
-        args.compile = compile_mode(args.compile)
-    args.data_root = str(Path(args.data_root or "data").resolve())
-    return args, ckpt
-
-
-def compile_mode(value):
-    return {True: "default", False: None}.get(value, value)  # --compile was once a plain flag
-
-
-def load_run_checkpoint(run: Path) -> dict:
-    """<run>/ckpt.pt, refused (TrainerError) when it cannot be read, is not a trainer.py checkpoint, or
-    belongs to another run than the one the folder's metrics.json records (its cell, its settings)."""
-    path = run / "ckpt.pt"
-    if not path.is_file():
-        raise TrainerError(f"--resume {run}: no ckpt.pt there")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - a cut or foreign file: pickle and torch raise many kinds
-        raise TrainerError(
-            f"--resume {run}: ckpt.pt cannot be read ({first_line(e)}); restore it, or start anew"
-        ) from None
-    needed = ("model", "optimizer", "epoch", "config", "cell", "history")
-    missing = [k for k in needed if k not in ckpt] if isinstance(ckpt, dict) else list(needed)
-    if missing:
-        raise TrainerError(f"--resume {run}: ckpt.pt is not a trainer.py checkpoint (it has no {', '.join(missing)})")
-    try:
-        record = json.loads((run / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return ckpt  # nothing to hold it against
-    mine, theirs = ckpt["cell"].get("hash"), record.get("hash") if isinstance(record, dict) else None
-    if theirs and mine != theirs:
-        raise TrainerError(
-            f"--resume {run}: ckpt.pt holds cell {mine[:12]}..., the run's metrics.json cell {theirs[:12]}... "
-            "(the checkpoint belongs to another run; restore this run's ckpt.pt)"
-        )
-    config = record.get("config") or {}
-    diffs = [
-        f"{k} {ckpt['config'][k]} (metrics.json: {config[k]})"
-        for k in SETTINGS
-        if k in config and k in ckpt["config"] and config[k] != ckpt["config"][k]
-    ]
-    if diffs:
-        raise TrainerError(
-            f"--resume {run}: ckpt.pt's settings differ from the run's metrics.json: {'; '.join(diffs)} "
-            "(the checkpoint belongs to another run; restore this run's ckpt.pt)"
-        )
-    return ckpt
-
-
-def refuse_contradictions(given: dict, ckpt: dict, run: str) -> None:
-    """TrainerError, one line listing them, for command-line flags that contradict the checkpoint: another
-    cell, other settings, another --data or --out. Flags that repeat the checkpoint's values pass."""
-    saved, diffs = ckpt["config"], []
-    cell_flags = [k for k in CELL_FLAGS if k in given]
-    if cell_flags:
-        spec = {k: given.get(k) for k in CELL_FLAGS} | {"data": given.get("data") or saved.get("data")}
-        cell, _ = select_cell(argparse.Namespace(**spec))
-        if cell.hash != ckpt["cell"].get("hash"):
-            flag = cell_flags[0]
-            diffs.append(
-                f"--{flag} {given[flag]}: cell {cell.hash[:12]}... differs from the checkpoint's "
-                f"{ckpt['cell'].get('hash', '?')[:12]}..."
-            )
-    for flag, theirs in (("data", saved.get("data")), ("out", run)):
-        if flag in given and (theirs is None or Path(given[flag]).resolve() != Path(theirs).resolve()):
-            diffs.append(f"--{flag} {given[flag]} differs from the checkpoint's {theirs}")
-    on_resume = {f[2:].replace("-", "_") for f in ON_RESUME} | {"resume"}
-    for key, value in given.items():
-        if key in on_resume or key in CELL_FLAGS or key in ("data", "out"):
-            continue
-        theirs = saved.get(key, parser().get_default(key))
-        theirs = compile_mode(theirs) if key == "compile" else theirs
-        if value != theirs:
-            diffs.append(f"--{key.replace('_', '-')} {value} differs from the checkpoint's {theirs}")
-    if diffs:
-        raise TrainerError(
-            f"--resume {run}: {'; '.join(diffs)} (drop them to continue the run as it was saved, or start a new "
-            "run with another --out)"
-        )
-
-
-def _run(args: argparse.Namespace, ckpt: dict | None, place: Placement) -> dict:
-    # -- the cell (a resumed run's is its checkpoint's), where the run goes, the data on the device
-    cell, record = on_every_rank(lambda: select_cell(args) if ckpt is None else resumed_cell(args, ckpt), place.world)
-    out = output_dir(args, resuming=ckpt is not None)
-    theirs = ckpt.get("data") if ckpt is not None else None  # None: from before the data was recorded (CIFAR-10)
-    # A checkpoint from before the normalisation was recorded was normalised with NB101's values: kept.
-    data = load_to_device(args, place, nb101_norm=ckpt is not None and "normalization" not in (theirs or {}))
-    if ckpt is not None:
-        # What the checkpoint records must match (an older one records less: the rest is not held against it).
-        if {k: data.info.get(k) for k in theirs} != theirs if theirs else len(data.info["classes"]) != 10:
-            had = describe(theirs) if theirs else "CIFAR-10's 10 classes"
-            raise TrainerError(
-                f"--data-root {args.data_root}: {describe(data.info)}, the checkpoint's run had {had} (resume it "
-                "with the data it started on)"
-            )
-    if record is not None and not is_cifar10_info(data.info):
-        n, (h, w) = len(data.info["classes"]), data.info["image_size"]
-        print(f"note: NB101's record is CIFAR-10's; not shown beside a run on {n} classes of {w}x{h} images")
-        record = None
-    steps = total_steps(args, len(data.train.x))
-    check_image_size(args, data.info["image_size"])
-
-    # -- the network (one output per class of the data), its optimiser and, with --resume, their saved state
-    levers = choose_levers(args, place.device)
-    raw, opt, n_params = new_network(args, cell, place.device, levers, len(data.info["classes"]))
-    state = resume(ckpt, raw, opt, args.resume) if ckpt is not None else RunState()
-    net = wrap(raw, opt, args, place)
-    info = RunInfo(args, out, cell, record, data.info, n_params, levers, place, steps)
-    announce(info, data)
-
-    # -- the loop: every epoch's record, checkpoint and metrics.json written whole
-    write_metrics(info, state, "running")
-    try:
-        for epoch in epochs_to_run(args, state.checkpoint_epoch):
-            run_epoch(epoch, info, net, data, state)
-    except Interrupted as e:
-        with deferred_signals():
-            write_metrics(info, state, "interrupted", signal=str(e))
-        if place.master:
-            saved = state.checkpoint_epoch
-            where = f"from epoch {saved}" if saved else "from the start (no checkpoint yet)"
-            print(f"interrupted by {e}; `python trainer.py --resume {out}` continues {where}", file=sys.stderr)
-        raise
-    except Exception as e:
-        with deferred_signals():
-            write_metrics(info, state, "failed", error=failure_line(e))
-        raise
-
-    # -- the report
-    done = bool(state.history) and state.history[-1]["epoch"] == args.epochs
-    metrics = write_metrics(info, state, "done" if done else "stopped")
-    if place.master and state.history:
-        print(summary_line(state.history[-1], record, args.epochs))
-    return metrics
-
-
-# ----------------------------------------------------------------------------- the steps of _run
+    def speed_report(self) -> dict:
+        """The speed settings as metrics.json's "levers" records them."""
+        report = {"dtype": "bf16" if self.speed.bf16 else "fp32", "channels_last": self.speed.channels_last}
+        report |= {"compile": self.config["compile"], "cuda_graphs": self.speed.cuda_graphs}
+        return report | {"eval_batch_size": self.config["eval_batch_size"]}
 
 
 def on_every_rank(fn, world: int):
@@ -518,11 +441,10 @@ def failure_line(e: BaseException) -> str:
     return (one_line(e) if isinstance(e, UserError) else f"{type(e).__name__}: {one_line(e)}")[:500]
 
 
-def output_dir(args: argparse.Namespace, resuming: bool) -> Path:
-    """--out (default runs/train-<timestamp>): a folder that can be written and holds no other run (unless
-    this one continues it) nor files of anything else. TrainerError before any work otherwise."""
+def run_folder(args: argparse.Namespace, resuming: bool) -> Path:
+    """--out (default runs/train-<timestamp>), or the run that --resume continues: a folder that can be written
+    and holds no other run (unless this one continues it) nor files of anything else. TrainerError otherwise."""
     out = Path(args.out or time.strftime("runs/train-%Y%m%d-%H%M%S"))
-    args.out = str(out)
     if resuming:
         output_folder(out, "--resume", "the run's checkpoint and metrics.json are rewritten there")
         return out
@@ -540,18 +462,17 @@ def output_dir(args: argparse.Namespace, resuming: bool) -> Path:
     return out
 
 
-def load_to_device(args: argparse.Namespace, place: Placement, nb101_norm: bool = False) -> DeviceData:
-    """The data on the device, the training images padded for crops; normalised with NB101's CIFAR-10
-    values when nb101_norm (a run resumed from before the normalisation was recorded).
+def data_on_device(args: argparse.Namespace, place: Placement) -> DeviceData:
+    """The data on the device, the training images padded for crops, and what it is (data_info).
 
-    Rank 0 decodes first, so only it writes the cache; a rank that cannot read the data stops all
-    of them. Each rank keeps every world-th valid and test image; the evaluation sums are all-reduced.
+    Rank 0 reads first, so that it alone writes the image cache, which the other ranks then read; a rank
+    that cannot read the data stops them all. Each rank keeps every world-th valid and test image; the
+    evaluation sums are all-reduced.
     """
     root, (device, rank, world) = Path(args.data_root), place
-    first = on_every_rank(lambda: read_cifar10(root, args.download) if rank == 0 else None, world)  # writes the cache
-    then = on_every_rank(lambda: None if rank == 0 else read_cifar10(root, False), world)
-    d = first if rank == 0 else then
-    info = data_info(d, nb101_norm)
+    arrays = on_every_rank(lambda: read_images(root, args.download) if rank == 0 else None, world)
+    arrays = on_every_rank(lambda: arrays if rank == 0 else read_images(root, False), world)
+    info = data_info(arrays)
     norm = normalizer(device, info["normalization"])
 
     def on_device(a: np.ndarray) -> torch.Tensor:
@@ -568,18 +489,20 @@ def load_to_device(args: argparse.Namespace, place: Placement, nb101_norm: bool 
         have = min(info["images"][s] for s in splits)
         if n > have:
             raise TrainerError(f"{flag} {n}: the data holds {have} {'/'.join(splits)} images (0 takes them all)")
-    x, y = subset(d["train_x"], d["train_y"], args.train_images)
+    x, y = subset(arrays["train_x"], arrays["train_y"], args.train_images)
     train = Images(pad_for_crops(on_device(x)), on_device(y), norm)
     evals, n_eval = {}, {}
     for s in EVAL:
-        x, y = subset(d[f"{s}_x"], d[f"{s}_y"], args.eval_images)
+        x, y = subset(arrays[f"{s}_x"], arrays[f"{s}_y"], args.eval_images)
         evals[s], n_eval[s] = Images(on_device(x[rank::world]), on_device(y[rank::world]), norm), len(x)
     return DeviceData(train, evals, n_eval, info)
 
 
-def is_cifar10_info(info: dict) -> bool:
-    """CIFAR-10's ten classes in 32x32 images: data that NB101's record can stand beside."""
-    return tuple(info["classes"]) == CIFAR10_CLASSES and list(info["image_size"]) == [32, 32]
+def read_images(root: Path, download: bool) -> dict[str, np.ndarray]:
+    try:
+        return load_images(root, download)
+    except ImageDataError as e:
+        raise TrainerError(str(e)) from None
 
 
 def check_image_size(args: argparse.Namespace, image_size: list[int]) -> None:
@@ -593,13 +516,6 @@ def check_image_size(args: argparse.Namespace, image_size: list[int]) -> None:
         )
 
 
-def read_cifar10(root: Path, download: bool) -> dict[str, np.ndarray]:
-    try:
-        return load_images(root, download)
-    except ImageDataError as e:
-        raise TrainerError(str(e)) from None
-
-
 def total_steps(args: argparse.Namespace, n_train: int) -> int:
     steps = args.epochs * n_train // args.batch_size
     if steps < 1:
@@ -607,16 +523,8 @@ def total_steps(args: argparse.Namespace, n_train: int) -> int:
     return steps
 
 
-def choose_levers(args: argparse.Namespace, device: torch.device) -> Levers:
-    """The speed levers: bf16 autocast, memory layout, CUDA graphs (with --compile); also the evaluation batch."""
-    args.eval_batch_size = args.eval_batch_size or (2500 if device.type == "cuda" else 500)
-    bf16 = args.dtype == "bf16" or (args.dtype == "auto" and device.type == "cuda")
-    graphs = args.compile in GRAPH_MODES and device.type == "cuda"
-    return Levers(bf16=bf16, channels_last=args.channels_last, cuda_graphs=graphs)
-
-
 def new_network(
-    args: argparse.Namespace, cell: Cell, device: torch.device, levers: Levers, num_classes: int = 10
+    args: argparse.Namespace, cell: Cell, device: torch.device, speed: SpeedSettings, num_classes: int
 ) -> tuple[nn.Module, TFRMSprop, int]:
     """The network with NB101's initialisers (seeded by --seed), its optimiser, and its parameter count."""
     torch.manual_seed(args.seed)
@@ -626,99 +534,28 @@ def new_network(
     freeze_dummies(raw)
     streamline_cells(raw)  # one graph for torch.compile, same outputs
     n_params = count_parameters(raw)
-    raw = raw.to(device, memory_format=levers.memory_format)
+    raw = raw.to(device, memory_format=speed.memory_format)
     params = [p for p in raw.parameters() if p.requires_grad]
     opt = TFRMSprop(params, lr=0.0, decay=args.rms_decay, momentum=args.momentum, eps=args.rms_eps)
     return raw, opt, n_params
 
 
-def resume(ckpt: dict, raw: nn.Module, opt: TFRMSprop, run: str = "") -> RunState:
-    """The network, optimiser and RNGs as ckpt.pt saved them, and what the run had done."""
-    try:
-        raw.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-    except (RuntimeError, ValueError, KeyError) as e:  # weights of another network
-        raise TrainerError(
-            f"--resume {run}: ckpt.pt's weights do not fit the run's network ({first_line(e)})"
-        ) from None
-    torch.set_rng_state(ckpt["rng"]["torch"])
-    np.random.set_state(ckpt["rng"]["numpy"])
-    return RunState(ckpt["history"], ckpt["epoch"], ckpt["train_time"], ckpt["wall_time"])
-
-
-def wrap(raw: nn.Module, opt: TFRMSprop, args: argparse.Namespace, place: Placement) -> Network:
-    """The network as it trains: compiled with --compile, in DDP across ranks; and as it evaluates."""
-    model = torch.compile(raw, mode=args.compile, dynamic=False) if args.compile else raw  # a graph per shape
-    eval_model = model
-    if place.world > 1:
-        model = DDP(model, device_ids=[place.device.index] if place.device.type == "cuda" else None)
-    return Network(raw, model, eval_model, opt)
-
-
-def announce(info: RunInfo, data: DeviceData) -> None:
-    if not info.place.master:
+def announce(run: Run, data: DeviceData) -> None:
+    if not run.place.master:
         return
-    a, cell = info.args, info.cell
-    print(f"cell {cell.hash} {list(cell.ops)} | {params_line(info.n_params, info.network, info.record)}")
-    h, w = info.data["image_size"]
+    a, cell, (h, w) = run.config, run.cell, run.data["image_size"]
+    print(f"cell {cell.hash} {list(cell.ops)} | {params_line(run.n_params, run.network, run.record)}")
     print(
-        f"device {info.place.device} x{info.place.world} ({info.device_name}) | {len(data.train.x)} train / "
-        f"{data.n_eval['valid']} valid / {data.n_eval['test'] or 'no'} test images of {len(info.data['classes'])} "
-        f"classes, {w}x{h} | {a.epochs} epochs = {info.total_steps} steps of {a.batch_size} | out {info.out}"
+        f"device {run.place.device} x{run.place.world} ({run.device_name}) | {len(data.train.x)} train / "
+        f"{data.n_eval['valid']} valid / {data.n_eval['test'] or 'no'} test images of {len(run.data['classes'])} "
+        f"classes, {w}x{h} | {a['epochs']} epochs = {run.total_steps} steps of {a['batch_size']} | out {run.out}"
     )
-    print("levers: " + ", ".join(f"{k} {v}" for k, v in info.lever_report.items()))
+    print("speed: " + ", ".join(f"{k} {v}" for k, v in run.speed_report.items()))
 
 
-def epochs_to_run(args: argparse.Namespace, start: int) -> range:
-    """From the checkpoint's epoch to --epochs, at most --stop-after of them."""
-    return range(start, args.epochs if args.stop_after is None else min(args.epochs, start + args.stop_after))
-
-
-def run_epoch(epoch: int, info: RunInfo, net: Network, data: DeviceData, state: RunState) -> None:
-    """Train one epoch, evaluate, then record it in state, ckpt.pt and metrics.json (signals held back)."""
-    args, (device, rank, world), t0 = info.args, info.place, time.perf_counter()
-    n_train = len(data.train.x)
-    plan = torch.from_numpy(epoch_plan(args.seed, epoch, n_train, args.batch_size)).to(device)
-    first = epoch * n_train // args.batch_size
-    lrs = [lr_at(s, info.total_steps, args.lr) for s in range(first, first + plan.shape[1])]
-    local = args.batch_size // world  # this rank's share of every global batch
-    mine = plan[:, :, rank * local : (rank + 1) * local]
-    bar = f"epoch {epoch + 1}/{args.epochs}" if info.place.master else None
-    sums = train_epoch(net.model, net.opt, args.weight_decay, data.train, mine, lrs, info.levers, bar)
-    train = summed(sums, world)
-    if train.nonfinite.item() > 0:  # checked once per epoch: the checkpoint below is never a NaN state
-        saved = state.checkpoint_epoch
-        last = f"{info.out / 'ckpt.pt'} (epoch {saved})" if saved else "none (first epoch)"
-        raise TrainerError(f"loss became NaN/inf in epoch {epoch + 1}; stopped. Last good checkpoint: {last}")
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    dt_train = time.perf_counter() - t0
-    if world > 1:  # rank 0's BatchNorm running stats for everyone, as the checkpoint holds rank 0's
-        for b in net.raw.buffers():
-            dist.broadcast(b, 0)
-    bs = args.eval_batch_size
-    present = [s for s in EVAL if data.n_eval[s]]  # every rank agrees: a split absent on one is absent on all
-    evals = {s: summed(eval_sums(net.eval_model, data.evals[s], bs, info.levers), world) for s in present}
-    with deferred_signals():
-        state.train_time += dt_train
-        state.wall_time += time.perf_counter() - t0
-        h = {"epoch": epoch + 1, "step": first + plan.shape[1], "lr": lrs[-1] if lrs else 0.0}
-        h |= {"train_loss": train.mean_loss(), "train_acc": train.accuracy()}
-        h |= {f"{s}_loss": evals[s].mean_loss() if s in evals else None for s in EVAL}  # None: no such images
-        h |= {f"{s}_acc": evals[s].accuracy() if s in evals else None for s in EVAL}
-        h |= {"epoch_time_s": time.perf_counter() - t0, "train_time_s": state.train_time}
-        h |= {"wall_time_s": state.wall_time}
-        state.history.append(h | {"images_per_s": train.count.item() / dt_train})
-        if info.place.master:
-            print_epoch(state.history[-1])
-            save_checkpoint(info, net, state, epoch + 1)
-        state.checkpoint_epoch = epoch + 1
-        write_metrics(info, state, "running")
-
-
-def summed(sums: EpochSums, world: int) -> EpochSums:
+def summed(sums: EpochSums, place: Placement) -> EpochSums:
     """The sums over all ranks (one all_reduce), or this rank's alone."""
-    if world > 1:
+    if place.world > 1:
         dist.all_reduce(sums.values)
     return sums
 
@@ -732,32 +569,22 @@ def print_epoch(h: dict) -> None:
     )
 
 
-def save_checkpoint(info: RunInfo, net: Network, state: RunState, epoch: int) -> None:
-    """<out>/ckpt.pt, atomically: what --resume needs to continue exactly after `epoch`."""
-    ckpt = {"model": net.raw.state_dict(), "optimizer": net.opt.state_dict(), "epoch": epoch}
-    ckpt |= {"config": vars(info.args), "cell": info.cell.to_json(), "data": info.data, "history": state.history}
-    ckpt |= {"train_time": state.train_time, "wall_time": state.wall_time}
-    ckpt["rng"] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}
-    write_atomic(info.out / "ckpt.pt", lambda f: torch.save(ckpt, f), "wb")
-
-
-def write_metrics(info: RunInfo, state: RunState, status: str, **extra) -> dict:
+def write_metrics(run: Run, progress: Progress, status: str, **extra) -> dict:
     """metrics.json as the run stands (and curves.png once it has ended with an epoch), written on rank 0."""
-    history, record = state.history, info.record
-    m = {"status": status, **extra, "cell": info.cell.to_json(), "hash": info.cell.hash, "params": info.n_params}
-    m |= {"network": info.network, "data": info.data, "config": vars(info.args), "levers": info.lever_report}
-    m |= {"checkpoint_epoch": state.checkpoint_epoch}
-    m |= {"device": str(info.place.device), "world_size": info.place.world, "device_name": info.device_name}
+    history, record, epochs = progress.history, run.record, run.config["epochs"]
+    m = {"status": status, **extra, "cell": run.cell.to_json(), "hash": run.cell.hash, "params": run.n_params}
+    m |= {"network": run.network, "data": run.data, "config": run.config, "levers": run.speed_report}
+    m |= {"checkpoint_epoch": progress.checkpoint_epoch}
+    m |= {"device": str(run.place.device), "world_size": run.place.world, "device_name": run.device_name}
     m |= {"torch": torch.__version__}
     labels = None if record is None else "SYNTHETIC (demo data)" if record["synthetic"] else "recorded"
     m |= {"nb101": record, "nb101_labels": labels, "epochs": history, "final": history[-1] if history else None}
-    m["summary"] = summary_line(history[-1], record, info.args.epochs) if history else None
-    if info.place.master:
-        write_json(info.out / "metrics.json", m)
+    m["summary"] = summary_line(history[-1], record, epochs) if history else None
+    if run.place.master:
+        write_json(run.out / "metrics.json", m)
         if history and status != "running":
-            epochs, name = info.args.epochs, info.device_name
-            title = f"cell {info.cell.hash} | {info.n_params:,} params | {epochs}-epoch run on {name}"
-            plot_training_curves(info.out / "curves.png", history, record, epochs, title)
+            title = f"cell {run.cell.hash} | {run.n_params:,} params | {epochs}-epoch run on {run.device_name}"
+            plot_training_curves(run.out / "curves.png", history, record, epochs, title)
     return m
 
 

@@ -20,7 +20,7 @@ Steps, in order, each within its share of --budget-s (540 s: start-up and data d
             NB101's 36-epoch budget, or 12 (then 4) when the time left does not hold 36, predicted from
             (b) and the two cells' FLOPs; valid and test accuracy beside NB101's record, and their
             difference in percentage points
-  search    (d) search.py --data-root: 8 random trials of 4 epochs (a reduced network: stem 32, 3 stacks
+  search    (d) budgeted_search.py --data-root: 8 random trials of 4 epochs (a reduced network: stem 32, 3 stacks
             of 1 cell), each trained by trainer.py on the GPU; trials per hour. It runs in the time the
             others leave (skipped under 120 s): --skip speed,epochs,fidelity gives it the whole budget
 (b) and (c) use the fastest lever of (a) unless --lever says otherwise. A step that would not fit
@@ -289,7 +289,7 @@ def compile_estimate(speed: dict | None, lever: str, epochs_fig: dict) -> float:
 def fidelity_step(args, env, work: Path, lever: str, data_root: Path, nb_path: Path, speed, epochs_fig) -> dict:
     from dataset import load_nb101
     from lib.nb101.cell import cell_from_row
-    from lib.training.report import nb101_record, recorded
+    from lib.training.run_report import nb101_record, recorded
 
     nb = load_nb101(nb_path)
     i = int(np.nanargmax(nb.labels("val", epochs=108, repeat="mean")))
@@ -332,12 +332,12 @@ def fidelity_step(args, env, work: Path, lever: str, data_root: Path, nb_path: P
 
 
 def search_step(args, env, work: Path, data_root: Path) -> dict:
-    """(d) search.py with real training: 8 random trials of 4 epochs, one after another on the GPU (the
+    """(d) budgeted_search.py with real training: 8 random trials of 4 epochs, one after another on the GPU (the
     local engine), each in a trainer.py process of its own; trials per hour of wall-clock time."""
     out = work / "search"
     shutil.rmtree(out, ignore_errors=True)
     if args.smoke:
-        trial = ["--budget", "2", "--trial-epochs", "1", "--trial-stem-channels", "8", "--trial-stacks", "1"]
+        trial = ["--budget", "1", "--trial-epochs", "1", "--trial-stem-channels", "8", "--trial-stacks", "1"]
         trial += ["--trial-train-images", "256", "--trial-eval-images", "64", "--device", "cpu"]
         trial += ["--trial-args", "--batch-size 64 --bn-momentum 0.1"]
     else:
@@ -345,7 +345,8 @@ def search_step(args, env, work: Path, data_root: Path) -> dict:
             return {"status": "skipped", "reason": f"{left(args):.0f} s left; 8 trials need about 120 s or more"}
         trial = ["--budget", "8", "--trial-epochs", "4", "--trial-stem-channels", "32", "--trial-stacks", "3"]
         trial += ["--device", "cuda"]
-    cmd = [sys.executable, str(REPO / "search.py"), "--data-root", str(data_root), "--strategy", "random", *trial]
+    cmd = [sys.executable, str(REPO / "budgeted_search.py"), "--data-root", str(data_root), "--strategy", "random"]
+    cmd += trial
     run = run_step(cmd + ["--out", str(out)], 1e9 if args.smoke else left(args) - 10, env)
     journal = out / "trials.jsonl"
     trials = [json.loads(line) for line in journal.read_text().splitlines()] if journal.exists() else []

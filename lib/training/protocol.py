@@ -1,11 +1,11 @@
 """NB101's TensorFlow training protocol in PyTorch: initialisers, TF1's RMSProp, the LR schedule, the steps.
 
-    from lib.training.protocol import Images, Levers, TFRMSprop, eval_sums, init_like_tf, lr_at, train_epoch, ...
+    from lib.training.protocol import Images, SpeedSettings, TFRMSprop, eval_sums, init_like_tf, lr_at, train_epoch
     init_like_tf(net); freeze_dummies(net); streamline_cells(net)
     opt = TFRMSprop(params, lr=0.0)                              # train_epoch sets each step's LR
     train = Images(pad_for_crops(x), y, normalizer(device))      # uint8 NHWC on the device
     lrs = [lr_at(s, total_steps, 0.2) for s in range(first, first + plan.shape[1])]
-    sums = train_epoch(net, opt, 1e-4, train, plan, lrs, Levers(bf16=True))
+    sums = train_epoch(net, opt, 1e-4, train, plan, lrs, SpeedSettings(bf16=True))
     sums.mean_loss(), sums.accuracy()                            # after DDP's all_reduce(sums.values)
     valid = eval_sums(net, Images(valid_x, valid_y, norm), batch=500)
 
@@ -27,9 +27,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from lib.training.images import augment, normalize
+from lib.training.augment import augment, normalize
 
 TRUNC_NORMAL_STD = 0.87962566103423978  # std of a unit normal truncated at ±2
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
+GRAPH_MODES = ("reduce-overhead", "max-autotune")  # the modes that capture CUDA graphs (on CUDA only)
 
 
 def init_like_tf(net: nn.Module) -> None:
@@ -65,7 +67,7 @@ def streamline_cells(net: nn.Module) -> None:
     with a new CPU tensor: each is a graph break for torch.compile (6 in a one-cell network, dozens
     in NB101's 9 cells) and a little host work per edge. It also sums each vertex's inputs into a
     fresh zeros tensor. Here the adjacency is a list of ints and the sum starts from the first input;
-    0 + a == a, so the outputs are bitwise the same (tests/test_nb101_training.py).
+    0 + a == a, so the outputs are bitwise the same (tests/training/test_protocol.py).
     """
     fast = _streamlined_cell_class()
     for m in net.modules():
@@ -142,7 +144,7 @@ def lr_at(step: int, total_steps: int, base_lr: float) -> float:
 
 class Images(NamedTuple):
     """Images as the steps read them, all on the device: uint8 NHWC pixels (for training, zero-padded for
-    crops by pad_for_crops), int64 labels, and the normaliser (mean, std) of lib.training.images.normalizer."""
+    crops by pad_for_crops), int64 labels, and the normaliser (mean, std) of lib.training.augment.normalizer."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -150,14 +152,20 @@ class Images(NamedTuple):
 
 
 @dataclass(frozen=True)
-class Levers:
-    """How the steps run on the device: bf16 autocast, the input's memory layout (the weights' layout is the
-    caller's choice), and whether the model was compiled with CUDA graphs (so each step starts a new graph
-    generation)."""
+class SpeedSettings:
+    """How the steps run on the device, none changing what they compute beyond rounding: bf16 autocast, the
+    input's memory layout (the weights' layout is the caller's choice), and whether the model was compiled
+    with CUDA graphs (so each step starts a new graph generation)."""
 
     bf16: bool = False
     channels_last: bool = True
     cuda_graphs: bool = False
+
+    @classmethod
+    def of(cls, dtype: str, channels_last: bool, compile_mode: str | None, device: torch.device) -> SpeedSettings:
+        """The settings of trainer.py's --dtype (auto: bf16 on CUDA), --channels-last and --compile on `device`."""
+        bf16 = dtype == "bf16" or (dtype == "auto" and device.type == "cuda")
+        return cls(bf16, channels_last, cuda_graphs=compile_mode in GRAPH_MODES and device.type == "cuda")
 
     @property
     def memory_format(self) -> torch.memory_format:
@@ -205,7 +213,7 @@ def train_epoch(
     train: Images,
     plan: torch.Tensor,
     lrs: list[float],
-    levers: Levers = Levers(),
+    speed: SpeedSettings = SpeedSettings(),
     progress: str | None = None,
 ) -> EpochSums:
     """One step per plan[:, j] (epoch_plan's batches of train) at LR lrs[j], with NB101's L2 term (weight_decay)
@@ -213,7 +221,7 @@ def train_epoch(
     terminal only), or None for none."""
     model.train()
     params = [p for group in opt.param_groups for p in group["params"]]
-    amp, memory_format = levers.autocast(train.x.device), levers.memory_format
+    amp, memory_format = speed.autocast(train.x.device), speed.memory_format
     sums = torch.zeros(3, dtype=sum_dtype(train.x.device), device=train.x.device)  # ce sum, correct, non-finite
     # disable=None: a bar on a terminal only, so logs and CI output stay clean
     show = progress is not None
@@ -223,7 +231,7 @@ def train_epoch(
         x = normalize(augment(train.x, batch), *train.norm).contiguous(memory_format=memory_format)
         y = train.y[batch[0]]
         opt.param_groups[0]["lr"] = lrs[j]
-        if levers.cuda_graphs:
+        if speed.cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()
         with amp:
             logits = model(x)
@@ -244,17 +252,17 @@ def train_epoch(
 
 
 @torch.no_grad()
-def eval_sums(model: nn.Module, images: Images, batch: int, levers: Levers = Levers()) -> EpochSums:
+def eval_sums(model: nn.Module, images: Images, batch: int, speed: SpeedSettings = SpeedSettings()) -> EpochSums:
     """The sums (local) over the unaugmented images, `batch` at a time, in eval mode; the model is left in
     training mode."""
     model.eval()
     x, y = images.x, images.y
-    amp, memory_format = levers.autocast(x.device), levers.memory_format
+    amp, memory_format = speed.autocast(x.device), speed.memory_format
     sums = torch.zeros(2, dtype=sum_dtype(x.device), device=x.device)  # ce sum, correct
     for i in range(0, len(x), batch):
         xb = normalize(x[i : i + batch].permute(0, 3, 1, 2), *images.norm).contiguous(memory_format=memory_format)
         yb = y[i : i + batch]
-        if levers.cuda_graphs:
+        if speed.cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()
         with amp:
             logits = model(xb).float()

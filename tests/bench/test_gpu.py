@@ -2,7 +2,8 @@
 its inputs, and its input errors.
 
 The smoke run goes the whole path a CUDA machine goes (a CIFAR-10 tarball unpacked, a TFRecord
-converted, bench/trainer.py, trainer.py twice), with a tiny network and 256 images.
+converted, bench/trainer.py, trainer.py twice, a search of one real trial), with a tiny network and 256
+images; it is the one test that runs bench/gpu.sh as a command.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, write_batches
+from conftest import REPO, run_main, write_batches
 
 from lib.nb101.cell import make_cell
 from tools import make_demo_data
@@ -87,19 +88,23 @@ def test_smoke_runs_every_step_on_the_cpu(inputs, tmp_path: Path):
     assert c["nb101_labels"] == "SYNTHETIC (demo data)" and "SYNTHETIC labels" in c["summary"]
     assert (tmp_path / "work" / "fidelity" / "curves.png").exists()
     assert "(c) best cell" in r.stdout and f"wrote {out}" in r.stdout
-    # (d): a search of 2 real trials, one after another
+    # (d): a search of one real trial
     d = g["search"]
-    assert d["trials"] == d["done"] == 2 and d["trials_per_hour"] == pytest.approx(3600 * 2 / d["wall_s"])
-    assert "(d) search with real training: 2 trials" in r.stdout
+    assert d["trials"] == d["done"] == 1 and d["trials_per_hour"] == pytest.approx(3600 / d["wall_s"])
+    assert "(d) search with real training: 1 trials" in r.stdout
 
 
-def test_a_missing_input_is_one_line_status_2_and_recorded(tmp_path: Path):
+def test_a_missing_input_is_one_line_status_2_and_recorded(tmp_path: Path, capsys):
+    from bench import gpu
+
     tfrecord = tmp_path / "never-read.tfrecord"  # --cifar is looked for first
     out = tmp_path / "gpu.json"
-    dirs = ["--data-dir", str(tmp_path / "data"), "--work", str(tmp_path / "work"), "--out", str(out)]
-    r = gpu_sh("--smoke", "--cifar", str(tmp_path / "none.tar.gz"), "--nb101", str(tfrecord), *dirs)
-    assert r.returncode == 2
-    assert r.stderr == f"bench/gpu.sh: error: --cifar {tmp_path}/none.tar.gz: no such file or folder\n"
+    dirs = ["--data-dir", tmp_path / "data", "--work", tmp_path / "work", "--out", out]
+    assert (
+        run_main("bench/gpu.sh", gpu.main, "--smoke", "--cifar", tmp_path / "none.tar.gz", "--nb101", tfrecord, *dirs)
+        == 2
+    )
+    assert capsys.readouterr().err == f"bench/gpu.sh: error: --cifar {tmp_path}/none.tar.gz: no such file or folder\n"
     saved = json.loads(out.read_text())
     assert saved["status"] == "failed" and saved["error"] == f"--cifar {tmp_path}/none.tar.gz: no such file or folder"
 

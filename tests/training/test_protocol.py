@@ -14,7 +14,7 @@ from conftest import REAL_TFRECORD, random_cells, require
 from lib.nb101.cell import make_cell
 from lib.nb101.network import build_network, count_parameters, trainable_parameters
 from lib.tfrecord.records import decode_record, metric_values, read_tfrecord
-from lib.training import images as cifar10
+from lib.training import augment
 from lib.training import protocol as nb101_training
 from lib.training.protocol import Images
 
@@ -63,7 +63,7 @@ def test_network_settings_and_parameter_count():
 
 
 def test_parameter_counts_match_the_real_file():
-    """nb101_training.py's network (dummies frozen) has NB101's trainable_parameters for real cells."""
+    """The network (dummies frozen) has NB101's trainable_parameters for real cells."""
     path = require(REAL_TFRECORD)
     seen = {}
     for _, _, data in read_tfrecord(path):
@@ -93,9 +93,9 @@ def random_epoch(seed: int, n: int = 32, batch: int = 8) -> tuple[Images, Images
     rng = np.random.default_rng(seed)
     x = torch.from_numpy(rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8))
     y = torch.from_numpy(rng.integers(0, 10, n))
-    norm = cifar10.normalizer(torch.device("cpu"))
-    plan = torch.from_numpy(cifar10.epoch_plan(0, 0, n, batch))
-    return Images(x, y, norm), Images(cifar10.pad_for_crops(x), y, norm), plan
+    norm = augment.normalizer(torch.device("cpu"))
+    plan = torch.from_numpy(augment.epoch_plan(0, 0, n, batch))
+    return Images(x, y, norm), Images(augment.pad_for_crops(x), y, norm), plan
 
 
 def test_streamlined_cells_are_bitwise_nasbench_pytorch():
@@ -134,7 +134,7 @@ def test_train_epoch_sums_each_planned_batch_and_steps_at_its_lr():
     # so the same network in training mode gives the planned batches' losses again (BN: batch statistics)
     with torch.no_grad():
         batches = [plan[:, j] for j in range(plan.shape[1])]
-        logits = [net(cifar10.normalize(cifar10.augment(train.x, b), *train.norm)) for b in batches]
+        logits = [net(augment.normalize(augment.augment(train.x, b), *train.norm)) for b in batches]
         labels = [train.y[b[0]] for b in batches]
     ce = sum(F.cross_entropy(lg, y, reduction="sum").item() for lg, y in zip(logits, labels))
     correct = sum((lg.argmax(1) == y).sum().item() for lg, y in zip(logits, labels))
@@ -159,7 +159,7 @@ def test_eval_sums_are_cross_entropy_and_correct_counts():
     assert net.training  # eval_sums puts the model back in training mode
     net.eval()
     with torch.no_grad():
-        logits = net(cifar10.normalize(images.x.permute(0, 3, 1, 2), *images.norm))
+        logits = net(augment.normalize(images.x.permute(0, 3, 1, 2), *images.norm))
     assert sums.count.item() == 20 and sums.nonfinite.item() == 0
     assert sums.correct.item() == (logits.argmax(1) == images.y).sum().item()
     assert sums.loss_sum.item() == pytest.approx(F.cross_entropy(logits, images.y, reduction="sum").item(), rel=1e-5)
@@ -197,13 +197,24 @@ def test_memory_layout_does_not_change_the_steps():
     images, train, plan = random_epoch(3)
     got = []
     for channels_last in (True, False):
-        levers = nb101_training.Levers(channels_last=channels_last)
-        net = tiny_net().to(memory_format=levers.memory_format)
+        speed = nb101_training.SpeedSettings(channels_last=channels_last)
+        net = tiny_net().to(memory_format=speed.memory_format)
         opt = nb101_training.TFRMSprop([p for p in net.parameters() if p.requires_grad], lr=0.0)
-        trained = nb101_training.train_epoch(net, opt, 1e-4, train, plan, [0.0, 0.1, 0.1, 0.1], levers)
-        evaluated = nb101_training.eval_sums(net, images, 10, levers)
+        trained = nb101_training.train_epoch(net, opt, 1e-4, train, plan, [0.0, 0.1, 0.1, 0.1], speed)
+        evaluated = nb101_training.eval_sums(net, images, 10, speed)
         got.append((trained.values, evaluated.values, torch.cat([p.detach().flatten() for p in net.parameters()])))
     (t1, e1, w1), (t2, e2, w2) = got
     torch.testing.assert_close(t1, t2, rtol=1e-4, atol=1e-4)  # summation order only
     torch.testing.assert_close(e1, e2, rtol=1e-3, atol=1e-3)
     torch.testing.assert_close(w1, w2, rtol=1e-3, atol=1e-4)
+
+
+def test_speed_settings_of_the_command_line():
+    """--dtype auto is bf16 on CUDA only; CUDA graphs come with --compile reduce-overhead or max-autotune on CUDA."""
+    cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)  # described, not used: no GPU needed
+    of = nb101_training.SpeedSettings.of
+    assert of("auto", True, None, cpu) == nb101_training.SpeedSettings(bf16=False, channels_last=True)
+    assert of("auto", False, "default", cuda) == nb101_training.SpeedSettings(bf16=True, channels_last=False)
+    assert of("bf16", True, "reduce-overhead", cpu) == nb101_training.SpeedSettings(bf16=True, cuda_graphs=False)
+    assert of("fp32", True, "max-autotune", cuda) == nb101_training.SpeedSettings(bf16=False, cuda_graphs=True)
+    assert not of("auto", True, "max-autotune-no-cudagraphs", cuda).cuda_graphs

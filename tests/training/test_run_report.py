@@ -1,4 +1,4 @@
-"""Tests for lib/training/report.py: NB101's record of a cell, the parameter line, the summary and curves.png."""
+"""Tests for lib/training/run_report.py: NB101's record of a cell, the parameter line, the summary and curves.png."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from lib.training import report as R
+from lib.training import run_report as R
 
 FULL = {"stem_channels": 128, "num_stacks": 3, "cells_per_stack": 3, "num_classes": 10}
 REDUCED = FULL | {"stem_channels": 16}

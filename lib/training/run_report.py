@@ -1,6 +1,6 @@
 """What trainer.py tells its user: NB101's record of the cell, the parameter line, the summary and curves.png.
 
-from lib.training.report import nb101_record, params_line, summary_line, plot_training_curves
+from lib.training.run_report import nb101_record, params_line, summary_line, plot_training_curves
 record = nb101_record(nb, row)                      # None-safe dict, 'synthetic' included
 print(params_line(n_params, network, record))       # NB101's count only for the full network
 print(summary_line(history[-1], record, epochs))    # "after 36 epochs: valid 93.10% test 92.80% (NB101 ...)"
@@ -59,7 +59,7 @@ def nb101_label(record: dict | None, epochs: int) -> str:
 
 
 def summary_line(final: dict, record: dict | None, epochs: int) -> str:
-    """The run beside NB101's record for the same budget, e.g. 'valid 93.10% test 92.80% (NB101 at 36 epochs:
+    """The run beside NB101's record for the same epochs, e.g. 'valid 93.10% test 92.80% (NB101 at 36 epochs:
     valid 93.40%)'. NB101's numbers come from a different (TPU, TensorFlow) run: docs/trainer_protocol.md."""
     line = f"after {final['epoch']} epochs: valid {percent(final['valid_acc'])} test {percent(final['test_acc'])}"
     if record is None:
@@ -76,9 +76,9 @@ def percent(acc: float | None) -> str:
 
 def plot_training_curves(path: Path, history: list[dict], record: dict | None, epochs: int, title: str) -> str:
     """curves.png: loss and accuracy per epoch for train / valid / test (each split with values: a run without
-    test images has no test curve), NB101's recorded final accuracies
-    marked at their budgets (each budget was a separate NB101 run with its own LR schedule; the run's
-    own budget is the star), SYNTHETIC in the title when the record's labels are. Returns the title."""
+    test images has no test curve), NB101's recorded final accuracies marked at their epochs (each was a
+    separate NB101 run with its own LR schedule; the run's own epochs are the star), SYNTHETIC in the title
+    when the record's labels are. Returns the title."""
     import matplotlib
 
     matplotlib.use("Agg")
