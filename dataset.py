@@ -24,7 +24,6 @@ import torch
 
 from lib.nb101.schema import DATASETS, EPOCHS, HDF5_SCHEMA_VERSION, METRICS
 from lib.predictors.features import cell_features
-from lib.search.table import Table
 from lib.util.errors import UserError
 
 SPLITS = ("172", "334", "860", "91-172", "91-334", "91-860", "denoise-91", "denoise-80", "all")
@@ -119,40 +118,39 @@ class NB101:
         out[~np.isfinite(acc).any(1)] = np.nan
         return out
 
-    def search_table(self, target: str = "val", random_repeat: bool = False) -> Table:
-        """What a search on this file queries (lib/search/table.Table): the cells with a `target` label at 108
-        epochs and a true mean val accuracy; per budget the label a query returns (the target's repeat,
-        or with `random_repeat` any recorded repeat, as NB101's API) and its training time, where the
-        file lacks a budget's time the 108-epoch time x epochs / 108 (then `estimated_seconds`)."""
+    def by_epochs(self, target: str = "val", every_repeat: bool = False) -> dict[str, np.ndarray]:
+        """What training each cell for each of NB101's epochs gave, for the cells with a `target` label at
+        108 epochs and a mean val accuracy: their cells (adjacency, operations, num_vertices, hash);
+        `labels` [cells, epochs, repeats], the target's final accuracy (one repeat as labels() reads it; with
+        `every_repeat` each recorded repeat, blown runs NaN); `seconds` [cells, epochs, repeats], the training
+        time of that repeat (the mean for a :mean target), where the file lacks one the 108-epoch time x
+        epochs / 108 (then `seconds_estimated` is True); `true_val`, `true_test`, the mean 108-epoch
+        accuracies over the usable repeats."""
         metric, repeat = parse_target(target)
         true_val, true_test = self.labels("val", 108, "mean"), self.labels("test", 108, "mean")
         rows = np.flatnonzero(np.isfinite(self.labels(metric, 108, repeat)) & np.isfinite(true_val))
-        final = self.metrics[rows, :, :, 1].astype(np.float64)  # [P, budgets, repeats, METRICS]
+        final = self.metrics[rows, :, :, 1].astype(np.float64)  # [cells, epochs, repeats, METRICS]
         acc, time = final[..., METRICS.index(metric)], final[..., METRICS.index("training_time")]
-        if random_repeat:
+        if every_repeat:
             labels = np.where(np.isfinite(acc) & (acc >= BLOWN), acc, np.nan)
             seconds = time
         else:
-            labels = np.stack([self.labels(metric, b, repeat)[rows] for b in EPOCHS], 1)[..., None]
+            labels = np.stack([self.labels(metric, e, repeat)[rows] for e in EPOCHS], 1)[..., None]
             r = 0 if repeat == "mean" else int(repeat)
             with np.errstate(invalid="ignore"):
                 seconds = (np.nanmean(time, 2) if repeat == "mean" else time[:, :, r])[..., None]
-        full = seconds[:, -1:]  # the 108-epoch time, for the budgets that lack one
+        full = seconds[:, -1:]  # the 108-epoch time, for the epochs that lack one
         full = np.where(np.isfinite(full), full, np.nanmean(time[:, -1]) if np.isfinite(time[:, -1]).any() else 0.0)
         scale = (np.array(EPOCHS, np.float64) / EPOCHS[-1])[None, :, None]
         missing = np.isnan(seconds)
-        seconds = np.where(missing, full * scale, seconds)
-        cells = {k: getattr(self, k)[rows] for k in ("adjacency", "operations", "num_vertices")}
-        return Table(
-            cells,
-            labels,
-            seconds,
-            true_val[rows],
-            true_test[rows],
-            self.hash[rows],
-            random_repeat,
-            bool((missing & np.isfinite(labels)).any()),
-        )
+        cells = {k: getattr(self, k)[rows] for k in ("adjacency", "operations", "num_vertices", "hash")}
+        return cells | {
+            "labels": labels,
+            "seconds": np.where(missing, full * scale, seconds),
+            "seconds_estimated": bool((missing & np.isfinite(labels)).any()),
+            "true_val": true_val[rows],
+            "true_test": true_test[rows],
+        }
 
     # ------------------------------------------------------------------ splits
 

@@ -30,6 +30,7 @@ References:
 from __future__ import annotations
 
 import copy
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +46,7 @@ from lib.predictors.flow_gin import FlowGIN, StackedFlowGIN
 from lib.predictors.inference import predict
 from lib.predictors.path_encoding import PATHS, path_encoding
 from lib.predictors.pretraining import pretrained
-from lib.util.errors import UserError
+from lib.util.errors import UserError, first_line
 from lib.util.outputs import write_atomic
 
 CHECKPOINT_VERSION = 1
@@ -309,13 +310,13 @@ class Scorer:
 
 @dataclass
 class SearchTrainer:
-    """train(x, y, seed, start=None) -> Scorer, the callable that search strategies (lib/search/strategies.py)
+    """train(x, y, seed, start=None) -> Scorer, the callable that search strategies (lib/search/with_predictor.py)
     call every round: it trains model `name` quietly on one thread (a round's few cells gain nothing from
     more), its batch shrunk to the labelled cells when they are fewer; the Scorer it returns predicts any
     cells' features by each ensemble member, [cells, members], on `threads` threads. Given `start` (the
     previous round's Scorer), it continues from that model's weights for `warm_epochs` epochs instead of
-    training a fresh one; `prior` (search.py --prior) is the start of the first fit. A plain object, not
-    a closure, so that searches can run in worker processes (lib/search/table.py)."""
+    training a fresh one; `prior` (budgeted_search.py --prior) is the start of the first fit. A plain
+    object, not a closure, so that searches can run in worker processes (lib/search/table.run_searches)."""
 
     name: str
     hp: dict
@@ -344,6 +345,23 @@ def refit(net: Predictor, x: dict[str, torch.Tensor], y: np.ndarray, hp: dict, *
     run = {k: hp[k] for k in ("epochs", "batch_size", "lr", "wd")}
     fit(net, x, target, LOSSES[hp["loss"]], **run, seed=seed, threads=1, quiet=True)
     return net
+
+
+def load_predictor(checkpoint: str, device: torch.device, flag: str = "--checkpoint") -> tuple[Predictor, dict]:
+    """load_checkpoint for the predictor a search ranks with (search.py --checkpoint) or starts from
+    (budgeted_search.py --prior), with one-line errors that say what the file is not."""
+    if Path(checkpoint).is_dir():
+        raise UserError(f"{flag} {checkpoint}: is a folder (give the checkpoint.pt in it)")
+    try:
+        return load_checkpoint(checkpoint, device)
+    except FileNotFoundError as e:
+        raise UserError(f"{flag} {e}") from None
+    except pickle.UnpicklingError:  # torch's safe loader refuses other pickled objects (trainer.py's ckpt.pt)
+        why = "it holds objects that torch's safe loader refuses, e.g. trainer.py's ckpt.pt"
+        raise UserError(f"{flag} {checkpoint}: not a train.py checkpoint ({why})") from None
+    except Exception as e:  # corrupt or foreign file: torch / pickle raise many kinds
+        why = first_line(e)
+        raise UserError(f"{flag} {checkpoint}: not a train.py checkpoint, cannot load it ({why})") from None
 
 
 # ----------------------------------------------------------------------------- checkpoints

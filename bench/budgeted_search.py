@@ -5,19 +5,19 @@
     python -m bench.budgeted_search --pool full --seeds 3            # the full-size demo file, NB101's protocol
     python -m bench.budgeted_search --first-seed 20                  # held-out seeds 20-39
 
-Protocol (search.py --budget; both run lib.search.table's run_strategy and summarize). `--pool real`: the
-20,001 real cells of nb101_real_20k.tfrecord (converted once to data/real20k.hdf5); a query returns a cell's one-repeat
-108-epoch validation accuracy and costs its recorded 108-epoch training time (lower budgets: that time
-x epochs / 108, an estimate). `--pool full`: all 423,624 cells of a demo file with 3 repeats and
-synthetic labels (tools/make_demo_data.py --cells all --epochs 108 --repeats 3, made once into
-data/demo_only108.hdf5), queried as NB101's API does (a random repeat per query) and reported as the
-published results are: the mean test accuracy of the cell with the best validation accuracy seen.
-Predictor strategies use --model (pgin); BANANAS also runs with its own predictor (path encoding + MLP
-ensemble, `pathmlp`), as the row "bananas-pathmlp". Random search is the baseline of the same run:
-each strategy's regret is also given as a ratio to random's, at --budget queries. Each strategy's
-summary adds `at_hours`: the incumbent's mean true val accuracy after HOURS of simulated training.
-Writes bench/results/budgeted_search[-full].json (search.py's budget.json + machine), the two curve
-plots beside it, and prints the table.
+Protocol (budgeted_search.py --data's: both run lib.search.table's searches and lib.search.report's
+summary). `--pool real`: the 20,001 real cells of nb101_real_20k.tfrecord (converted once to
+data/real20k.hdf5); a query returns a cell's one-repeat 108-epoch validation accuracy and costs its
+recorded 108-epoch training time (fewer epochs: that time x epochs / 108, an estimate). `--pool full`:
+all 423,624 cells of a demo file with 3 repeats and synthetic labels (tools/make_demo_data.py --cells
+all --epochs 108 --repeats 3, made once into data/demo_only108.hdf5), queried as NB101's API does (a
+random repeat per query) and reported as the published results are: the mean test accuracy of the cell
+with the best validation accuracy seen. Predictor strategies use --model (pgin); BANANAS also runs with
+its own predictor (path encoding + MLP ensemble, `pathmlp`), as the row "bananas-pathmlp". Random search
+is the baseline of the same run: each strategy's regret is also given as a ratio to random's, at
+--budget queries. Each strategy's summary adds `at_hours`: the incumbent's mean true val accuracy after
+HOURS of simulated training. Writes bench/results/budgeted_search[-full].json (budgeted_search.py's
+budget.json + machine), the two curve plots beside it, and prints the table.
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ import numpy as np
 from bench.common import REAL_HDF5, REPO, RESULTS, machine, real_hdf5
 from dataset import load_nb101
 from lib.search.neighbourhood import neighbourhood_kind
+from lib.search.report import budget_table, plot_search_curves, pool_summary, summarize
 from lib.search.strategies import PREDICTOR_STRATEGIES, STRATEGIES, WALKS
-from lib.search.table import budget_table, default_jobs, plot_search_curves, pool_summary, run_searches, summarize
+from lib.search.table import Table, default_jobs, run_searches
 from lib.util.devices import free_cores, pick_device
 from lib.util.outputs import write_json
 from model import WARM_EPOCHS, SearchTrainer, build_model, hyperparams
@@ -77,7 +78,7 @@ def main() -> None:
     args = parse_args()
     path = real_hdf5(REAL_HDF5) if args.pool == "real" else full_demo()
     data = load_nb101(path)
-    table = data.search_table("val", random_repeat=args.pool == "full")
+    table = Table.from_arrays(data.by_epochs("val", every_repeat=args.pool == "full"))
     names = args.strategies.split(",")
     device = pick_device("auto")
     jobs = args.jobs or default_jobs(names, device)
@@ -101,11 +102,12 @@ def main() -> None:
         labels += [name] * seeds
     traces = run_searches(table, searches, queries=args.budget, seconds=None, device=device, jobs=jobs)
     result["strategies"], curves = {}, {}
-    result["pool"] = pool_summary(table, neighbourhood_kind(table.n) if any(n in WALKS for n in names) else None)
+    kind = neighbourhood_kind(table.n) if any(n in WALKS for n in names) else None
+    result["pool"] = pool_summary(table.truth, kind, table.random_repeat, table.estimated_seconds)
     horizon = max(tr.seconds.sum() for tr in traces)
     for name, *_ in rows:
         mine = [(tr, seed) for tr, (_, seed, _), label in zip(traces, searches, labels) if label == name]
-        summary, curves[name] = summarize([tr for tr, _ in mine], table, horizon)
+        summary, curves[name] = summarize([tr for tr, _ in mine], table.truth, horizon)
         for run, (_, seed) in zip(summary["runs"], mine):  # summarize numbers them from 0
             run["seed"] = seed
         summary["at_hours"] = {str(h): at_time([tr for tr, _ in mine], table, 3600 * h) for h in HOURS}
@@ -143,7 +145,7 @@ def at_time(traces, table, seconds: float) -> float | None:
         done = int(np.searchsorted(np.cumsum(tr.seconds), seconds, side="right"))
         if done == len(tr.rows) and tr.seconds.sum() < seconds:
             return None
-        vals.append(float(table.true_val[tr.incumbents()[done - 1]]) if done else np.nan)
+        vals.append(float(table.truth.val[tr.incumbents()[done - 1]]) if done else np.nan)
     return float(np.mean(vals))
 
 

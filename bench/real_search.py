@@ -1,5 +1,5 @@
-"""Search with real training (search.py --data-root): guided against random, and trials per hour of the
-local engine against Ray Tune.
+"""Search with real training (budgeted_search.py --data-root): guided against random, and trials per hour
+of the local engine against Ray Tune.
 
     python -m bench.real_search                       # both parts, on data/cifar10-jpeg
     python -m bench.real_search --part guided --seeds 3 --budget 20
@@ -8,7 +8,7 @@ local engine against Ray Tune.
 Every trial is a tiny real training on the CIFAR-10 JPEGs (data/cifar10-jpeg, unpacked from
 cifar10-jpeg.tar.gz): a reduced network (stem 16, 1 stack of 1 cell), 3 epochs on a fixed 2,000 training
 images, validation accuracy on 1,000 held-out images, batch 32; about 10 s on one core.
-- guided: `search.py --strategy guided,random --seeds S --budget B` (guided: --n0 8 random trials, then
+- guided: `budgeted_search.py --strategy guided,random --seeds S --budget B` (guided: --n0 8 random trials, then
   a pgin fit every 4); the incumbent's validation accuracy against trials, mean and spread over seeds.
 - prior: guided (--n0 4, a fit every 4) on data that is not CIFAR-10 (five of its classes, in
   grayscale), with and without --prior: pgin trained by train.py on 860 real NB101 cells.
@@ -37,7 +37,7 @@ from lib.util.outputs import write_json
 
 
 def trial_flags(train_images: int = 2000, eval_images: int = 1000) -> list[str]:
-    """search.py's flags for the tiny trials (image subsets: 0 takes them all)."""
+    """budgeted_search.py's flags for the tiny trials (image subsets: 0 takes them all)."""
     net = ["--trial-epochs", "3", "--trial-stem-channels", "16", "--trial-stacks", "1", "--trial-cells-per-stack", "1"]
     images = ["--trial-train-images", str(train_images), "--trial-eval-images", str(eval_images)]
     return net + images + ["--trial-args", "--batch-size 32 --bn-momentum 0.1"]
@@ -59,9 +59,10 @@ def parse_args() -> argparse.Namespace:
 
 
 def search(argv: list[str], out: Path) -> tuple[dict, float]:
-    """search.py with real training into `out`; its budget.json and the wall seconds it took."""
+    """budgeted_search.py with real training into `out`; its budget.json and the wall seconds it took."""
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, str(REPO / "search.py"), *argv, "--out", str(out)], check=True, cwd=REPO)
+    cmd = [sys.executable, str(REPO / "budgeted_search.py"), *argv, "--out", str(out)]
+    subprocess.run(cmd, check=True, cwd=REPO)
     return json.loads((out / "budget.json").read_text()), time.perf_counter() - t0
 
 

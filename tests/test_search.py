@@ -1,4 +1,4 @@
-"""search.py: ranking against known predictions, the whole space, top1.json, budget mode, CLI errors.
+"""search.py: ranking against known predictions, the whole space, top1.json, the hand-off to trainer.py.
 
 Small HDF5 files are written here from cells of the enumerated space with made-up labels; a stub
 predictor (registered for the test only) scores a known integer function of the cell, so every
@@ -8,7 +8,6 @@ expected ranking is computed independently with numpy.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,16 +15,15 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, final_accuracies, rows_of, run_script, write_h5
+from conftest import REPO, final_accuracies, rows_of, write_h5
 
 import search
 import trainer
-from dataset import DataFileError, load_nb101
+from dataset import load_nb101
 from lib.nb101.cell import Cell
 from lib.nb101.network import build_network, count_parameters
 from lib.nb101.space import NUM_CELLS, space_fingerprint
 from lib.predictors.inference import stored_predictions
-from lib.util.errors import USAGE_ERROR, UserError
 from model import MODELS, Predictor, build_model, save_checkpoint
 
 
@@ -133,6 +131,7 @@ def test_space_all_needs_no_data_file(tmp_path, small, stub, monkeypatch):
     assert res["ranked"][0]["true_val"] is None and (tmp_path / "o" / "top1.json").exists()
 
 
+@pytest.mark.slow
 def test_top1_json_round_trip_rebuilds_the_network(tmp_path, small, stub):
     data_path, _ = small
     ckpt = stub_checkpoint(tmp_path / "stub.pt", data_path)
@@ -147,77 +146,6 @@ def test_top1_json_round_trip_rebuilds_the_network(tmp_path, small, stub):
     assert count_parameters(net) == data.trainable_parameters[row] == res["summary"]["top1_network_parameters"]
     picked, _ = trainer.select_cell(trainer.parse_args(["--arch", str(tmp_path / "top1.json")]))
     assert picked == cell
-
-
-def test_budget_mode_end_to_end(tmp_path, space):
-    rows = np.random.default_rng(3).choice(NUM_CELLS, 60, replace=False)
-    val = np.random.default_rng(4).uniform(0.85, 0.95, 60)
-    path = write_h5(tmp_path / "d.hdf5", final_accuracies(val), rows_of(space, rows))
-    flags = "--budget 20 --n0 10 --per-round 5 --seeds 2 --model mlp --epochs 2 --batch-size-train 5".split()
-    res = search.main([*flags, "--strategy", "guided,re,random", "--data", str(path), "--out", str(tmp_path / "b")])
-    assert list(res["strategies"]) == ["guided", "re", "random"]
-    for m in res["strategies"].values():
-        assert len(m["curve_val_mean"]) == 20 and np.all(np.diff(m["curve_val_mean"]) >= 0)
-        assert m["final_val_mean"] <= val.max() + 1e-6 and len(m["runs"]) == 2
-        assert all(len(set(r["queried"])) == 20 for r in m["runs"])
-    assert res["pool"]["best"]["val"] == pytest.approx(val.max()) and res["pool"]["cells"] == 60
-    assert res["pool"]["neighbourhood"] == "10 nearest by path encoding"
-    for name in ("curves_queries.png", "curves_time.png"):
-        assert (tmp_path / "b" / name).stat().st_size > 0
-    assert json.loads((tmp_path / "b" / "budget.json").read_text())["config"]["queries"] == 20
-
-
-def test_budget_mode_bad_strategy_or_budget_is_one_line(tmp_path, space):
-    path = write_h5(tmp_path / "d.hdf5", final_accuracies(np.linspace(0.85, 0.95, 30)), rows_of(space, np.arange(30)))
-    for flags, message in (
-        (["--budget", "10", "--strategy", "re,bogus"], "--strategy bogus: choose from"),
-        (["--budget", "0"], "argument --budget: must be at least 1"),
-        (["--budget-time", "-5"], "argument --budget-time: must be"),
-        (["--budget", "10", "--out", str(tmp_path / "d.hdf5")], "--out .*d.hdf5: is a file"),
-        (["--budget", "31"], "--budget 31: more queries than the 30 labelled cells"),
-        (["--budget", "10", "--strategy", "sh"], "sh queries every budget, but the file has no label at 4/12/36"),
-    ):
-        out = [] if "--out" in flags else ["--out", str(tmp_path / "b")]
-        with pytest.raises(UserError, match=message):
-            search.main([*flags, "--data", str(path), *out])
-    assert not (tmp_path / "b").exists()
-
-
-def test_budget_mode_prepares_the_model_aloud_before_the_rounds(tmp_path, space, monkeypatch):
-    """A first-time preparation (pgin's pretraining, a minute) runs once before the quiet rounds, and may print."""
-    calls = []
-    real = search.build_model
-
-    def spy(name, **kwargs):
-        model = real(name, **kwargs)
-        model.prepare = lambda quiet=False: calls.append(quiet)
-        return model
-
-    monkeypatch.setattr(search, "build_model", spy)
-    rows = np.random.default_rng(3).choice(NUM_CELLS, 30, replace=False)
-    path = write_h5(tmp_path / "d.hdf5", final_accuracies(np.linspace(0.85, 0.95, 30)), rows_of(space, rows))
-    flags = "--budget 12 --n0 10 --per-round 2 --seeds 1 --model mlp --epochs 1 --batch-size-train 5".split()
-    res = search.main([*flags, "--strategy", "guided", "--data", str(path), "--out", str(tmp_path / "b")])
-    assert calls == [False] and res["config"]["model"] == "mlp" and res["pool"]["cells"] == 30
-
-
-def run_cli(*args, cwd=REPO):
-    return run_script("search.py", *args, cwd=cwd)
-
-
-def test_missing_checkpoint_is_one_line(tmp_path):
-    """Through the real command line, with the defaults (runs/latest) in an empty folder: one line, exit 2."""
-    p = run_cli(cwd=tmp_path)
-    err = p.stderr.strip()
-    assert p.returncode == USAGE_ERROR and err.count("\n") == 0, err
-    assert "runs/latest/checkpoint.pt: no such checkpoint" in err and "train.py" in err
-
-
-def test_missing_data_file_names_it(tmp_path):
-    torch.manual_seed(0)
-    save_checkpoint(tmp_path / "mlp.pt", build_model("mlp"), data={"path": "x", "fingerprint": "y"})
-    with pytest.raises(DataFileError, match="absent.hdf5: no such file"):
-        search.main(["--checkpoint", str(tmp_path / "mlp.pt"), "--data", str(tmp_path / "absent.hdf5")])
 
 
 def test_without_data_it_reads_the_checkpoints_and_names_the_label_of_best(tmp_path, small, stub, monkeypatch, capsys):
@@ -247,31 +175,17 @@ def test_train_hands_the_pick_to_trainer(tmp_path, small, stub, monkeypatch):
     data_path, _ = small
     ckpt = stub_checkpoint(tmp_path / "stub.pt", data_path)
     calls = []
-    monkeypatch.setattr(search.subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    monkeypatch.setattr(search, "train_pick", calls.append)
     argv = ["--checkpoint", str(ckpt), "--data", str(data_path), "--out", str(tmp_path), "--top-k", "1", "--train"]
     search.main([*argv, "--", "--epochs", "4"])
-    assert calls == [
-        [
-            sys.executable,
-            str(REPO / "trainer.py"),
-            "--arch",
-            str(tmp_path / "top1.json"),
-            "--data",
-            str(data_path),
-            "--epochs",
-            "4",
-        ]
-    ]
-    monkeypatch.setattr(search.subprocess, "call", lambda cmd: 3)
-    with pytest.raises(search.SearchError, match="trainer.py exited with status 3"):
-        search.main(argv)
-    with pytest.raises(UserError, match="need --train"):
-        search.main(argv[:-1] + ["--", "--epochs", "4"])
+    trainer = [sys.executable, str(REPO / "trainer.py"), "--arch", str(tmp_path / "top1.json")]
+    assert calls == [[*trainer, "--data", str(data_path), "--epochs", "4"]]
 
 
 # ----------------------------------------------------------------------------- outputs agree, failures reach the user
 
 
+@pytest.mark.slow
 def test_search_json_and_top1_json_agree_even_after_a_failure(tmp_path, small, stub, monkeypatch):
     data_path, _ = small
     ckpt = stub_checkpoint(tmp_path / "stub.pt", data_path)
@@ -297,23 +211,7 @@ def test_search_json_and_top1_json_agree_even_after_a_failure(tmp_path, small, s
         assert json.loads((tmp_path / "search.json").read_text())["top_k"] == kept  # new before top1.json, else old
 
 
-@pytest.mark.slow
-def test_trainer_failures_reach_the_user(tmp_path, small, stub, monkeypatch):
-    """trainer.py run for real: a bad flag (argparse's exit 2), then a trainer killed by a signal."""
-    data_path, _ = small
-    ckpt = stub_checkpoint(tmp_path / "stub.pt", data_path)
-    argv = ["--checkpoint", str(ckpt), "--data", str(data_path), "--out", str(tmp_path), "--top-k", "1", "--train"]
-    call = subprocess.call  # the module is shared: patching search.subprocess patches it here too
-    monkeypatch.setattr(search.subprocess, "call", lambda cmd: call(cmd, timeout=300))
-    with pytest.raises(search.SearchError, match=r"trainer.py exited with status 2 \(its error is above\)"):
-        search.main([*argv, "--", "--no-such-flag"])
-    suicide = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"]
-    monkeypatch.setattr(search.subprocess, "call", lambda cmd: call(suicide, timeout=60))
-    with pytest.raises(search.SearchError, match=r"trainer.py was killed by signal 9 \(SIGKILL\)"):
-        search.main(argv)
-
-
-def test_synthetic_labels_are_said_everywhere(tmp_path, small, stub, space, monkeypatch, capsys):
+def test_synthetic_labels_are_said_everywhere(tmp_path, small, stub, capsys):
     data_path, _ = small
     demo = tmp_path / "demo.hdf5"
     demo.write_bytes(data_path.read_bytes())
@@ -327,17 +225,12 @@ def test_synthetic_labels_are_said_everywhere(tmp_path, small, stub, space, monk
         on_disk = [json.loads((out / name).read_text())["synthetic_labels"] for name in ("search.json", "top1.json")]
         assert on_disk == [synthetic, synthetic] and res["synthetic_labels"] is synthetic
         assert ("SYNTHETIC labels" in printed) is synthetic
-    titles, plot_curves = [], search.plot_search_curves
-    monkeypatch.setattr(search, "plot_search_curves", lambda path, *a: titles.append(a[2]) or plot_curves(path, *a))
-    flags = "--budget 20 --n0 10 --per-round 5 --seeds 1 --model mlp --epochs 2 --batch-size-train 5".split()
-    res = search.main([*flags, "--data", str(demo), "--out", str(tmp_path / "b")])
-    assert json.loads((tmp_path / "b" / "budget.json").read_text())["synthetic_labels"] is True
-    assert "SYNTHETIC labels" in capsys.readouterr().out and titles[0].startswith("SYNTHETIC labels")
 
 
 # ----------------------------------------------------------------------------- predictions stored by train.py
 
 
+@pytest.mark.slow
 def test_stored_predictions_are_reused_and_refused_on_a_mismatch(tmp_path, small, stub, space, capsys):
     """Stored values that differ from what the stub computes show which of the two ranked the cells."""
     data_path, _ = small
@@ -395,5 +288,11 @@ def test_thread_and_precision_flags_are_what_runs(tmp_path, small, stub):
         "batch_size": 64,
     }
     assert search.main([*argv, "--threads", "1"])["scoring"]["threads"] == 1
-    with pytest.raises(UserError, match=r"argument --threads: must be at least 1 \(got 0\)"):
-        search.parse_args([*argv, "--threads", "0"])
+
+
+def test_help_fits_a_screen_and_names_the_budgeted_search(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "80")  # what argparse wraps to when the help goes to a pipe
+    with pytest.raises(SystemExit) as e:
+        search.parse_args(["--help"])
+    shown = capsys.readouterr().out
+    assert e.value.code == 0 and len(shown.splitlines()) < 60 and "budgeted_search.py" in shown

@@ -138,3 +138,11 @@ def cell_from_row(adjacency: np.ndarray, labels: np.ndarray, num_vertices: int) 
     """Rebuild a Cell from one padded HDF5 row (adjacency 7×7, operations 7, num_vertices)."""
     n = int(num_vertices)
     return make_cell(adjacency[:n, :n], [LABEL_TO_OP[int(x)] for x in labels[:n]])
+
+
+SHORT_OPS = {"conv3x3-bn-relu": "3x3", "conv1x1-bn-relu": "1x1", "maxpool3x3": "mp"}  # as tables print them
+
+
+def short_ops(ops) -> str:
+    """A cell's interior ops in a few characters, as tables print them: '3x3,mp,1x1' ('-' for none)."""
+    return ",".join(SHORT_OPS[o] for o in list(ops)[1:-1]) or "-"

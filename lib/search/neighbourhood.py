@@ -2,10 +2,10 @@
 regularised evolution and BANANAS make.
 
     from lib.search.neighbourhood import neighbourhood_of
-    near = neighbourhood_of(cells)              # cells: padded arrays of the pool (a data file's cells)
-    near.kind                                   # "edit distance 1" or "10 nearest by path encoding"
-    near.neighbours(row)                        # pool rows next to cell `row`
-    near.mutate(row, rng)                       # one pool row, a random mutation of `row`
+    neighbourhood = neighbourhood_of(cells)     # cells: padded arrays of the pool (a data file's cells)
+    neighbourhood.kind                          # "edit distance 1" or "10 nearest by path encoding"
+    neighbourhood.neighbours(row)               # pool rows next to cell `row`
+    neighbourhood.mutate(row, rng)              # one pool row, a random mutation of `row`
 
 A pool that holds every NB101 cell gets the space's own neighbourhood: one edge flipped or one
 interior op changed, valid after NB101's pruning, each cell once (isomorphic encodings are one cell:
@@ -111,10 +111,14 @@ class NearestByPaths:
 
     def neighbours(self, row: int) -> np.ndarray:
         if row not in self._cache:
-            d = self.sizes + self.sizes[row] - 2 * (self.codes @ self.codes[row])
-            d[row] = np.inf
-            self._cache[row] = np.sort(np.argsort(d, kind="stable")[: self.k])
+            self._cache[row] = np.sort(np.argsort(self.distances(row), kind="stable")[: self.k])
         return self._cache[row]
+
+    def distances(self, row: int) -> np.ndarray:
+        """Every pool cell's distance to cell `row` (itself: infinite)."""
+        d = self.sizes + self.sizes[row] - 2 * (self.codes @ self.codes[row])
+        d[row] = np.inf
+        return d
 
     def mutate(self, row: int, rng: np.random.Generator) -> int:
         return int(rng.choice(self.neighbours(row)))

@@ -1,7 +1,7 @@
-"""A search whose queries are real trainings (lib/search/trials.py): a strategy (lib/search/strategies.py) asks for
-cells of the NB101 space, each is trained as a trial, and the strategy is told its validation accuracy.
-The local engine runs the trials one after another in this process's care; lib/search/ray_search.py runs
-them side by side on Ray Tune. Both keep the same journal and trial folders:
+"""A search whose queries are real trainings (lib/search/trials.py): a strategy (lib/search/strategies.py)
+asks for cells of the NB101 space, each is trained as a trial, and the strategy is told its validation
+accuracy. The local engine runs the trials one after another in this process's care;
+lib/search/ray_search.py runs them side by side on Ray Tune. Both keep the same journal and trial folders:
 
     <out>/trials/<strategy>-s<seed>/<index>-<hash8>/   a trial's run folder (trainer.py's metrics.json ...)
     <out>/trials.jsonl                                 each finished trial, one line, in the order told
@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from lib.nb101.cell import cell_from_row
+from lib.nb101.cell import cell_from_row, short_ops
 from lib.nb101.schema import EPOCHS
 from lib.nb101.space import space_hashes
-from lib.search.strategies import Strategy
-from lib.search.table import Table, Trace, pool_summary, summarize
+from lib.search.ask_tell import Strategy
+from lib.search.report import Trace, Truth, pool_summary, summarize
 from lib.search.trials import Journal, run_job
 from lib.util.errors import UserError
 
@@ -33,7 +33,7 @@ FIRST_FAILURES = 3  # this many first trials failing alike stop the search
 
 
 class TrialSetupError(UserError):
-    """Trials that cannot succeed, whatever the cell: the budget's flags or the data are at fault."""
+    """Trials that cannot succeed, whatever the cell: the trial flags or the data are at fault."""
 
 
 def measured(record: dict) -> float | None:
@@ -42,7 +42,7 @@ def measured(record: dict) -> float | None:
 
 
 def best_record(records: list[dict]) -> dict | None:
-    """The trial with the best accuracy at the highest budget asked: the incumbent, top1.json's cell."""
+    """The trial with the best accuracy at the most epochs asked: the incumbent, top1.json's cell."""
     done = [r for r in records if measured(r) is not None]
     return max(done, key=lambda r: (r["asked_epochs"], r["val"])) if done else None
 
@@ -55,11 +55,11 @@ class TrialSearch:
     seed: int
     strategy: Strategy
     trials: int  # the budget, in trials
-    trainer: list[str]  # python trainer.py + the trial budget's flags
+    trainer: list[str]  # python trainer.py + the flags of every trial (the network, the data)
     out: Path
-    epochs: int  # a trial's epochs (the strategy asks in NB101's budgets; 108 is the full trial)
+    epochs: int  # a full trial's epochs (the strategy asks for NB101's epochs; 108 is the full trial)
     threads: int = 1  # CPU threads per trial
-    told: list[dict] = field(default_factory=list)
+    records: list[dict] = field(default_factory=list)  # the finished trials told to the strategy, in order
 
     @property
     def journal(self) -> Journal:
@@ -71,7 +71,7 @@ class TrialSearch:
         return cell.matrix.tolist(), list(cell.ops)
 
     def trial_epochs(self, asked: int) -> int:
-        """A strategy's budget (4, 12, 36 or 108 epochs of NB101) as a share of the trial's epochs."""
+        """NB101's epochs a strategy asks for (4, 12, 36 or 108) as the same share of a full trial's epochs."""
         return max(1, round(self.epochs * asked / EPOCHS[-1]))
 
     def hash(self, row: int) -> str:
@@ -89,7 +89,8 @@ class TrialSearch:
         return {"trainer": trainer, "cell": [adjacency, ops], "run_dir": run_dir, "threads": self.threads}
 
     def run(self, index: int, row: int, asked: int, on_epoch=None) -> dict:
-        """Train trial `index` (cell `row` for the asked NB101 budget) and return its journal record."""
+        """Train trial `index` (cell `row` for the share of a full trial's epochs asked) and return its
+        journal record."""
         trial = run_job(self.job(index, row, asked), on_epoch)
         return self.record(index, row, asked, trial)
 
@@ -104,17 +105,17 @@ class TrialSearch:
         }
 
     def tell(self, record: dict) -> None:
-        """The strategy learns the trial's accuracy (NaN: failed); the record joins `told`."""
+        """The strategy learns the trial's accuracy (NaN: failed); the record joins `records`."""
         val = measured(record)
         self.strategy.tell(record["row"], record["asked_epochs"], math.nan if val is None else val)
-        self.told.append(record)
+        self.records.append(record)
 
     def check_not_all_failing(self) -> None:
         """The first FIRST_FAILURES trials failing with one error say the trial setup is wrong, not the
         cells: stop the search with that error rather than fail every trial of the budget."""
-        first = self.told[:FIRST_FAILURES]
-        errors = {r["error"] for r in first if r["status"] == "failed"}
-        if len(first) == FIRST_FAILURES and len(errors) == 1 and all(r["status"] == "failed" for r in first):
+        opening = self.records[:FIRST_FAILURES]
+        errors = {r["error"] for r in opening if r["status"] == "failed"}
+        if len(opening) == FIRST_FAILURES and len(errors) == 1 and all(r["status"] == "failed" for r in opening):
             raise TrialSetupError(f"the first {FIRST_FAILURES} trials all failed: {errors.pop()}")
 
     def replay(self, handed: list[dict] = ()) -> tuple[list[dict], int]:
@@ -137,16 +138,13 @@ class TrialSearch:
 
     def progress_line(self, r: dict) -> str:
         """One line per finished trial: the cell, its accuracy, its time, the best so far."""
-        b = best_record(self.told)
+        b = best_record(self.records)
         what = f"val {100 * r['val']:.2f}%" if r["val"] is not None else f"FAILED ({r['error']})"
         if r["status"] == "stopped":
             what += f" (stopped after {r['epochs']} epochs)"
         best = f"best {100 * b['val']:.2f}% (trial {b['index'] + 1})" if b else "best -"
-        ops = ",".join(o.replace("-bn-relu", "").replace("maxpool3x3", "mp3") for o in r["ops"][1:-1]) or "-"
-        return (
-            f"{self.name} s{self.seed} trial {r['index'] + 1}/{self.trials} {r['hash'][:8]} [{ops}] {what} "
-            f"in {r['seconds']:.1f} s | {best}"
-        )
+        trial = f"trial {r['index'] + 1}/{self.trials} {r['hash'][:8]} [{short_ops(r['ops'])}]"
+        return f"{self.name} s{self.seed} {trial} {what} in {r['seconds']:.1f} s | {best}"
 
 
 def search_locally(search: TrialSearch, quiet: bool = False) -> list[dict]:
@@ -154,12 +152,12 @@ def search_locally(search: TrialSearch, quiet: bool = False) -> list[dict]:
     what the journal lacks). Returns every record of this search, in order."""
     _, index = search.replay()  # after Ray's engine, indices may have gaps
     desc = f"{search.name} s{search.seed}"
-    bar = tqdm(total=search.trials, initial=len(search.told), desc=desc, unit="trial", disable=quiet)
-    while len(search.told) < search.trials:
+    bar = tqdm(total=search.trials, initial=len(search.records), desc=desc, unit="trial", disable=quiet)
+    while len(search.records) < search.trials:
         asked_now = search.strategy.ask()
         if not asked_now:  # only a strategy waiting on trials in flight asks nothing; none are here
             raise RuntimeError(f"{search.name} asked for no cell with no trial in flight")
-        for row, asked in asked_now[: search.trials - len(search.told)]:
+        for row, asked in asked_now[: search.trials - len(search.records)]:
             record = search.run(index, row, asked)
             search.journal.append(record)
             search.tell(record)
@@ -168,34 +166,33 @@ def search_locally(search: TrialSearch, quiet: bool = False) -> list[dict]:
             search.check_not_all_failing()
             index += 1
     bar.close()
-    return search.told
+    return search.records
 
 
-def trials_summary(told: dict[str, list[list[dict]]]) -> tuple[dict, dict]:
+def trials_summary(records: dict[str, list[list[dict]]]) -> tuple[dict, dict]:
     """budget.json's pool and per-strategy results for searches with real training ({strategy: [each
-    seed's records]}), through lib/search/table's summarize: the "pool" is every cell trained, its "truth" the
-    validation accuracy measured (0 for a cell whose trials all failed), the cost each trial's wall seconds."""
-    records = [r for runs in told.values() for run in runs for r in run]
-    rows = {h: i for i, h in enumerate(dict.fromkeys(r["hash"] for r in records))}  # table row of each cell
+    seed's records]}), through lib/search/report's summarize: the "pool" is every cell trained, its truth
+    the validation accuracy measured (0 for a cell whose trials all failed), the cost each trial's wall
+    seconds."""
+    every = [r for runs in records.values() for run in runs for r in run]
+    rows = {h: i for i, h in enumerate(dict.fromkeys(r["hash"] for r in every))}  # the pool row of each cell
     val, test = np.zeros(len(rows)), np.full(len(rows), np.nan)
-    for h in rows:  # a cell's truth: its best trial at the highest budget asked
-        best = best_record([r for r in records if r["hash"] == h])
+    for h in rows:  # a cell's truth: its best trial at the most epochs asked
+        best = best_record([r for r in every if r["hash"] == h])
         if best is not None:
             val[rows[h]], test[rows[h]] = best["val"], np.nan if best["test"] is None else best["test"]
-    n = len(rows)
-    blank = {"adjacency": np.zeros((n, 7, 7), np.int8), "operations": np.zeros((n, 7), np.int8)}
-    table = Table(blank | {"num_vertices": np.full(n, 2)}, None, None, val, test, np.array(list(rows)))
-    traces = {name: [trace_of(run, rows) for run in runs] for name, runs in told.items()}
+    truth = Truth(np.array(list(rows)), val, test)
+    traces = {name: [trace_of(run, rows) for run in runs] for name, runs in records.items()}
     horizon = max(t.seconds.sum() for runs in traces.values() for t in runs)
-    result = {"pool": pool_summary(table, None) | {"kind": "the cells trained"}, "strategies": {}}
+    result = {"pool": pool_summary(truth, None) | {"kind": "the cells trained"}, "strategies": {}}
     curves = {}
     for name, runs in traces.items():
-        result["strategies"][name], curves[name] = summarize(runs, table, horizon)
+        result["strategies"][name], curves[name] = summarize(runs, truth, horizon)
     return result, curves
 
 
 def trace_of(run: list[dict], rows: dict[str, int]) -> Trace:
-    """A search's trials as lib/search/table's Trace over trials_summary's table (a failed trial scores -inf)."""
+    """A search's trials as a Trace over trials_summary's pool (a failed trial scores -inf)."""
     labels = [-math.inf if measured(r) is None else r["val"] for r in run]
     return Trace(
         np.array([rows[r["hash"]] for r in run], np.int64),

@@ -4,10 +4,11 @@ accuracy of its last epoch. A folder is a trial's identity: a trial whose folder
 failed) is read, never trained again; one cut short continues from its checkpoint (trainer --resume).
 
     from lib.search.trials import run_trial, Journal
-    trial = run_trial(trainer + budget_args, cell, run_dir, threads=1)      # a dict, see finished()
+    trial = run_trial(trainer + trial_flags, cell, run_dir, threads=1)      # a dict, see finished()
     Journal(out / "trials.jsonl").append(trial | {"strategy": "guided", "seed": 0, "index": 3})
 
-The trainer's command comes from the caller (search.py): lib/ knows no script.
+train_pick runs trainer.py on a search's pick, in the foreground. The trainer's command comes from the
+caller (search.py, budgeted_search.py): lib/ knows no script.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from lib.util.errors import first_line
+from lib.util.errors import UserError, first_line
 
 POLL_S = 0.25  # how often a running trial's metrics.json is read for new epochs
 TAIL = 4000  # bytes of a failed trial's stderr kept to find its error line
@@ -48,7 +49,7 @@ def run_trial(
     on_epoch: Callable[[dict], None] | None = None,
     env: dict | None = None,
 ) -> dict:
-    """Train `cell` (adjacency, ops) with the command `trainer` (python trainer.py and its budget flags)
+    """Train `cell` (adjacency, ops) with the command `trainer` (python trainer.py and the trial flags)
     into run_dir, or read the trial there if it has ended. on_epoch(epoch record) is called for every
     new epoch of metrics.json while it runs; raising StopTrial from it interrupts the trainer there,
     and the trial ends as "stopped" with that epoch's accuracy. Returns finished()'s record."""
@@ -92,6 +93,17 @@ def run_trial(
     if proc.returncode == 0 and metrics and metrics["status"] in ("done", "stopped"):
         return finished(metrics, run_dir, seconds)
     return failure(proc.returncode, stderr, metrics, run_dir, seconds)
+
+
+def train_pick(trainer: list[str]) -> None:
+    """Train a search's pick with `trainer` (python trainer.py --arch top1.json and its flags) here, in
+    the foreground, its output the user's; a failure ends the search with one line below its own error."""
+    print("running", " ".join(trainer))
+    returncode = subprocess.call(trainer)
+    if returncode < 0:
+        raise UserError(f"trainer.py was killed by signal {-returncode} ({signal.Signals(-returncode).name})")
+    if returncode:
+        raise UserError(f"trainer.py exited with status {returncode} (its error is above)")
 
 
 def run_job(job: dict, on_epoch: Callable[[dict], None] | None = None) -> dict:

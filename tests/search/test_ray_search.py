@@ -1,18 +1,17 @@
-"""lib/search/ray_search.py on a real local Ray instance (2 CPUs): tiny trainer.py trials on a few hundred
-real CIFAR-10 JPEGs (conftest's cifar_jpegs), side by side, with a worker killed mid-trial, the driver
-killed mid-search, ASHA stopping poor trials, and an --address where no cluster answers. The trials log
-their starts through a small wrapper command (WRAPPER), which can also kill the Ray worker running
-them once."""
+"""lib/search/ray_search.py and its searcher (lib/search/ray_searcher.py) on a real local Ray cluster
+(conftest's ray_address, 2 CPUs, joined by address; one test's driver starts Ray of its own): tiny
+trainer.py trials on a few hundred real CIFAR-10 JPEGs (conftest's cifar_jpegs), side by side, with a
+worker killed mid-trial, the driver killed mid-search, ASHA stopping poor trials, and an --address where
+no cluster answers. The trials log their starts through a small wrapper command (WRAPPER), which can
+also kill the Ray worker running them once."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -22,8 +21,6 @@ from conftest import REPO
 
 from lib.search.trials import read_metrics
 from lib.util.errors import UserError
-
-pytest.importorskip("ray")
 
 NET = ["--stem-channels", "4", "--num-stacks", "1", "--cells-per-stack", "1", "--bn-momentum", "0.1"]
 BUDGET = ["--train-images", "200", "--eval-images", "50", "--batch-size", "50", "--seed", "0", "--device", "cpu"]
@@ -54,19 +51,10 @@ WRAPPER = textwrap.dedent(
 )
 
 
-@pytest.fixture
-def one_ray_at_a_time():
-    """The tests that start Ray take turns, also across pytest-xdist workers (2 cores)."""
-    with open(Path(tempfile.gettempdir()) / "nb101-ray-tests.lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        yield
-        fcntl.flock(f, fcntl.LOCK_UN)
-
-
 @pytest.fixture(scope="module")
 def pool():
     from lib.nb101.space import enumerate_space
-    from lib.search.strategies import Pool
+    from lib.search.ask_tell import Pool
 
     return Pool(enumerate_space(hashes=False))
 
@@ -167,24 +155,24 @@ def test_unreachable_address_is_one_line_within_seconds(tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_eight_trials_two_at_once_one_worker_killed(cifar_jpegs, pool, tmp_path: Path, one_ray_at_a_time):
-    """8 trials of 5 epochs, 2 at a time; the worker of trial 2 is SIGKILLed after its first epoch:
+def test_four_trials_two_at_once_one_worker_killed(cifar_jpegs, pool, tmp_path: Path, ray_address, one_ray_at_a_time):
+    """4 trials of 5 epochs, 2 at a time; the worker of trial 2 is SIGKILLed after its first epoch:
     Tune retries it, and it continues from its checkpoint."""
     from lib.search.ray_search import search_on_ray
 
     log = tmp_path / "starts.jsonl"
     # 5 short epochs: the kill after the first lands before the last, even on a loaded machine
-    search = make_search(pool, tmp_path / "out", trainer(cifar_jpegs, log, kill="0002-"), trials=8, epochs=5)
-    told = search_on_ray(search, concurrent=2, max_failures=2, quiet=True)
+    search = make_search(pool, tmp_path / "out", trainer(cifar_jpegs, log, kill="0002-"), trials=4, epochs=5)
+    records = search_on_ray(search, address=ray_address, concurrent=2, max_failures=2, quiet=True)
 
-    assert [r["index"] for r in told] == [r["index"] for r in search.told] and len(told) == 8
-    records = assert_complete(tmp_path / "out", 8, 5)
-    assert len({r["row"] for r in records}) == 8  # no cell handed to two trials
+    assert [r["index"] for r in records] == [r["index"] for r in search.records] and len(records) == 4
+    journal = assert_complete(tmp_path / "out", 4, 5)
+    assert len({r["row"] for r in journal}) == 4  # no cell handed to two trials
     assert Path(str(log) + ".killed").exists()
     retried = [s for s in starts(log) if Path(s["run_dir"]).name.startswith("0002-")]
     assert [s["resume"] for s in retried] == [False, True]  # killed once, then continued from its checkpoint
     others = [s for s in starts(log) if not Path(s["run_dir"]).name.startswith("0002-")]
-    assert len(others) == 7 and not any(s["resume"] for s in others)
+    assert len(others) == 3 and not any(s["resume"] for s in others)
     # side by side: some two trials ran at the same time (start .. last write of metrics.json)
     spans = [(s["start"], (Path(s["run_dir"]) / "metrics.json").stat().st_mtime) for s in others]
     overlap = max(min(a[1], b[1]) - max(a[0], b[0]) for i, a in enumerate(spans) for b in spans[i + 1 :])
@@ -197,27 +185,29 @@ import sys
 sys.path[:0] = [{repo!r}, {tests!r}, {here!r}]
 from pathlib import Path
 from lib.nb101.space import enumerate_space
-from lib.search.strategies import Pool
+from lib.search.ask_tell import Pool
 from lib.search.ray_search import search_on_ray
 from test_ray_search import make_search
 search = make_search(Pool(enumerate_space(hashes=False)), Path({out!r}), {cmd!r}, trials={trials}, epochs={epochs})
-search_on_ray(search, concurrent=2, quiet=True)
+search_on_ray(search, concurrent=2, quiet=True)  # a Ray of its own, which dies with it
 """
 
 
 def cut_short(out: Path) -> set[str]:
     """Trial folders with a checkpoint (an epoch or more) whose trial is not journaled."""
     journal = out / "trials.jsonl"
-    told = {json.loads(line)["run_dir"] for line in journal.read_text().splitlines()} if journal.exists() else set()
-    found = {str(p.parent) for p in (out / "trials").glob("*/*/ckpt.pt")} - told
+    lines = journal.read_text().splitlines() if journal.exists() else []
+    journaled = {json.loads(line)["run_dir"] for line in lines}
+    found = {str(p.parent) for p in (out / "trials").glob("*/*/ckpt.pt")} - journaled
     return {d for d in found if (read_metrics(Path(d)) or {}).get("status") == "running"}
 
 
 @pytest.mark.slow
-def test_driver_killed_then_resumed(cifar_jpegs, pool, tmp_path: Path, one_ray_at_a_time):
-    """The driver SIGKILLed once a trial is journaled and another has a checkpoint; a new call
-    continues: each index once, no trial trained twice (a folder done before the kill never starts
-    again; the one cut short resumes from its checkpoint, each epoch trained once)."""
+def test_driver_killed_then_resumed(cifar_jpegs, pool, tmp_path: Path, ray_address, one_ray_at_a_time):
+    """The driver, on a Ray it started, SIGKILLed once a trial is journaled and another has a checkpoint;
+    a new call (on the session's cluster) continues: each index once, no trial trained twice (a folder done
+    before the kill never starts again; the one cut short resumes from its checkpoint, each epoch trained
+    once)."""
     from lib.search.ray_search import search_on_ray
 
     out, log, trials, epochs = tmp_path / "out", tmp_path / "starts.jsonl", 3, 4
@@ -253,9 +243,9 @@ def test_driver_killed_then_resumed(cifar_jpegs, pool, tmp_path: Path, one_ray_a
     count_before = len(starts(log))
 
     search = make_search(pool, out, cmd, trials=trials, epochs=epochs)
-    told = search_on_ray(search, concurrent=2, quiet=True)
+    records = search_on_ray(search, address=ray_address, concurrent=2, quiet=True)
 
-    assert len(told) == trials
+    assert len(records) == trials
     assert_complete(out, trials, epochs)  # each epoch of each folder once: none trained again from its start
     later = starts(log)[count_before:]
     assert cut and not {s["run_dir"] for s in later} & before  # journaled before the kill: never started again
@@ -266,8 +256,8 @@ def test_driver_killed_then_resumed(cifar_jpegs, pool, tmp_path: Path, one_ray_a
 
 
 def fixed_order(pool, rows: list[int]):
-    """A strategy asking for `rows` in turn, at 108 epochs (lib.search.strategies.Strategy underneath)."""
-    from lib.search.strategies import Strategy
+    """A strategy asking for `rows` in turn, at 108 epochs (lib.search.ask_tell.Strategy underneath)."""
+    from lib.search.ask_tell import Strategy
 
     class Fixed(Strategy):
         name = "fixed"
@@ -279,7 +269,9 @@ def fixed_order(pool, rows: list[int]):
 
 
 @pytest.mark.slow
-def test_asha_stops_poor_trials_and_a_lost_trial_is_journaled(cifar_jpegs, pool, tmp_path: Path, one_ray_at_a_time):
+def test_asha_stops_poor_trials_and_a_lost_trial_is_journaled(
+    cifar_jpegs, pool, tmp_path, ray_address, one_ray_at_a_time
+):
     """ASHA over 3-epoch trials: two better cells first, then two poor ones, whose accuracy at the rung
     of epoch 1 is below the best quarter: they stop there, and their trainers end. The accuracies are
     those of the seeded trainer on these cells and cifar_jpegs (measured: rows 4, 1 reach 0.14, 0.12
@@ -290,37 +282,19 @@ def test_asha_stops_poor_trials_and_a_lost_trial_is_journaled(cifar_jpegs, pool,
     log = tmp_path / "starts.jsonl"
     cmd = trainer(cifar_jpegs, log, kill="0001-")
     search = make_search(pool, tmp_path / "out", cmd, 4, 3, strategy=fixed_order(pool, [4, 1, 2, 3]))
-    told = search_on_ray(search, concurrent=2, scheduler="asha", max_failures=0, quiet=True)
+    records = search_on_ray(search, address=ray_address, concurrent=2, scheduler="asha", max_failures=0, quiet=True)
 
-    by_index = {r["index"]: r for r in told}
-    assert sorted(by_index) == [0, 1, 2, 3] and len(told) == 4
+    by_index = {r["index"]: r for r in records}
+    assert sorted(by_index) == [0, 1, 2, 3] and len(records) == 4
     assert by_index[0]["status"] == "done" and by_index[0]["epochs"] == 3
     lost = by_index[1]
     assert lost["status"] == "failed" and lost["val"] is None
     assert lost["error"].startswith("ActorDiedError: ") and "\n" not in lost["error"]
     for r in (by_index[2], by_index[3]):  # the poor ones
         assert r["status"] == "stopped" and r["epochs"] == 1 and 0 <= r["val"] < by_index[0]["val"]
-        m = read_metrics(Path(r["run_dir"]))
-        # SIGTERMed after an epoch: "interrupted"; "running" where the worker's exit beat the trainer's;
-        # on a loaded machine these tiny epochs may all end before Tune's stop reaches the trial: "done"
-        assert m["status"] in ("interrupted", "running", "done") and len(m["epochs"]) >= 1
+        # journaled with the accuracy of the epoch it was stopped at, as its own folder has it (how far
+        # the trainer got before the stop reached it, and the state it ended in, depend on the load)
+        assert read_metrics(Path(r["run_dir"]))["epochs"][0]["valid_acc"] == r["val"]
     journal = [json.loads(line) for line in (tmp_path / "out" / "trials.jsonl").read_text().splitlines()]
     assert sorted(r["index"] for r in journal) == [0, 1, 2, 3]
     assert not trainers_of(tmp_path / "out")
-
-
-@pytest.mark.slow
-def test_search_py_runs_its_trials_on_ray(cifar_jpegs: Path, tmp_path: Path, one_ray_at_a_time, capsys):
-    """The command line's wiring: --engine ray --concurrent 2 gives the local engine's outputs."""
-    import search
-
-    out = tmp_path / "s"
-    tiny = ["--trial-epochs", "1", "--trial-stem-channels", "4", "--trial-stacks", "1", "--trial-train-images", "200"]
-    tiny += ["--trial-eval-images", "50", "--trial-args", "--batch-size 50 --bn-momentum 0.1"]
-    argv = ["--budget", "4", "--data-root", str(cifar_jpegs), "--strategy", "random", "--engine", "ray"]
-    result = search.main([*argv, "--concurrent", "2", *tiny, "--out", str(out)])
-    records = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
-    assert sorted(r["index"] for r in records) == [0, 1, 2, 3] and all(r["status"] == "done" for r in records)
-    assert result["strategies"]["random"]["runs"][0]["queried"] == [r["hash"] for r in records]
-    assert json.loads((out / "top1.json").read_text())["val"] == max(r["val"] for r in records)
-    assert capsys.readouterr().out.count("random s0 trial ") == 4
