@@ -36,31 +36,54 @@ def trainable_parameters(
     """NB101 `trainable_parameters` in closed form, for padded cells [N,7,7], [N,7], [N].
 
     Equals the nasbench_pytorch Network's parameter count without the 1-element Placeholders.
-    Convs have no bias and each BatchNorm adds 2 per channel. Channel widths depend only on the
-    matrix, so they are computed once per distinct matrix; the ops then enter linearly.
     """
+    terms = parameter_terms(adjacency, num_vertices, stem_channels, num_stacks, cells_per_stack, num_classes)
+    at, labels = terms["inverse"], np.asarray(labels)
+    ops = ((labels == 0) * terms["conv3"][at] + (labels == 1) * terms["conv1"][at]).sum(1)
+    return terms["base"][at] + ops
+
+
+def parameter_terms(
+    adjacency: np.ndarray,
+    num_vertices: np.ndarray,
+    stem_channels: int = 128,
+    num_stacks: int = 3,
+    cells_per_stack: int = 3,
+    num_classes: int = 10,
+) -> dict[str, np.ndarray]:
+    """The parameter count of cells as terms of their distinct matrices, which fix every channel width:
+    base (stem, head and the 1x1 projections of the cell input) [U], and what vertex v adds as a
+    conv3x3 or a conv1x1, conv3 / conv1 [U,7] (a maxpool adds nothing). Also each distinct matrix's
+    code (matrix_codes, ascending) and first cell [U], and each cell's distinct matrix, inverse [N].
+    Convs have no bias and each BatchNorm adds 2 per channel."""
     from nasbench_pytorch.model.model import compute_vertex_channels
 
-    adjacency, labels = np.asarray(adjacency), np.asarray(labels)
-    flat = adjacency.reshape(len(adjacency), -1)
-    _, first, inv = np.unique(flat, axis=0, return_index=True, return_inverse=True)
-    inv = inv.ravel()
-    k3 = np.zeros((len(first), MAX_VERTICES), np.int64)  # params if vertex t is conv3x3
-    k1 = np.zeros((len(first), MAX_VERTICES), np.int64)  # params if vertex t is conv1x1
-    fixed = np.zeros(len(first), np.int64)  # 1x1 projections of the cell input, whatever the ops
+    adjacency, num_vertices = np.asarray(adjacency), np.asarray(num_vertices)
+    codes, first, inverse = np.unique(matrix_codes(adjacency), return_index=True, return_inverse=True)
+    conv3 = np.zeros((len(first), MAX_VERTICES), np.int64)
+    conv1 = np.zeros((len(first), MAX_VERTICES), np.int64)
+    base = np.zeros(len(first), np.int64)
     pairs = _cell_channels(stem_channels, num_stacks, cells_per_stack)
     for u, row in enumerate(first):
         n = int(num_vertices[row])
         m = adjacency[row, :n, :n].astype(np.int64)
         for c_in, c_out in pairs:
             ch = np.array(compute_vertex_channels(c_in, c_out, m), np.int64)
-            k3[u, 1 : n - 1] += 9 * ch[1 : n - 1] ** 2 + 2 * ch[1 : n - 1]
-            k1[u, 1 : n - 1] += ch[1 : n - 1] ** 2 + 2 * ch[1 : n - 1]
-            fixed[u] += int(((c_in * ch[1:] + 2 * ch[1:]) * m[0, 1:]).sum())
+            conv3[u, 1 : n - 1] += 9 * ch[1 : n - 1] ** 2 + 2 * ch[1 : n - 1]
+            conv1[u, 1 : n - 1] += ch[1 : n - 1] ** 2 + 2 * ch[1 : n - 1]
+            base[u] += int(((c_in * ch[1:] + 2 * ch[1:]) * m[0, 1:]).sum())
     stem = 3 * 3 * 3 * stem_channels + 2 * stem_channels
     head = stem_channels * 2 ** (num_stacks - 1) * num_classes + num_classes
-    ops = ((labels == 0) * k3[inv] + (labels == 1) * k1[inv]).sum(1)
-    return stem + head + fixed[inv] + ops
+    return {"code": codes, "first": first, "inverse": inverse.ravel(), "base": stem + head + base} | {
+        "conv3": conv3,
+        "conv1": conv1,
+    }
+
+
+def matrix_codes(adjacency: np.ndarray) -> np.ndarray:
+    """One int64 per padded 0/1 matrix [N,7,7]: its 49 entries as bits, entry i worth 2**i."""
+    flat = np.asarray(adjacency).reshape(len(adjacency), -1).astype(np.int64)
+    return flat @ (np.int64(1) << np.arange(MAX_VERTICES * MAX_VERTICES, dtype=np.int64))
 
 
 def build_network(

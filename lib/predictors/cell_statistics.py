@@ -16,35 +16,23 @@ import numpy as np
 import torch
 
 from lib.nb101.cell import MAX_VERTICES
-from lib.nb101.network import trainable_parameters
+from lib.nb101.network import parameter_terms, trainable_parameters
 
 N_STATISTICS = 21
 BITS = 2 ** torch.arange(MAX_VERTICES * MAX_VERTICES, dtype=torch.int64)  # adjacency bits -> one int64 key
 
 
 def matrix_keys(adj: torch.Tensor) -> torch.Tensor:
-    """One int64 per [7, 7] 0/1 adjacency matrix (49 bits)."""
+    """One int64 per [7, 7] 0/1 adjacency matrix: lib.nb101.network.matrix_codes, on tensors."""
     return (adj.flatten(1).round().long() * BITS.to(adj.device)).sum(1)
 
 
 def parameter_table(space: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    """Parameter count of every cell of `space` as base[matrix] + sum_v conv3[matrix, v] or conv1[matrix, v].
-
-    nb101_network.trainable_parameters is linear in the ops for a fixed matrix: probing it with all-conv3x3,
-    all-conv1x1 and all-maxpool labels of one cell per distinct matrix recovers the per-vertex terms."""
-    adj = torch.as_tensor(space["adjacency"])
-    keys, first = np.unique(matrix_keys(adj).numpy(), return_index=True)
-    a, nv = space["adjacency"][first], space["num_vertices"][first]
-    inner = (np.arange(MAX_VERTICES)[None] > 0) & (np.arange(MAX_VERTICES)[None] < nv[:, None] - 1)
-    base = trainable_parameters(a, np.where(inner, 2, 0), nv)  # every inner vertex a maxpool (no parameters)
-    conv3, conv1 = np.zeros((len(keys), MAX_VERTICES), np.int64), np.zeros((len(keys), MAX_VERTICES), np.int64)
-    for v in range(1, MAX_VERTICES - 1):
-        on = inner[:, v]
-        for label, out in ((0, conv3), (1, conv1)):
-            labels = np.where(inner, 2, 0)
-            labels[:, v] = np.where(on, label, labels[:, v])
-            out[:, v] = np.where(on, trainable_parameters(a, labels, nv) - base, 0)
-    return {k: torch.as_tensor(v) for k, v in dict(keys=keys, base=base, conv3=conv3, conv1=conv1).items()}
+    """Parameter count of every cell of `space` as base[matrix] + sum_v conv3[matrix, v] or conv1[matrix, v]
+    (lib.nb101.network.parameter_terms), keyed by matrix_keys, ascending."""
+    terms = parameter_terms(space["adjacency"], space["num_vertices"])
+    table = {"keys": terms["code"], "base": terms["base"], "conv3": terms["conv3"], "conv1": terms["conv1"]}
+    return {k: torch.as_tensor(v) for k, v in table.items()}
 
 
 def log_parameters(adj: torch.Tensor, ops: torch.Tensor, mask: torch.Tensor, table: dict) -> torch.Tensor:

@@ -14,6 +14,7 @@ rebuilds it. It also holds the space's statistics mean/std and the parameter tab
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -44,6 +45,18 @@ def space_statistics(space: dict, table: dict, chunk: int = 65536) -> torch.Tens
     return torch.cat(out)
 
 
+@functools.cache  # once per process: every architecture and config regresses the same targets
+def space_targets() -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+    """The whole space's features and standardised statistics (the targets), their mean and std, and
+    the parameter table: (x, target, mean, std, table)."""
+    space = enumerate_space(hashes=False)
+    table = parameter_table(space)
+    stats = space_statistics(space, table)
+    mean, std = stats.mean(0), stats.std(0).clamp(min=1e-6)
+    x = cell_features(space["adjacency"], space["operations"], space["num_vertices"])
+    return x, (stats - mean) / std, mean, std, table
+
+
 def pretrain(
     members: int,
     ops: int,
@@ -58,12 +71,7 @@ def pretrain(
 ) -> dict:
     """Pretrain `members` stacked encoders on the whole space; returns the cache's blob (without its key)."""
     t0 = time.perf_counter()
-    space = enumerate_space(hashes=False)
-    table = parameter_table(space)
-    stats = space_statistics(space, table)
-    mean, std = stats.mean(0), stats.std(0).clamp(min=1e-6)
-    target = (stats - mean) / std
-    x = cell_features(space["adjacency"], space["operations"], space["num_vertices"])
+    x, target, mean, std, table = space_targets()
     torch.manual_seed(seed)
     net = StackedFlowGIN(members, ops, hidden, layers, True, outputs=target.shape[1]).reset_parameters()
     net.train()
