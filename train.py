@@ -5,27 +5,19 @@
     python train.py --model mlp --split 334 --split-seed 3 --target val:mean
     python train.py --data data/demo.hdf5 --epochs 50 --quiet
 
-Writes into the run folder (default runs/<model>-<split>-s<seed>-<time>, every file atomically):
-  checkpoint.pt  model name + args, weights, label normalisation, split, target, data path + fingerprint,
-                 predictions (with --eval-split all) of every row of --data and, when --data holds all
-                 423,624 cells or --predict-space asks, of the whole space: search.py reuses them
-  metrics.json   kendall_tau, spearman, mse (pp^2), precision_at_k {"10","100"}, top1_true,
-                 top10_true_mean, best_true (all of the label true_label: the target, e.g. "val:0 at
-                 108 epochs"), n_train, n_eval, n_eval_trained_on, seconds, timing, config
-  scatter.png    predicted vs true accuracy, full range and zoomed to >= 90%
-and points the symlink runs/latest at it (relative, replaced atomically), which search.py reads.
-The folder is built beside its place and renamed into it when complete: a failed or interrupted
-run leaves no folder and runs/latest as it was; a rerun with the same --out replaces that run.
-On demo data (synthetic labels) the summary, metrics.json ("synthetic_labels") and the plot say SYNTHETIC.
+--split picks the training cells (172 334 860 91-172 91-334 91-860 denoise-91 denoise-80 all; --split-seed
+0 gives the published draws), --eval-split the cells the metrics are measured on. --target is
+METRIC[:REPEAT], val or test accuracy of one repeat (0, 1, 2) or the mean over repeats; "val" means
+"val:0". Training hyper-parameters default to the model's DEFAULTS (model.py). Checked before any
+training: every flag's range, the device, that the run folder and runs/ can be written, and that the
+splits fit the file (training cells that cover every evaluation cell are refused; more than half, warned).
 
---target is METRIC[:REPEAT]: val or test accuracy of one repeat (0, 1, 2) or the mean over repeats;
-"val" means "val:0". Training hyper-parameters default to the model's DEFAULTS (model.py).
-Checked before any training: every flag's range, the device, that the run folder and runs/ can be
-written, and that the splits fit the file: a split that draws more cells than the file holds, or
-training cells that cover every evaluation cell, is refused; covering more than half is warned about.
-No leaks: labels are normalised with training statistics, nothing is selected on evaluation
-labels, the saved model is the one after the last epoch, and every metric is computed once on its
-predictions.
+Writes checkpoint.pt (the predictor, and its predictions of every cell for search.py), metrics.json
+(Kendall tau, Spearman, MSE, precision@k, the true accuracy of the top picks) and scatter.png into the run
+folder (default runs/<model>-<split>-s<seed>-<time>) and points runs/latest at it. The folder is built
+beside its place and renamed when complete: a failed run leaves none, and runs/latest as it was. No
+leaks: labels are normalised with training statistics, nothing is selected on evaluation labels, the
+saved model is the last epoch's. On demo data the outputs say SYNTHETIC. Their keys: docs/outputs.md.
 """
 
 from __future__ import annotations
@@ -56,37 +48,34 @@ RUNS = Path("runs")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    intro, usage = __doc__.split("\n\n", 1)
-    p = ArgumentParser(description=intro, epilog=usage, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=str(DEFAULT_DATA), help="NB101 HDF5 from tools/nasbench_tfrecord_converter.py")
-    p.add_argument(
-        "--model", default="pgin", choices=list(MODELS), help="predictor (model.py); pgin: best measured (then gin)"
+    summary, examples, *_ = __doc__.split("\n\n")
+    p = ArgumentParser(
+        description=f"{summary}\n\n{examples}",
+        epilog="More in this script's docstring and docs/pipeline.md; the outputs' keys: docs/outputs.md.",
+        formatter_class=lambda prog: argparse.RawDescriptionHelpFormatter(prog, max_help_position=30),
     )
-    p.add_argument("--split", default="172", choices=SPLITS, help="training cells")
-    p.add_argument("--split-seed", type=SEED, default=0, help="0 gives the published splits")
-    p.add_argument("--eval-split", default="all", choices=SPLITS, help="cells to evaluate on (same split seed)")
-    p.add_argument("--target", default="val", choices=TARGETS, help="METRIC[:REPEAT], e.g. val:mean")
-    p.add_argument("--label-epochs", type=int, default=108, choices=EPOCHS, help="the label's NB101 epochs")
-    hp = p.add_argument_group("training (default: the model's DEFAULTS in model.py)")
-    hp.add_argument("--epochs", type=at_least(1))
-    hp.add_argument("--batch-size", type=at_least(1))
-    hp.add_argument("--lr", type=number(above=0))
-    hp.add_argument("--wd", type=number(low=0), help="Adam weight decay")
-    hp.add_argument("--loss", choices=list(LOSSES))
-    p.add_argument("--seed", type=SEED, default=0, help="model init, batch order and dropout")
-    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cuda, mps, cpu")
-    p.add_argument(
-        "--eval-batch-size",
-        type=at_least(1),
-        help="cells per inference batch (default: lib.predictors.inference.predict's)",
-    )
-    p.add_argument(
-        "--threads", type=at_least(1), help="CPU threads for training and predicting (default: the free cores)"
-    )
-    p.add_argument("--precision", default="auto", choices=PRECISIONS, help="of predictions; auto: bf16 on bf16 CPUs")
-    p.add_argument("--predict-space", action="store_true", help="store predictions of all 423,624 cells (see above)")
-    p.add_argument("--out", help="run folder (default: a new folder under runs/)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    a = p.add_argument
+    a("--data", default=str(DEFAULT_DATA), metavar="FILE", help="NB101 HDF5 (tools/nasbench_tfrecord_converter.py)")
+    a("--model", default="pgin", choices=list(MODELS), metavar="NAME", help=f"{', '.join(MODELS)} (model.py)")
+    a("--split", default="172", choices=SPLITS, metavar="NAME", help=f"the training cells: {' '.join(SPLITS)}")
+    a("--split-seed", type=SEED, default=0, metavar="S", help="0 gives the published splits")
+    a("--eval-split", default="all", choices=SPLITS, metavar="NAME", help="the cells evaluated on (same seed)")
+    a("--target", default="val", choices=TARGETS, metavar="T", help="METRIC[:REPEAT], e.g. val:mean")
+    a("--label-epochs", type=int, default=108, choices=EPOCHS, metavar="E", help="the label's NB101 epochs")
+    a("--seed", type=SEED, default=0, help="model init, batch order and dropout")
+    a("--device", default="auto", help="auto (cuda > mps > cpu), cuda, mps, cpu")
+    a("--threads", type=at_least(1), metavar="N", help="CPU threads (default: the free cores)")
+    a("--eval-batch-size", type=at_least(1), metavar="N", help="cells per inference batch")
+    a("--precision", default="auto", choices=PRECISIONS, help="of predictions; auto: bf16 on bf16 CPUs")
+    a("--predict-space", action="store_true", help="store predictions of all 423,624 cells")
+    a("--out", metavar="DIR", help="run folder (default: a new folder under runs/)")
+    a("--quiet", action="store_true", help="no progress bar and no summary")
+    hp = p.add_argument_group("training (default: the model's DEFAULTS in model.py)").add_argument
+    hp("--epochs", type=at_least(1), metavar="N")
+    hp("--batch-size", type=at_least(1), metavar="N")
+    hp("--lr", type=number(above=0))
+    hp("--wd", type=number(low=0), help="Adam weight decay")
+    hp("--loss", choices=list(LOSSES))
     args = p.parse_args(argv)
     args.threads = free_cores() if args.threads is None else args.threads
     return args

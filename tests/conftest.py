@@ -1,16 +1,21 @@
 """Shared fixtures, and the cells and records that several test files build. The real data (the 20k
 NB101 TFRecord, the CIFAR-10 JPEG tarball) is read from $NB101_SHARED_DATA, by default ../shared/data
-beside the checkout (the Makefile's SHARED_DATA); tests that need it skip without it."""
+beside the checkout (the Makefile's SHARED_DATA); tests that need it fail without it."""
 
 import contextlib
+import fcntl
 import importlib
 import math
 import os
 import pickle
 import shutil
+import signal
+import socket
 import struct
 import subprocess
 import sys
+import tempfile
+import threading
 from pathlib import Path
 
 import h5py
@@ -28,6 +33,10 @@ from lib.tfrecord.convert import convert
 from lib.util.errors import USAGE_ERROR, exit_on_user_error
 
 REPO = Path(__file__).resolve().parents[1]
+if os.environ.get("PYTEST_XDIST_WORKER"):  # a worker per core: one torch thread each, not two fighting for one core
+    import torch
+
+    torch.set_num_threads(1)
 SHARED_DATA = Path(os.environ.get("NB101_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
 REAL_TFRECORD = SHARED_DATA / "nb101_real_20k.tfrecord"
 CIFAR_JPEG = SHARED_DATA / "cifar10-jpeg.tar.gz"
@@ -48,8 +57,9 @@ def run_main(prog: str, main, *args) -> int:
 
 
 def require(path: Path) -> Path:
+    """The real data file at `path`; its absence fails the test (a set-up step is missing), never skips it."""
     if not path.exists():
-        pytest.skip(f"real data {path} is absent (set NB101_SHARED_DATA to the folder that holds it)")
+        pytest.fail(f"real data {path} is absent: set NB101_SHARED_DATA to the folder that holds it", pytrace=False)
     return path
 
 
@@ -71,7 +81,8 @@ def real_h5(tmp_path_factory):
 @pytest.fixture(scope="session")
 def cifar_jpegs(tmp_path_factory):
     """A few hundred real CIFAR-10 JPEGs in the tarball's own layout: the first 30 train and 10 test
-    images of each class (skips without the tarball). Searches with real training run on these."""
+    images of each class (fails without the tarball). Searches with real training, and trainer.py's test on
+    real images, run on these."""
     import tarfile
 
     root = tmp_path_factory.mktemp("cifar") / "cifar10-jpeg"
@@ -87,6 +98,48 @@ def cifar_jpegs(tmp_path_factory):
                 taken[key] = taken.get(key, 0) + 1
                 t.extract(member, root.parent, filter="data")
     return root
+
+
+@pytest.fixture(scope="session")
+def ray_address():
+    """One real local Ray cluster for the session's tests of the Ray engine, which join it by address:
+    `ray start --head --block` in a process group of its own (2 CPUs, a small object store), ended with
+    its group at the end. Token authentication off: a local cluster of the tests' own."""
+    with socket.socket() as s:  # a port free a moment ago
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", f"--port={port}", "--num-cpus=2"]
+    cmd += ["--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats", "--object-store-memory=100000000"]
+    env = os.environ | {"RAY_AUTH_MODE": "disabled"}
+    pipe = dict(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    head = subprocess.Popen(cmd, env=env, start_new_session=True, **pipe)
+    said = []
+    for line in head.stdout:  # until it says it is up, or ends
+        said.append(line)
+        if "Ray runtime started" in line:
+            break
+    assert head.poll() is None, "`ray start --head` failed:\n" + "".join(said[-20:])
+    threading.Thread(target=head.stdout.read, daemon=True).start()  # its further output, never a full pipe
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        head.terminate()  # `ray start --block` stops the cluster's processes as it ends
+        try:
+            head.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGKILL)  # whatever of its group is left
+        head.wait()
+
+
+@pytest.fixture
+def one_ray_at_a_time():
+    """The tests that run trials on Ray take turns, also across pytest-xdist workers (2 cores)."""
+    with open(Path(tempfile.gettempdir()) / "nb101-ray-tests.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+        fcntl.flock(f, fcntl.LOCK_UN)
 
 
 # ----------------------------------------------------------------------------- cells
@@ -224,16 +277,50 @@ def blank_cells(n: int) -> dict[str, np.ndarray]:
     return cells | {"num_vertices": np.full(n, 2)}
 
 
+class Graph:
+    """A search pool's neighbourhood given by hand; mutate() takes the first neighbour and records the parent."""
+
+    kind = "a graph"
+
+    def __init__(self, edges: dict[int, list[int]]):
+        self.edges, self.parents = edges, []
+
+    def neighbours(self, row):
+        return np.array(self.edges[row])
+
+    def mutate(self, row, rng):
+        self.parents.append(row)
+        return self.edges[row][0]
+
+
+def pool_of(n: int, neighbourhood=None):
+    """A lib.search.ask_tell.Pool of n blank cells, with the neighbourhood given (e.g. a Graph)."""
+    from lib.search.ask_tell import Pool
+
+    pool = Pool(blank_cells(n))
+    if neighbourhood is not None:
+        pool.__dict__["neighbourhood"] = neighbourhood  # the cached property, given
+    return pool
+
+
+def step(strategy, values) -> tuple[int, int]:
+    """One ask and tell: the strategy's first cell, told values[row]."""
+    (row, epochs), *_ = strategy.ask()
+    strategy.tell(row, epochs, values[row])
+    return row, epochs
+
+
 def table_of(labels: np.ndarray, seconds: np.ndarray | None = None, test=None):
     """A lib.search.table.Table of blank cells answering `labels` [n, epochs, repeats], each query costing
     `seconds` (default 1); the truth is the 108-epoch mean, test 1 pp below unless given; hashes h0, h1, ..."""
+    from lib.search.report import Truth
     from lib.search.table import Table
 
     n = len(labels)
     seconds = np.ones(labels.shape) if seconds is None else seconds
-    truth = labels[:, -1].mean(1)
-    test = truth - 0.01 if test is None else test
-    return Table(blank_cells(n), labels, seconds, truth, test, np.array([f"h{i}" for i in range(n)]))
+    val = labels[:, -1].mean(1)
+    truth = Truth(np.array([f"h{i}" for i in range(n)]), val, val - 0.01 if test is None else test)
+    return Table(blank_cells(n), labels, seconds, truth)
 
 
 # ----------------------------------------------------------------------------- image data
@@ -322,6 +409,7 @@ PROGS = {  # a script's name in a refusal's test, its name in messages and the m
     "demo": ("make_demo_data.py", "tools.make_demo_data"),
     "train": ("train.py", "train"),
     "search": ("search.py", "search"),
+    "budgeted_search": ("budgeted_search.py", "budgeted_search"),
     "trainer": ("trainer.py", "trainer"),
 }
 
@@ -445,12 +533,17 @@ def trainer_runs(cifar, tmp_path_factory) -> dict[str, Path]:
 
 
 def corrupt(kind: str):
-    """An image-folder tree of 10 classes with one damaged image of `kind`."""
+    """An image-folder tree of 10 classes with one damaged image train/cat/bad.jpg: empty, junk, or a JPEG
+    cut short."""
 
     def make(root: Path) -> Path:
         image_tree(root, CLASSES)
         bad = root / "train" / "cat" / "bad.jpg"
-        bad.write_bytes(b"" if kind == "empty" else b"\xff\xd8\xff\xe0 not a jpeg" * 10)
+        if kind == "cut":
+            Image.fromarray(images(1, seed=0)[0][0]).save(bad)
+            bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
+        else:
+            bad.write_bytes(b"" if kind == "empty" else b"\xff\xd8\xff\xe0 not a jpeg" * 10)
         return root
 
     return make
@@ -466,15 +559,26 @@ def other_test_classes(root: Path) -> Path:
     return root
 
 
-def image_tree(root: Path, classes: list[str], per_class: int = 5, empty: str | None = None) -> Path:
-    """root/train/<class>/*.png and root/test/<class>/*.png (+ an empty class folder in both)."""
+def image_tree(
+    root: Path,
+    classes: list[str],
+    per_class: int = 5,
+    empty: str | None = None,
+    size: tuple[int, int] = (32, 32),
+    test: bool = True,
+    mode: str = "RGB",
+    ext: str = "png",
+) -> Path:
+    """root/train/<class>/N.<ext> and (with test) root/test/<class>/N.<ext>: per_class random images of `size`
+    (width, height) in PIL `mode` each (+ an empty class folder `empty` in both)."""
     rng = np.random.default_rng(0)
-    for split in ("train", "test"):
+    for split in ("train", "test") if test else ("train",):
         (root / split).mkdir(parents=True)
         for c in classes:
             (root / split / c).mkdir(parents=True)
             for i in range(per_class):
-                Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(root / split / c / f"{i}.png")
+                pixels = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+                Image.fromarray(pixels).convert(mode).save(root / split / c / f"{i}.{ext}")
         if empty:
             (root / split / empty).mkdir()
     return root

@@ -264,17 +264,17 @@ CASES = [
 ]
 
 
-CHUNKINGS = {  # in this process: one task, or one task per record; in a pool: the same, or ~2 records a task
-    "one task": [],
-    "task per record": ["--chunk-bytes", "1"],
-    "pool, task per record": ["--workers", "2", "--chunk-bytes", "1"],
-    "pool, 2 records a task": ["--workers", "3", "--chunk-bytes", "700"],
-}
+CHUNKINGS = [  # in this process: one task, or one task per record; in a pool (slow: its start): the same, or ~2 a task
+    pytest.param([], id="one task"),
+    pytest.param(["--chunk-bytes", "1"], id="task per record"),
+    pytest.param(["--workers", "2", "--chunk-bytes", "1"], id="pool, task per record", marks=pytest.mark.slow),
+    pytest.param(["--workers", "3", "--chunk-bytes", "700"], id="pool, 2 records a task", marks=pytest.mark.slow),
+]
 
 
 @pytest.mark.timeout(120)  # worker pools in this process: a hang fails
 @pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("chunking", CHUNKINGS.values(), ids=CHUNKINGS.keys())
+@pytest.mark.parametrize("chunking", CHUNKINGS)
 def test_bad_input_is_one_line_naming_file_record_offset(tmp_path, cells, capsys, case, chunking):
     _, datas, offsets = small_demo(tmp_path, cells)
     content, index, offset, why = bad_inputs(datas, offsets)[case]
@@ -330,6 +330,7 @@ def test_an_output_that_cannot_be_written_is_one_line(tmp_path, cells, capsys):
     assert sorted(tmp_path.iterdir()) == [src, tmp_path / "file"]  # refused before anything was read
 
 
+@pytest.mark.slow
 def test_cli_help_and_exit_status(tmp_path):
     script = REPO / "tools" / "nasbench_tfrecord_converter.py"
     run = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True, cwd=tmp_path)
@@ -348,6 +349,7 @@ def test_cli_help_and_exit_status(tmp_path):
 # ----------------------------------------------------------------------------- real data
 
 
+@pytest.mark.slow
 def test_real_file_converts_value_for_value(real_h5):
     attrs = assert_hdf5_equals_records(real_h5, REAL_TFRECORD)
     assert not attrs["synthetic_labels"] and attrs["num_records"] == 80_004 and attrs["num_cells"] == 20_001
@@ -358,6 +360,7 @@ def test_real_file_converts_value_for_value(real_h5):
     assert round(float(val.max()), 4) == 0.9491  # bench/README.md: budgeted_search.py's "best in file 94.91 %"
 
 
+@pytest.mark.slow
 def test_real_file_hashes_and_parameters_recomputed(real_h5):
     with h5py.File(real_h5) as f:
         adj, ops, nv = f["adjacency"][:], f["operations"][:], f["num_vertices"][:]
@@ -384,12 +387,13 @@ def test_a_file_of_some_cells_leaves_the_space_cache_alone(tmp_path, cells, monk
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.hdf5", "d.tfrecord"]
 
 
-@pytest.mark.slow  # ~20 s: a demo file of every cell, converted twice
+@pytest.mark.slow  # ~20 s: a demo file of every cell
 @pytest.mark.timeout(300)
 def test_a_file_of_every_cell_keeps_its_verified_hashes_for_the_next_conversion(tmp_path, space, monkeypatch):
-    """The first conversion hashes every cell (without the cache) and keeps the hashes in the cache,
-    in enumeration order; the second finds them there and hashes nothing. hash_cells is stood in
-    for by the space's own hashes (its ~45 s are tested elsewhere), to count what is hashed."""
+    """Converting a file of every cell hashes every cell (without the cache) and keeps the hashes in the
+    cache, in enumeration order; a later conversion of many cells finds them there and hashes nothing.
+    hash_cells is stood in for by the space's own hashes (its ~45 s are tested elsewhere), to count
+    what is hashed."""
     cache = tmp_path / "space.npz"
     monkeypatch.setattr(nb101_space, "DEFAULT_SPACE_CACHE", cache)
     hashed = []
@@ -399,12 +403,13 @@ def test_a_file_of_every_cell_keeps_its_verified_hashes_for_the_next_conversion(
         return space["hash"][space_rows(space, adjacency, operations, num_vertices)]
 
     monkeypatch.setattr(nb101_convert, "hash_cells", counted_hash_cells)
-    src = tmp_path / "all.tfrecord"
-    demo.write_demo(src, demo.choose_cells(space, None, seed=0), epochs=(108,), repeats=1)
-    nb101_convert.convert(src, tmp_path / "first.hdf5")
+    every = demo.choose_cells(space, None, seed=0)
+    demo.write_demo(tmp_path / "all.tfrecord", every, epochs=(108,), repeats=1)
+    nb101_convert.convert(tmp_path / "all.tfrecord", tmp_path / "all.hdf5")
     assert hashed == [nb101_space.NUM_CELLS]
     kept = nb101_space.enumerate_space(cache)
     assert sorted(kept) == sorted(space) and all(np.array_equal(kept[k], space[k]) for k in space)
     assert kept["hash"].dtype == space["hash"].dtype
-    nb101_convert.convert(src, tmp_path / "second.hdf5")
+    demo.write_demo(tmp_path / "many.tfrecord", demo.choose_cells(space, 20_001, seed=1), epochs=(108,), repeats=1)
+    nb101_convert.convert(tmp_path / "many.tfrecord", tmp_path / "many.hdf5")
     assert hashed == [nb101_space.NUM_CELLS]  # nothing hashed the second time

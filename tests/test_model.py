@@ -292,6 +292,7 @@ def test_flow_gin_inference_shortcut_equals_the_training_computation(cells):
     assert len(_first_layer_contexts(*soft[:2])[0]) == len(inverse)
 
 
+@pytest.mark.slow
 def test_the_space_has_1864_first_layer_contexts(space):
     rows = []
     for lo in range(0, len(space["num_vertices"]), 100_000):

@@ -112,6 +112,7 @@ TRAIN = {  # d.hdf5: demo_h5 (400 cells); prev: an earlier run (--out prev unles
     "--data a folder": (["--data", "sub"], [("dir", "sub")], "sub: is a folder"),
     "--data a text file": (["--data", "f.txt"], [("file", "f.txt")], "f.txt: not an NB101 HDF5 file"),
     "--data missing": (["--data", "nope.hdf5"], [], "nope.hdf5: no such file"),
+    "no --data, no data/nasbench.hdf5": (["--data", None], [], "data/nasbench.hdf5: no such file; make one with"),
     "--out a file": (["--out", "f.txt"], [("file", "f.txt")], "--out f.txt exists and is not a train.py run folder"),
     "--out under a file": (["--out", "f.txt/r"], [("file", "f.txt")], "f.txt is a file, not a folder"),
     "--out unwritable": (["--out", "/proc/nope/r"], [], "cannot write in /proc"),
@@ -121,7 +122,9 @@ TRAIN = {  # d.hdf5: demo_h5 (400 cells); prev: an earlier run (--out prev unles
     "runs/latest not a link": ([], [("file", "runs/latest")], "runs/latest is not the link train.py keeps"),
     "--label-epochs 4: no labels": (["--label-epochs", "4"], [], "has no val accuracy at 4 epochs"),
     "--label-epochs 5": (["--label-epochs", "5"], [], "argument --label-epochs: invalid choice"),
-    "--target train": (["--target", "train"], [], "argument --target: invalid choice"),
+    "--target train": (["--target", "train"], [], "argument --target: invalid choice: 'train'"),
+    "--split 999": (["--split", "999"], [], "argument --split: invalid choice: '999'"),
+    "--model transformer": (["--model", "transformer"], [], "argument --model: invalid choice: 'transformer'"),
     "unknown flag": (["--frobnicate"], [], "unrecognized arguments: --frobnicate"),
 }  # fmt: skip
 
@@ -176,6 +179,7 @@ def test_train_refuses_any_bad_rate(flag, value, here, demo_h5, capsys):
         ("tools/make_demo_data.py", ["--seed", "-1", "--output", "o.tfrecord"], "argument --seed: must be 0 to"),
         ("train.py", ["--data", "in.tfrecord", "--epochs", "0"], "argument --epochs: must be at least 1 (got 0)"),
         ("search.py", ["--top-k", "0"], "argument --top-k: must be at least 1 (got 0)"),
+        ("budgeted_search.py", ["--budget", "0"], "argument --budget: must be at least 1 (got 0)"),
         ("trainer.py", [*CELL, "--device", "foo"], "--device foo: not a device"),
     ],
 )

@@ -5,7 +5,8 @@ cached on disk, their md5 hashes on demand, and a fingerprint of the enumeration
     space = enumerate_space(hashes=False)          # all 423,624 cells, ~1 s (cached: 0.01 s)
     space_hashes(space, [0, 1, 2])                 # NB101 hashes of the cells shown
 
-Reference: google-research/nasbench lib/generate_graphs.py. Joining other cells to the space: lib/nb101/join.py.
+Reference: google-research/nasbench nasbench/scripts/generate_graphs.py. Joining other cells to the space:
+lib/nb101/join.py.
 """
 
 from __future__ import annotations

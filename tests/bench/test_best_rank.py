@@ -9,6 +9,7 @@ import pytest
 from conftest import REPO
 
 
+@pytest.mark.slow
 def test_best_rank_bench_runs_on_demo_data(demo_h5, tmp_path):
     """bench/best_rank.py: the ranks it reports are those of the cells it left out, among the cells
     each fit did not see, by the predictor and by trainable parameters."""

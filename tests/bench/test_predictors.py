@@ -9,6 +9,7 @@ import pytest
 from conftest import REPO
 
 
+@pytest.mark.slow
 def test_predictor_bench_runs_on_demo_data(demo_h5, tmp_path):
     out = tmp_path / "bench"
     args = ["--data", str(demo_h5), "--models", "mlp", "gcn", "--seeds", "0", "1", "--epochs", "2", "--out", str(out)]

@@ -92,6 +92,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_an_error_not_a_hang(tmp_path):
     script = tmp_path / "kill_a_worker.py"
     script.write_text(KILL_A_WORKER)

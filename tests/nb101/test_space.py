@@ -212,6 +212,7 @@ def test_space_rows_finds_re_encoded_cells_and_rejects_foreign_ones(space):
     assert J.space_rows(space, unpruned, ops3, np.array([3])).tolist() == [-1]
 
 
+@pytest.mark.slow
 def test_enumeration_without_hashes_is_cached_apart_and_hashes_come_on_demand(space, tmp_path, monkeypatch):
     calls = []
 

@@ -13,6 +13,7 @@ from lib.predictors.metrics import kendall_tau
 from model import MODELS, Predictor, build_model, hyperparams, train_model
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss_and_learns_the_ranking(demo_h5):
     data = load_nb101(demo_h5)
     y = data.labels("val")

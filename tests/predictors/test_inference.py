@@ -129,6 +129,7 @@ def test_whole_space_in_batches_on_two_threads(space):
     np.testing.assert_array_equal(pred, probe_score(space))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,epochs", [("gin", 40), ("mlp", 40), ("gcn", 30)])
 def test_bf16_moves_kendall_tau_by_less_than_0_001(name, epochs, real_h5):
     """Trained on split 172 of the real 20k cells, evaluated on all of them in bf16 and in fp32."""

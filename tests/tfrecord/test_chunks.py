@@ -115,6 +115,7 @@ def test_random_damage_anywhere_in_the_real_file_is_caught_by_the_pool(tmp_path,
         ("bytes inserted near the end", lambda d: d[:-100] + b"\x07" * 3 + d[-100:]),
     ],
 )
+@pytest.mark.slow
 def test_damaged_real_file_through_the_command_line(tmp_path, real_bytes, where, change):
     """The real command, default options (a pool from 16 MiB on): one line, exit 2, within seconds."""
     data, starts = real_bytes
@@ -295,6 +296,7 @@ sys.exit(exit_on_user_error(PROG, main, sys.argv[1:]))
         ("check_range", "raise ZeroDivisionError('a bug')", "checking failed in a worker: ZeroDivisionError"),
     ],
 )
+@pytest.mark.slow
 def test_a_worker_that_dies_or_fails_ends_the_run_in_one_line(tmp_path, space, target, fault, says):
     src = tmp_path / "demo.tfrecord"
     demo.write_demo(src, demo.choose_cells(space, 30, seed=0))  # 360 records, ~60 tasks of 2 kB
@@ -311,6 +313,7 @@ def test_a_worker_that_dies_or_fails_ends_the_run_in_one_line(tmp_path, space, t
     assert not [p for p in Path("/proc").glob("[0-9]*") if str(src).encode() in _cmdline(p)]  # no worker left
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_pool_and_writes_nothing(tmp_path, space):
     src = tmp_path / "demo.tfrecord"
     demo.write_demo(src, demo.choose_cells(space, 30, seed=0))

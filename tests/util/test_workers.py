@@ -1,0 +1,100 @@
+"""lib/util/workers.py: results in task order or as they finish, the same as in-process; an error in a
+worker reaches the caller as itself, a dead worker as WorkerError; no worker outlives the call; the
+tasks are read as results come back."""
+
+import multiprocessing
+import os
+import signal
+
+import pytest
+
+from lib.util.workers import WorkerError, WorkerTraceback, in_workers
+
+
+def square(x):
+    return x * x
+
+
+def fail_on_three(x):
+    if x == 3:
+        raise ValueError(f"no {x}")
+    return x
+
+
+def die_on_three(x):
+    if x == 3:
+        os._exit(7)
+    return x
+
+
+def kill_self_on_three(x):
+    if x == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+
+SEEN = []  # what init saw, where it ran
+
+
+def remember(tag):
+    SEEN.append((tag, os.getpid()))
+
+
+def pid_and_init(x):
+    return os.getpid(), list(SEEN)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_results_come_in_task_order_and_equal_the_in_process_ones(workers):
+    assert list(in_workers(square, range(20), workers=workers)) == [(i, i * i) for i in range(20)]
+
+
+def test_unordered_results_are_every_task_once():
+    got = dict(in_workers(square, range(20), workers=2, ordered=False))
+    assert got == {i: i * i for i in range(20)}
+
+
+def test_an_error_in_a_worker_reaches_the_caller_as_itself_with_its_traceback():
+    before = set(multiprocessing.active_children())
+    with pytest.raises(ValueError, match="no 3") as raised:
+        list(in_workers(fail_on_three, range(10), workers=2))
+    assert isinstance(raised.value.__cause__, WorkerTraceback)
+    assert "in fail_on_three" in str(raised.value.__cause__)
+    assert set(multiprocessing.active_children()) == before  # none left running
+
+
+@pytest.mark.parametrize("fn, code", [(die_on_three, 7), (kill_self_on_three, -signal.SIGKILL)])
+def test_a_worker_that_dies_is_a_worker_error_naming_its_exit_code(fn, code):
+    before = set(multiprocessing.active_children())
+    with pytest.raises(WorkerError, match=rf"a hashing worker process died \(exit code {code}\)"):
+        list(in_workers(fn, range(10), workers=2, what="hashing"))
+    assert set(multiprocessing.active_children()) == before
+
+
+def test_stopping_early_stops_every_worker():
+    before = set(multiprocessing.active_children())
+    work = in_workers(square, range(1000), workers=2)
+    assert next(work) == (0, 0)
+    work.close()
+    assert set(multiprocessing.active_children()) == before
+
+
+def test_tasks_are_read_as_results_come_back():
+    handed = []
+
+    def tasks():
+        for i in range(40):
+            handed.append(i)
+            yield i
+
+    work = in_workers(square, tasks(), workers=2, in_flight=2)
+    next(work)
+    assert len(handed) <= 2 * 2 + 2  # at most in_flight per worker ahead of what came back
+    assert [r for _, r in work] == [i * i for i in range(1, 40)] and len(handed) == 40
+
+
+def test_init_runs_once_in_each_worker_before_its_tasks():
+    results = [r for _, r in in_workers(pid_and_init, range(8), workers=2, init=remember, init_args=("w",))]
+    for pid, seen in results:
+        assert seen == [("w", pid)]  # its own init, once, in its own process
+    assert len({pid for pid, _ in results}) <= 2 and os.getpid() not in {pid for pid, _ in results}
