@@ -9,24 +9,32 @@ SHARED_DATA ?= ../shared/data
 setup: .venv/.installed
 
 # --no-compile: byte-compiling every module of torch and Ray at install time doubles the install (about 90 s
-# more on 2 cores); Python compiles what is imported, once, on first use.
+# more on 2 cores). One import of what the toolkit uses then writes the bytecode of those modules alone,
+# even where PYTHONDONTWRITEBYTECODE is set (every later process would compile them again, 3-4 s each).
+WARM_UP := import torch, scipy.stats, matplotlib.pyplot, h5py, ray.tune, nasbench_pytorch.model, pytest, hypothesis; \
+	import dataset, model, train, search, budgeted_search, trainer
 .venv/.installed: requirements.txt pyproject.toml
 	python3 -m venv .venv
 	.venv/bin/pip install -q --no-compile -r requirements.txt
 	.venv/bin/pip install -q --no-compile --no-deps -e .
+	env -u PYTHONDONTWRITEBYTECODE .venv/bin/python -c "$(WARM_UP)"
 	touch $@
 
 # The trainer stage runs briefly (a reduced network, 2 epochs, an image subset) when CIFAR-10 is
-# found locally: data/cifar-10-batches-py, data/cifar10-jpeg, or the JPEG tarball in SHARED_DATA. Each
-# demo replaces the previous demo's runs.
+# found locally: data/cifar-10-batches-py, data/cifar10-jpeg, or the JPEG tarball in SHARED_DATA, of which
+# the demo unpacks 700 training and 100 test images a class into data/cifar10-demo (the whole tarball is
+# 60,000 files). Each demo replaces the previous demo's runs.
 CIFAR_TGZ := $(SHARED_DATA)/cifar10-jpeg.tar.gz
+DEMO_IMAGES := --wildcards 'cifar10-jpeg/train/*/0[0-6]??.jpg' 'cifar10-jpeg/test/*/00??.jpg'
 demo: setup
 	$(PY) tools/make_demo_data.py --cells $(DEMO_CELLS) --output data/demo.tfrecord
 	$(PY) tools/nasbench_tfrecord_converter.py --input data/demo.tfrecord --output data/demo.hdf5
 	$(PY) train.py --data data/demo.hdf5 --split 172 --out runs/demo
 	$(PY) search.py --checkpoint runs/demo/checkpoint.pt --data data/demo.hdf5 --top-k 10
-	@if [ ! -d data/cifar10-jpeg/train ] && [ -f $(CIFAR_TGZ) ]; then tar -xzf $(CIFAR_TGZ) -C data/; fi
-	@if [ -d data/cifar-10-batches-py ]; then root=data; elif [ -d data/cifar10-jpeg/train ]; then root=data/cifar10-jpeg; fi; \
+	@if [ ! -d data/cifar10-jpeg/train ] && [ ! -d data/cifar10-demo/train ] && [ -f $(CIFAR_TGZ) ]; then \
+	  tar -xzf $(CIFAR_TGZ) -C data/ --transform 's,^cifar10-jpeg,cifar10-demo,' $(DEMO_IMAGES); fi
+	@if [ -d data/cifar-10-batches-py ]; then root=data; elif [ -d data/cifar10-jpeg/train ]; then root=data/cifar10-jpeg; \
+	elif [ -d data/cifar10-demo/train ]; then root=data/cifar10-demo; fi; \
 	if [ -n "$$root" ]; then \
 	  rm -rf runs/demo-trainer; \
 	  $(PY) trainer.py --arch runs/demo/top1.json --data-root $$root --epochs 2 --batch-size 64 --bn-momentum 0.1 --stem-channels 16 --num-stacks 1 \

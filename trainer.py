@@ -175,7 +175,7 @@ def settings(argv: list[str] | None) -> tuple[argparse.Namespace, dict | None]:
 def main(argv: list[str] | None = None) -> dict:
     args, ckpt = settings(argv)
     if args.epochs not in EPOCHS:
-        print(f"note: --epochs {args.epochs} is not an NB101 budget {EPOCHS}")
+        print(f"note: --epochs {args.epochs} is not one of the epochs NB101 trained {EPOCHS}")
 
     # -- where it computes: torchrun sets RANK / LOCAL_RANK / WORLD_SIZE; joining is bounded by --ddp-timeout
     ddp = "RANK" in os.environ and "WORLD_SIZE" in os.environ
