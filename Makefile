@@ -9,15 +9,13 @@ SHARED_DATA ?= ../shared/data
 setup: .venv/.installed
 
 # --no-compile: byte-compiling every module of torch and Ray at install time doubles the install (about 90 s
-# more on 2 cores). One import of what the toolkit uses then writes the bytecode of those modules alone,
-# even where PYTHONDONTWRITEBYTECODE is set (every later process would compile them again, 3-4 s each).
-WARM_UP := import torch, scipy.stats, matplotlib.pyplot, h5py, ray.tune, nasbench_pytorch.model, pytest, hypothesis; \
-	import dataset, model, train, search, budgeted_search, trainer
+# more on 2 cores). Python then writes the bytecode of what it imports, once, even where the environment
+# says not to (in .venv/ and the ignored __pycache__/): else every process compiles torch again (3-4 s).
+unexport PYTHONDONTWRITEBYTECODE
 .venv/.installed: requirements.txt pyproject.toml
 	python3 -m venv .venv
 	.venv/bin/pip install -q --no-compile -r requirements.txt
 	.venv/bin/pip install -q --no-compile --no-deps -e .
-	env -u PYTHONDONTWRITEBYTECODE .venv/bin/python -c "$(WARM_UP)"
 	touch $@
 
 # The trainer stage runs briefly (a reduced network, 2 epochs, an image subset) when CIFAR-10 is
