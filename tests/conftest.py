@@ -65,8 +65,13 @@ def require(path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def space():
-    """The enumerated NB101 space, from the repo's cache (built on first use, ~1 min)."""
-    return nb101_space.enumerate_space()
+    """The enumerated NB101 space with every hash, from the repo's cache. The first worker process to
+    need it builds the cache (the hashes: about 25 s on 2 cores) while the others wait for it."""
+    cache = nb101_space.DEFAULT_SPACE_CACHE
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with open(cache.with_name(cache.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return nb101_space.enumerate_space()
 
 
 @pytest.fixture(scope="session")
