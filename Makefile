@@ -66,7 +66,7 @@ lint: setup
 bench: setup
 	export NB101_REAL_TFRECORD=$(SHARED_DATA)/nb101_real_20k.tfrecord; \
 	if [ ! -d data/cifar10-jpeg/train ] && [ -f $(CIFAR_TGZ) ]; then tar -xzf $(CIFAR_TGZ) -C data/; fi; \
-	for b in converter predictors train_speed ablation enumeration search_speed budgeted_search best_rank trainer real_search; do \
+	for b in converter predictors train_speed ablation enumeration search_speed budgeted_search best_rank trainer real_search nasbench_api; do \
 	  $(PY) -m bench.$$b || exit 1; \
 	done
 

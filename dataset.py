@@ -6,8 +6,10 @@
     y = data.labels("val", epochs=108, repeat=0)      # final accuracy, blown runs handled
     x = data.features(train)                          # dict of tensors for model.py
 
-The HDF5 schema is lib/nb101/schema.py's: metrics [N,4,3,2,4] float32 = epochs (4/12/36/108) ×
-repeat × (halfway, final) × (training_time, train, val, test); NaN where the source had no value.
+The HDF5 schema is lib/nb101/schema.py's: metrics [N,4,3,2,4] = epochs (4/12/36/108) × repeat ×
+(halfway, final) × (training_time, train, val, test); NaN where the source had no value. The file holds
+the records' doubles; they are held here as float32, the precision every stage has always trained and
+searched on.
 The attribute synthetic_labels (NB101.synthetic) marks demo data whose labels are made up: every
 stage says SYNTHETIC wherever it shows or saves them.
 """
@@ -22,9 +24,8 @@ import h5py
 import numpy as np
 import torch
 
-from lib.nb101.schema import DATASETS, EPOCHS, HDF5_SCHEMA_VERSION, METRICS
+from lib.nb101.schema import DATASETS, EPOCHS, METRICS, DataFileError, check_schema_version
 from lib.predictors.features import cell_features
-from lib.util.errors import UserError
 
 SPLITS = ("172", "334", "860", "91-172", "91-334", "91-860", "denoise-91", "denoise-80", "all")
 BLOWN = 0.2  # a run below 20% accuracy diverged; the seeds treat it as missing
@@ -50,10 +51,6 @@ def parse_target(target: str) -> tuple[str, int | str]:
     """'val' -> ('val', 0); 'test:mean' -> ('test', 'mean'); 'val:2' -> ('val', 2)."""
     metric, _, repeat = target.partition(":")
     return metric, ("mean" if repeat == "mean" else int(repeat or 0))
-
-
-class DataFileError(UserError):
-    """The HDF5 file is missing or not one this toolkit wrote; the message says what to do."""
 
 
 class NB101:
@@ -195,15 +192,12 @@ def load_nb101(path: str | Path = DEFAULT_DATA) -> NB101:
         raise DataFileError(f"{path}: is a folder, not an NB101 HDF5 file; give the file itself")
     try:
         with h5py.File(path, "r") as f:
-            arrays = {k: f[k][()] for k in DATASETS}
             attrs = {k: _plain(v) for k, v in f.attrs.items()}
+            check_schema_version(path, attrs)  # files from neuralpredictor.pytorch have no version: they pass
+            arrays = {k: f[k][()] for k in DATASETS if k != "metrics"}
+            arrays["metrics"] = f["metrics"].astype(np.float32)[()]
     except (OSError, KeyError) as e:
         raise DataFileError(f"{path}: not an NB101 HDF5 file ({e}); " + how_to_make(path)) from None
-    version = attrs.get("schema_version", HDF5_SCHEMA_VERSION)  # files from neuralpredictor.pytorch have none
-    if version != HDF5_SCHEMA_VERSION:
-        raise DataFileError(
-            f"{path}: schema version {version}, this toolkit reads {HDF5_SCHEMA_VERSION}; convert it again"
-        )
     arrays["hash"] = arrays["hash"].astype("U32")
     return NB101(path, arrays, attrs)
 

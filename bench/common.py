@@ -20,6 +20,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import h5py
+
+from lib.nb101.schema import HDF5_SCHEMA_VERSION
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 REAL_TFRECORD = Path(os.environ.get("NB101_REAL_TFRECORD", REPO / "data" / "nb101_real_20k.tfrecord"))
@@ -54,8 +58,8 @@ def machine(device=None) -> dict:
 
 
 def real_hdf5(path: Path = REAL_HDF5, tfrecord: Path = REAL_TFRECORD) -> Path:
-    """The real-data HDF5, converted from the real TFRecord on first use."""
-    if path.exists():
+    """The real-data HDF5, converted from the real TFRecord on first use, and again when the HDF5 schema changes."""
+    if path.exists() and schema_version(path) == HDF5_SCHEMA_VERSION:
         return path
     if not tfrecord.exists():
         sys.exit(f"error: neither {path} nor {tfrecord} exists (set NB101_REAL_TFRECORD to the real TFRecord)")
@@ -63,3 +67,12 @@ def real_hdf5(path: Path = REAL_HDF5, tfrecord: Path = REAL_TFRECORD) -> Path:
     converter = REPO / "tools" / "nasbench_tfrecord_converter.py"
     subprocess.run([sys.executable, str(converter), "--input", str(tfrecord), "--output", str(path)], check=True)
     return path
+
+
+def schema_version(path: Path):
+    """The HDF5's schema_version attribute; None for a file h5py cannot read."""
+    try:
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("schema_version")
+    except OSError:
+        return None

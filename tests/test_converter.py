@@ -22,7 +22,7 @@ from lib.nb101 import network as nb101_network
 from lib.nb101 import space as nb101_space
 from lib.nb101.hashing import hash_cells
 from lib.nb101.join import space_rows
-from lib.nb101.schema import EPOCHS
+from lib.nb101.schema import EPOCHS, RECORD_FIELDS
 from lib.tfrecord import convert as nb101_convert
 from lib.tfrecord import records as R
 from lib.util.errors import USAGE_ERROR
@@ -39,9 +39,10 @@ def cells(space):
 
 def expected(path):
     """What the HDF5 must hold, by the reference decoder in plain Python: cells in first-appearance
-    order, repeat r = the r-th record of its (hash, epochs)."""
-    rows, seen = {}, {}
-    metrics, adj, ops, params, sizes = [], [], [], [], []
+    order, repeat r = the r-th record of its (hash, epochs), each cell's epoch counts in the order of
+    their first record; and the epoch counts of the file in the order they first appear."""
+    rows, seen, file_epochs = {}, {}, []
+    metrics, adj, ops, params, sizes, first_has_params, cell_epochs = [], [], [], [], [], [], []
     for _, _, data in R.read_tfrecord(path):
         rec = R.decode_record(data)
         p, values, _ = R.metric_values(rec.metrics)
@@ -52,10 +53,15 @@ def expected(path):
             adj[-1][:n, :n] = rec.matrix
             ops.append(np.zeros(7, np.int8))
             ops[-1][:n] = [nb101_cell.OP_TO_LABEL[o] for o in rec.ops.split(",")]
-            params.append(p), sizes.append(n)
-            metrics.append(np.full((4, 3, 2, 4), np.nan, np.float32))
+            params.append(p), sizes.append(n), first_has_params.append(rec.metrics.HasField("trainable_parameters"))
+            metrics.append(np.full((4, 3, 2, 4), np.nan))
+            cell_epochs.append([])
+        row = rows[rec.hash]
+        params[row] = params[row] if params[row] >= 0 else p
         repeat = seen[rec.hash, rec.epochs] = seen.get((rec.hash, rec.epochs), -1) + 1
-        metrics[rows[rec.hash]][EPOCHS.index(rec.epochs), repeat] = values
+        metrics[row][EPOCHS.index(rec.epochs), repeat] = values
+        for order in (cell_epochs[row], file_epochs):
+            order += [rec.epochs] if rec.epochs not in order else []
     return {
         "hash": np.array(list(rows), "S32"),
         "num_vertices": np.array(sizes, np.int8),
@@ -63,13 +69,18 @@ def expected(path):
         "adjacency": np.stack(adj),
         "operations": np.stack(ops),
         "metrics": np.stack(metrics),
-    }
+        "repeats": np.array([[seen.get((h, e), -1) + 1 for e in EPOCHS] for h in rows], np.int8),
+        "epoch_order": np.array([[EPOCHS.index(e) for e in c] + [-1] * (4 - len(c)) for c in cell_epochs], np.int8),
+        "params_in_first_record": np.array(first_has_params),
+    }, file_epochs
 
 
 def assert_hdf5_equals_records(h5_path, tfrecord_path):
-    want = expected(tfrecord_path)
+    want, epochs = expected(tfrecord_path)
     with h5py.File(h5_path) as f:
-        assert f.attrs["schema_version"] == 1 and f.attrs["source"] == Path(tfrecord_path).name
+        assert f.attrs["schema_version"] == 2 and f.attrs["source"] == Path(tfrecord_path).name
+        assert f.attrs["epochs"].tolist() == epochs
+        assert sorted(f) == sorted(want)
         for name, value in want.items():
             assert f[name].dtype == value.dtype, name
             np.testing.assert_array_equal(f[name][:], value, err_msg=name)  # NaN where absent, on both sides
@@ -89,7 +100,7 @@ def test_demo_round_trip_with_absent_fields(tmp_path, cells):
     n = demo.write_demo(src, cells, absent_prob=0.2, seed=1)
     attrs = assert_hdf5_equals_records(convert_ok(src, tmp_path / "demo.hdf5"), src)
     assert attrs["synthetic_labels"] and attrs["num_records"] == n == 24 * 4 * 3 and attrs["num_cells"] == 24
-    assert attrs["budgets"].tolist() == [4, 12, 36, 108]
+    assert attrs["epochs"].tolist() == [4, 12, 36, 108]
     with h5py.File(tmp_path / "demo.hdf5") as f:
         m = f["metrics"][:]
     assert 0.15 < np.isnan(m).mean() < 0.25  # the absent values are NaN, not 0
@@ -106,7 +117,7 @@ def test_subsets_of_epochs_and_repeats(tmp_path, cells, epochs, repeats):
     src = tmp_path / "d.tfrecord"
     demo.write_demo(src, {k: v[:6] for k, v in cells.items()}, epochs=epochs, repeats=repeats)
     attrs = assert_hdf5_equals_records(convert_ok(src, tmp_path / "d.hdf5"), src)
-    assert attrs["budgets"].tolist() == list(epochs)
+    assert attrs["epochs"].tolist() == list(epochs)
     with h5py.File(tmp_path / "d.hdf5") as f:
         m = f["metrics"][:]
     present = np.zeros((4, 3), bool)
@@ -115,16 +126,28 @@ def test_subsets_of_epochs_and_repeats(tmp_path, cells, epochs, repeats):
 
 
 def test_shuffled_records_several_chunks_and_a_pool(tmp_path, cells):
-    """Cells in first-appearance order, repeats in order of appearance, odd layouts, any chunking."""
+    """Cells in first-appearance order, repeats in order of appearance (also of records that hold no value,
+    and fewer than 3), each cell's epochs in the order of their first record, the parameters of a cell whose
+    first record lacks them, odd layouts, any chunking."""
     datas = list(demo.demo_records({k: v[:10] for k, v in cells.items()}, seed=2))
     rng = np.random.default_rng(0)
     datas = [datas[i] for i in rng.permutation(len(datas))]
+    firsts = list({json.loads(d)[0]: i for i, d in reversed(list(enumerate(datas)))}.values())
+    for i in firsts[:4]:
+        datas[i] = unset(datas[i], params=True)
+    datas[11] = unset(datas[11], values=True)
+    datas = datas[:20] + datas[23:]
     datas[7] = json.dumps(json.loads(datas[7]), separators=(",", ":")).encode()  # decode_record's path
     src = tmp_path / "s.tfrecord"
     R.write_tfrecord(src, datas)
     one = convert_ok(src, tmp_path / "one.hdf5")
     many = convert_ok(src, tmp_path / "many.hdf5", "--chunk-bytes", "3000", "--workers", "2")
     assert_hdf5_equals_records(one, src)
+    with h5py.File(one) as f:  # the cases above are there
+        assert (~f["params_in_first_record"][:]).sum() == 4 and (f["repeats"][:] < 3).any()
+        assert len({tuple(order) for order in f["epoch_order"][:].tolist()}) > 1
+        recorded = np.arange(3) < f["repeats"][:][..., None]  # [cell, epochs, repeat]
+        assert (np.isnan(f["metrics"][:]).all((3, 4)) & recorded).sum() == 1  # a record of no value counts
     with h5py.File(one) as a, h5py.File(many) as b:
         for name in a:
             np.testing.assert_array_equal(a[name][:], b[name][:])
@@ -178,6 +201,17 @@ def edit(data, **fields):
     for name, value in fields.items():
         row[["hash", "epochs", "adjacency", "ops", "metrics"].index(name)] = value
     return json.dumps(row).encode()
+
+
+def unset(data, params=False, values=False):
+    """The record without its trainable_parameters, or without any value in its evaluations."""
+    m = R.ModelMetrics.FromString(base64.b64decode(json.loads(data)[4]))
+    if params:
+        m.ClearField("trainable_parameters")
+    for e in m.evaluation_data if values else ():
+        for field in RECORD_FIELDS:
+            e.ClearField(field)
+    return edit(data, metrics=base64.b64encode(m.SerializeToString()).decode())
 
 
 def params_of(data, params):

@@ -1,5 +1,6 @@
-"""dataset.py on small HDF5 files written here in the converter's schema."""
+"""dataset.py on small HDF5 files written here in the converter's schema, and on the demo data."""
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -74,6 +75,27 @@ def test_missing_or_foreign_file_says_how_to_make_one(tmp_path):
     write_h5(tmp_path / "v9.h5", final_accuracies(np.full((1, 3), 0.9)), version=9)
     with pytest.raises(D.DataFileError, match="schema version 9"):
         D.load_nb101(tmp_path / "v9.h5")
+
+
+def test_a_file_of_an_older_schema_says_how_to_convert_it_again(tmp_path):
+    path = write_h5(tmp_path / "v1.hdf5", final_accuracies(np.full((1, 3), 0.9)), version=1)
+    with h5py.File(path, "a") as f:
+        f.attrs["source"] = "nasbench_full.tfrecord"
+    with pytest.raises(D.DataFileError) as e:
+        D.load_nb101(path)
+    assert str(e.value) == (
+        f"{path}: HDF5 schema version 1, this toolkit reads version 2: convert the TFRecord again,"
+        f" `python tools/nasbench_tfrecord_converter.py --input nasbench_full.tfrecord --output {path}`"
+    )
+
+
+def test_the_files_doubles_are_held_as_float32_as_every_stage_trains_on_them(demo_h5):
+    """The converter keeps the records' doubles; every stage has always trained and searched on them as float32."""
+    with h5py.File(demo_h5) as f:
+        doubles = f["metrics"][()]
+    assert doubles.dtype == np.float64 and not np.array_equal(doubles, doubles.astype(np.float32))
+    data = D.load_nb101(demo_h5)
+    assert data.metrics.dtype == np.float32 and np.array_equal(data.metrics, doubles.astype(np.float32), equal_nan=True)
 
 
 def test_neuralpredictor_files_without_attributes_load(tmp_path):

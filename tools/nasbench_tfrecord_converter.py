@@ -8,21 +8,26 @@ file in that format (tools/make_demo_data.py): any subset of cells, of the epoch
 and 1 to 3 repeats each. Streaming over byte ranges, decoded in parallel
 (lib/tfrecord/records_fast.parse_chunk), in bounded memory.
 
-HDF5 (lib/nb101/schema.py, schema_version 1), one row per cell, cells in the order of their first
+HDF5 (lib/nb101/schema.py, schema_version 2), one row per cell, cells in the order of their first
 record in the file:
     hash                  [N] S32    NB101 module hash (checked against the cell)
     num_vertices          [N] int8
-    trainable_parameters  [N] int32  (the same in every record of a cell, checked)
+    trainable_parameters  [N] int32  (the same in every record of a cell that sets it, checked)
     adjacency             [N,7,7] int8   the cell in the top-left n x n block, output at n-1
     operations            [N,7] int8     -1 input, 0 conv3x3-bn-relu, 1 conv1x1-bn-relu, 2 maxpool3x3,
                                          -2 output, 0 beyond num_vertices
-    metrics               [N,4,3,2,4] float32: budget (4,12,36,108) x repeat x (halfway, final)
-                          x (training_time, train_accuracy, validation_accuracy, test_accuracy);
-                          NaN where the file has no value. Repeat r of a budget is the r-th record
-                          of that (hash, epochs) in the file.
-    attrs: schema_version, source (input file name), budgets (the epochs present), num_records,
-           num_cells, synthetic_labels (True if any record says its labels are made up: the
-           evaluation_data checkpoint_path mark "synthetic-labels:..." of tools/make_demo_data.py).
+    metrics               [N,4,3,2,4] float64, the records' doubles: epochs (4,12,36,108) x repeat x
+                          (halfway, final) x (training_time, train_accuracy, validation_accuracy,
+                          test_accuracy); NaN where the file has no value. Repeat r of an epoch count is
+                          the r-th record of that (hash, epochs) in the file.
+    repeats               [N,4] int8     records of each (hash, epochs)
+    epoch_order           [N,4] int8     a cell's epoch counts (indices into 4,12,36,108) in the order of
+                                         their first record, -1 after the last
+    params_in_first_record [N] bool      the cell's first record sets trainable_parameters
+    attrs: schema_version, source (input file name), epochs (the epochs present, in the order they first
+           appear), num_records, num_cells, synthetic_labels (True if any record says its labels are made
+           up: the evaluation_data checkpoint_path mark "synthetic-labels:..." of tools/make_demo_data.py).
+NB101's own API (nasbench/) answers by repeats, epoch_order, params_in_first_record and the order of epochs.
 
 Checks: framing and both CRCs, JSON, base64, protobuf, each cell (square 0/1 adjacency of a pruned
 NB101 cell, known ops), one cell per hash, trainable_parameters the same in every record of a cell,

@@ -18,17 +18,24 @@ from lib.util.workers import in_workers
 
 
 def hash_module(matrix: np.ndarray, labels) -> str:
-    """NB101's graph_util.hash_module for one cell (reference implementation, used in tests)."""
+    """NB101's graph_util.hash_module for one labelled graph of any size (the reference; nasbench/'s too).
+
+    A label enters the hash as str() prints it; numpy scalars as their Python values, as the numpy of
+    NB101's time printed them (numpy 2 prints np.int8(0) where NB101 printed 0).
+    """
     n = len(matrix)
     in_edges, out_edges = matrix.sum(0).tolist(), matrix.sum(1).tolist()
-    labels = [int(x) for x in labels]  # str() of numpy ints differs from NB101's Python ints
+    labels = [x.item() if isinstance(x, np.generic) else x for x in labels]
+    rows = matrix.tolist()  # Python values: indexing a numpy array element by element costs most of the time
+    ins = [[w for w in range(n) if rows[w][v]] for v in range(n)]
+    outs = [[w for w in range(n) if rows[v][w]] for v in range(n)]
     hashes = [_md5(str(h)) for h in zip(out_edges, in_edges, labels)]
     for _ in range(n):
         hashes = [
             _md5(
-                "".join(sorted(hashes[w] for w in range(n) if matrix[w, v]))
+                "".join(sorted(hashes[w] for w in ins[v]))
                 + "|"
-                + "".join(sorted(hashes[w] for w in range(n) if matrix[v, w]))
+                + "".join(sorted(hashes[w] for w in outs[v]))
                 + "|"
                 + hashes[v]
             )

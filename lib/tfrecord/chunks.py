@@ -101,7 +101,7 @@ class Part:
     epochs: np.ndarray  # [n] int64
     cell: np.ndarray  # [n] int64, into the cell_* fields
     params: np.ndarray  # [n] int64, -1 unset
-    values: np.ndarray  # [n, STAGES, RECORD_FIELDS] float32
+    values: np.ndarray  # [n, STAGES, RECORD_FIELDS] float64, NaN where unset
     synthetic: int
     cell_hash: list[bytes]
     cell_text: list[tuple[bytes, bytes]]  # (adjacency, ops) as in the records
@@ -142,7 +142,7 @@ def decode_range(
         epochs=chunk.epochs[:n],
         cell=chunk.cell[:n],
         params=chunk.params[:n],
-        values=chunk.values[:n].astype(np.float32),
+        values=chunk.values[:n],
         synthetic=int(chunk.synthetic[:n].sum()),
         cell_hash=chunk.cell_hash[:c],
         cell_text=list(zip(chunk.cell_adjacency[:c], chunk.cell_ops[:c], strict=True)),

@@ -3,7 +3,7 @@ the checks that span records, NB101's hash of each cell, and the HDF5 written at
 
     from lib.tfrecord.convert import convert
     table = convert("data/demo.tfrecord", "data/demo.hdf5")   # RecordError on bad input, nothing written
-    table.n, table.num_records, sorted(table.epochs), table.synthetic
+    table.n, table.num_records, table.epochs, table.synthetic    # epochs in the order they first appear
 
 The byte ranges are decoded in worker processes (lib/tfrecord/chunks) and merged here in file order.
 With a pool (or a file of POOL_BYTES or more) the framing and CRCs of every range are checked first,
@@ -28,7 +28,7 @@ from tqdm import tqdm
 from lib.nb101 import space as nb101_space
 from lib.nb101.hashing import hash_cells
 from lib.nb101.join import space_rows
-from lib.nb101.schema import DATASETS, EPOCHS, HDF5_SCHEMA_VERSION, RECORD_FIELDS, REPEATS, STAGES
+from lib.nb101.schema import DATASETS, EPOCHS, HDF5_SCHEMA_VERSION, RECORD_FIELDS, RECORD_ORDER, REPEATS, STAGES
 from lib.tfrecord.chunks import Part, decode_parts
 from lib.tfrecord.records import RecordError
 from lib.util.outputs import atomic_path
@@ -37,7 +37,17 @@ POOL_BYTES = 16 << 20  # files from this size are decoded by a pool of workers, 
 _EPOCH_INDEX = np.full(max(EPOCHS) + 1, -1, np.int64)
 _EPOCH_INDEX[list(EPOCHS)] = np.arange(len(EPOCHS))
 # Table's per-cell arrays, grown together, and the value of a row not yet filled.
-_COLUMN_FILL = dict(first=0, adjacency=0, operations=0, num_vertices=0, params=-1, repeats=0, metrics=np.nan)
+_COLUMN_FILL = dict(
+    first=0,
+    adjacency=0,
+    operations=0,
+    num_vertices=0,
+    params=-1,
+    params_first=False,
+    repeats=0,
+    first_at=-1,
+    metrics=np.nan,
+)
 
 
 def convert(
@@ -104,10 +114,12 @@ class Table:
         self.operations = np.zeros((capacity, 7), np.int8)
         self.num_vertices = np.zeros(capacity, np.int8)
         self.params = np.full(capacity, -1, np.int64)
+        self.params_first = np.zeros(capacity, bool)  # the cell's first record sets trainable_parameters
         self.repeats = np.zeros((capacity, len(EPOCHS)), np.int64)
-        self.metrics = np.full((capacity, len(EPOCHS), REPEATS, len(STAGES), len(RECORD_FIELDS)), np.nan, np.float32)
+        self.first_at = np.full((capacity, len(EPOCHS)), -1, np.int64)  # record index of each epoch count's first
+        self.metrics = np.full((capacity, len(EPOCHS), REPEATS, len(STAGES), len(RECORD_FIELDS)), np.nan)
         self.num_records = self.synthetic = 0
-        self.epochs: set[int] = set()
+        self.epochs: list[int] = []  # in the order they first appear
 
     def _grow(self, need: int) -> None:
         cap = len(self.params)
@@ -141,6 +153,7 @@ class Table:
         self.first[rows] = np.stack([part.first_index + first, part.offset[first]], 1)
         self.adjacency[rows], self.operations[rows] = part.adjacency[new], part.operations[new]
         self.num_vertices[rows] = part.num_vertices[new]
+        self.params_first[rows] = part.params[first] >= 0
         self.n += len(new)
         n_ok = min([i for i, _ in errors], default=len(part.epochs))
         g = gid[part.cell[:n_ok]]
@@ -181,10 +194,13 @@ class Table:
                 raise RecordError(path, part.first_index + i, int(part.offset[i]), msg)
             raise part.error
         self.repeats.reshape(-1)[sorted_key[group_start]] += np.diff(np.r_[group_start, len(key)])
+        firsts = np.flatnonzero(repeat == 0)  # the first record of its (cell, epochs) in the file
+        self.first_at[g[firsts], b[firsts]] = part.first_index + firsts
         self.metrics[g, b, repeat] = part.values
         self.num_records += n_ok
         self.synthetic += part.synthetic
-        self.epochs.update(EPOCHS[x] for x in np.unique(b))
+        _, at = np.unique(b, return_index=True)
+        self.epochs += [EPOCHS[x] for x in b[np.sort(at)] if EPOCHS[x] not in self.epochs]
 
 
 # ----------------------------------------------------------------------------- checks, output
@@ -253,6 +269,8 @@ def keep_space_hashes(t: Table) -> bool:
 def write_hdf5(output: Path, source: str, t: Table) -> None:
     """Write to a temp file beside the output, then rename: the output is whole or untouched."""
     n = t.n
+    first_at = np.where(t.first_at[:n] < 0, np.iinfo(np.int64).max, t.first_at[:n])
+    order = np.argsort(first_at, axis=1, kind="stable")
     columns = {
         "hash": np.array(t.hash, "S32"),
         "num_vertices": t.num_vertices[:n],
@@ -260,14 +278,17 @@ def write_hdf5(output: Path, source: str, t: Table) -> None:
         "adjacency": t.adjacency[:n],
         "operations": t.operations[:n],
         "metrics": t.metrics[:n],
+        "repeats": t.repeats[:n].astype(np.int8),
+        "epoch_order": np.where(np.take_along_axis(t.repeats[:n], order, 1) > 0, order, -1).astype(np.int8),
+        "params_in_first_record": t.params_first[:n],
     }
     with atomic_path(output) as tmp:
         with h5py.File(tmp, "w") as f:
-            for name in DATASETS:
+            for name in DATASETS + RECORD_ORDER:
                 f[name] = columns[name]
             f.attrs["schema_version"] = HDF5_SCHEMA_VERSION
             f.attrs["source"] = source
-            f.attrs["budgets"] = np.array(sorted(t.epochs), np.int64)  # the file format's name of the EPOCHS present
+            f.attrs["epochs"] = np.array(t.epochs, np.int64)
             f.attrs["num_records"] = t.num_records
             f.attrs["num_cells"] = n
             f.attrs["synthetic_labels"] = t.synthetic > 0
