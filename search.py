@@ -41,7 +41,7 @@ from lib.predictors.metrics import pick_summary, top_k, true_ranks
 from lib.search.trials import train_pick
 from lib.util.checks import at_least, output_folder
 from lib.util.devices import available_device, free_cores
-from lib.util.errors import ArgumentParser, UserError, exit_on_user_error
+from lib.util.errors import ArgumentParser, UserError, deferred_signals, exit_on_user_error
 from lib.util.outputs import json_number, pct, write_json
 from model import load_predictor
 
@@ -152,9 +152,10 @@ def main(argv: list[str] | None = None) -> dict:
         "synthetic_labels": synthetic,
         "top1": top1,
     }
-    (out / "top1.json").unlink(missing_ok=True)  # never an old top1.json beside a new search.json
-    write_json(out / "search.json", result)
-    write_json(out / "top1.json", top1)
+    with deferred_signals():  # both or neither: never an old top1.json beside a new search.json
+        (out / "top1.json").unlink(missing_ok=True)
+        write_json(out / "search.json", result)
+        write_json(out / "top1.json", top1)
     print(f"saved {out}/search.json and {out}/top1.json")
     if args.train:  # with --data, so that trainer.py's run records NB101's numbers for the cell
         data_flag = ["--data", str(data.path)] if data is not None else []

@@ -10,16 +10,17 @@
 --data-root holds torchvision's cifar-10-batches-py/ (--download fetches it) or an image-folder tree
 train/<class>/* (+ optionally test/<class>/*), e.g. cifar10-jpeg.tar.gz unpacked into data/; the network
 has one output per class. All is checked before any training: the flags, the device, the cell, the data
-and --out (a folder holding no other run). Every epoch writes <out>/ckpt.pt and <out>/metrics.json (status
-running, then done, stopped, failed or interrupted); the end writes <out>/curves.png. SIGINT / SIGTERM
-stop it cleanly, and --resume <out> continues it exactly: flags may repeat the checkpoint's settings, or
-add --data-root, --download, --device, --ddp-timeout and --stop-after.
+and --out (a folder outside --data-root holding no other run). Every epoch writes <out>/ckpt.pt and
+<out>/metrics.json (status running, then done, stopped, failed or interrupted); the end writes
+<out>/curves.png. SIGINT / SIGTERM stop it cleanly, and --resume <out> continues it exactly: flags may
+repeat the checkpoint's settings, or add --data-root, --download, --device, --ddp-timeout and --stop-after.
 
 docs/trainer_protocol.md says how the protocol follows NB101's source, what the data may be (its
 validation split, normalisation, image sizes), the speed settings, and what metrics.json and ckpt.pt
 hold. The pieces are lib/training's: images and image_folders (the data), augment (its order and
-augmentation on the device), protocol (NB101's steps), checkpoint (ckpt.pt and --resume), run_control
-(DDP start-up, signals) and report (NB101's record, the summary, curves.png).
+augmentation on the device), protocol (NB101's steps), checkpoint (ckpt.pt and --resume), command_line
+(the flags, and the checks of them that need no training), run_control (DDP start-up) and run_report
+(NB101's record, the summary, curves.png).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,10 +43,10 @@ from dataset import DataFileError, load_nb101
 from lib.nb101.cell import Cell, InvalidSpecError, cell_from_row, make_cell
 from lib.nb101.network import build_network, count_parameters
 from lib.nb101.schema import EPOCHS
+from lib.training import command_line
 from lib.training.augment import epoch_plan, normalizer, pad_for_crops
 from lib.training.checkpoint import (
     CELL_FLAGS,
-    MAY_CHANGE,
     Progress,
     check_data,
     read_checkpoint,
@@ -54,9 +54,9 @@ from lib.training.checkpoint import (
     resumed_config,
     save_checkpoint,
 )
+from lib.training.command_line import EVAL, TrainerError, check_fits, run_folder, total_steps
 from lib.training.images import ImageDataError, data_info, is_cifar10, load_images, subset
 from lib.training.protocol import (
-    COMPILE_MODES,
     EpochSums,
     Images,
     SpeedSettings,
@@ -68,90 +68,18 @@ from lib.training.protocol import (
     streamline_cells,
     train_epoch,
 )
-from lib.training.run_control import DDPError, Interrupted, agree, deferred_signals, start_ddp, stop_on_signals
+from lib.training.run_control import DDPError, agree, start_ddp
 from lib.training.run_report import nb101_record, params_line, plot_training_curves, summary_line
-from lib.util.checks import SEED, at_least, number, output_folder
 from lib.util.devices import available_device
-from lib.util.errors import ArgumentParser, UserError, exit_on_user_error, one_line
+from lib.util.errors import ArgumentParser, UserError, deferred_signals, exit_on_user_error, interrupted, one_line
 from lib.util.outputs import write_json
-
-EVAL = ("valid", "test")  # evaluated after every epoch
-DEFAULTS = {  # NB101's network and protocol (nasbench lib/config.py), then the run's
-    "stem_channels": 128, "num_stacks": 3, "cells_per_stack": 3, "bn_momentum": 0.003,
-    "epochs": 108, "batch_size": 256, "lr": 0.2, "momentum": 0.9, "rms_decay": 0.9, "rms_eps": 1.0,
-    "weight_decay": 1e-4, "data_root": "data", "train_images": 0, "eval_images": 0,
-    "seed": 0, "device": "auto", "dtype": "auto", "channels_last": True, "eval_batch_size": 0, "ddp_timeout": 600,
-}  # fmt: skip
-
-
-class TrainerError(UserError):
-    """A user-facing failure: bad cell, missing data, NaN loss. Printed as one line, exit status 2."""
-
 
 # ----------------------------------------------------------------------------- the command line
 
 
 def parser(defaults: bool = True) -> ArgumentParser:
-    """trainer.py's flags. Without defaults a parse holds only the flags the command line gives (--resume
-    holds them against the checkpoint)."""
-    usage = "%(prog)s (--arch FILE | --hash H --data FILE | --adjacency M --ops A,B,..) [options]\n"
-    usage += "       %(prog)s --resume DIR [options]"
-    suppress = None if defaults else argparse.SUPPRESS
-    p = ArgumentParser(usage=usage, description=__doc__.split("\n\n")[0], argument_default=suppress)
-    cell = p.add_argument_group("cell (one of)")
-    cell.add_argument(
-        "--arch", metavar="FILE", help="JSON file with adjacency, ops (and hash), e.g. search.py's top1.json"
-    )
-    cell.add_argument("--hash", metavar="H", help="NB101 module hash, looked up in --data")
-    cell.add_argument("--adjacency", metavar="M", help="JSON adjacency matrix, e.g. '[[0,1],[0,0]]'")
-    cell.add_argument("--ops", metavar="A,B,..", help="comma-separated ops, e.g. input,output")
-    cell.add_argument(
-        "--data", metavar="FILE", help="NB101 HDF5 (tools/nasbench_tfrecord_converter.py) for --hash and the record"
-    )
-    net = p.add_argument_group("network (NB101's by default)")
-    net.add_argument("--stem-channels", type=at_least(1), metavar="N", help="128")
-    net.add_argument("--num-stacks", type=at_least(1), metavar="N", help="3")
-    net.add_argument("--cells-per-stack", type=at_least(1), metavar="N", help="3")
-    net.add_argument(
-        "--bn-momentum", type=number(low=0, high=1), metavar="X", help="0.003: NB101's decay 0.997, in PyTorch's terms"
-    )
-    opt = p.add_argument_group("protocol (NB101's by default: nasbench lib/config.py)")
-    opt.add_argument("--epochs", type=at_least(1), metavar="N", help="108; NB101's budgets are 4, 12, 36, 108")
-    opt.add_argument(
-        "--batch-size", type=at_least(1), metavar="N", help="256, the global batch: split across DDP ranks"
-    )
-    opt.add_argument("--lr", type=number(above=0), metavar="X", help="0.2: 0.1 x 2 TPU shards")
-    opt.add_argument("--momentum", type=number(low=0, below=1), metavar="X", help="0.9")
-    opt.add_argument("--rms-decay", type=number(low=0, high=1), metavar="X", help="0.9, TF RMSProp's default decay")
-    opt.add_argument("--rms-eps", type=number(above=0), metavar="X", help="1.0")
-    opt.add_argument("--weight-decay", type=number(low=0), metavar="X", help="1e-4, of the L2 term in the loss")
-    data = p.add_argument_group("data")
-    data.add_argument(
-        "--data-root", metavar="DIR", help="dir with cifar-10-batches-py/ or train/ (+ test/) (default: data)"
-    )
-    data.add_argument("--download", action="store_true", help="fetch torchvision's CIFAR10 into --data-root")
-    data.add_argument("--train-images", type=at_least(0), metavar="N", help="train on a fixed subset (default 0: all)")
-    data.add_argument("--eval-images", type=at_least(0), metavar="N", help="evaluate on fixed subsets (default 0: all)")
-    run = p.add_argument_group("run")
-    run.add_argument("--seed", type=SEED, metavar="N", help="0")
-    run.add_argument("--device", metavar="D", help="auto (default: cuda > mps > cpu), cuda, mps, cpu")
-    run.add_argument("--dtype", choices=["auto", "bf16", "fp32"], help="auto (default): bf16 on CUDA")
-    run.add_argument("--channels-last", action=argparse.BooleanOptionalAction, help="NHWC tensors (default)")
-    compile_help = f"torch.compile the network, mode {', '.join(COMPILE_MODES)} (bare: default)"
-    run.add_argument("--compile", nargs="?", const="default", choices=COMPILE_MODES, metavar="MODE", help=compile_help)
-    run.add_argument("--eval-batch-size", type=at_least(0), metavar="N", help="default 0: 2500 on CUDA, 500 elsewhere")
-    run.add_argument(
-        "--ddp-timeout", type=number(above=0), metavar="S", help="seconds DDP ranks wait for each other (600)"
-    )
-    run.add_argument("--out", metavar="DIR", help="run dir (default runs/train-<timestamp>)")
-    may_change = ", ".join("--" + k.replace("_", "-") for k in MAY_CHANGE)
-    run.add_argument(
-        "--resume", metavar="DIR", help=f"run dir to continue exactly, as saved (flags may add {may_change})"
-    )
-    run.add_argument("--stop-after", type=at_least(1), metavar="N", help="stop after N epochs of this invocation")
-    if defaults:
-        p.set_defaults(**DEFAULTS)
-    return p
+    """trainer.py's flags (lib.training.command_line); without defaults a parse holds only those given."""
+    return command_line.parser(defaults, description=__doc__.split("\n\n")[0])
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -189,17 +117,16 @@ def main(argv: list[str] | None = None) -> dict:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    with stop_on_signals():  # SIGINT / SIGTERM: Interrupted, metrics.json says so, --resume continues
-        if ddp:
-            try:
-                start_ddp("nccl" if device.type == "cuda" else "gloo", args.ddp_timeout, rank, world)
-            except DDPError as e:
-                raise TrainerError(str(e)) from None
+    if ddp:
         try:
-            return train(args, ckpt, Placement(device, rank, world))
-        finally:
-            if ddp and dist.is_initialized():
-                dist.destroy_process_group()
+            start_ddp("nccl" if device.type == "cuda" else "gloo", args.ddp_timeout, rank, world)
+        except DDPError as e:
+            raise TrainerError(str(e)) from None
+    try:
+        return train(args, ckpt, Placement(device, rank, world))
+    finally:
+        if ddp and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def train(args: argparse.Namespace, ckpt: dict | None, place: Placement) -> dict:
@@ -214,12 +141,12 @@ def train(args: argparse.Namespace, ckpt: dict | None, place: Placement) -> dict
     data = data_on_device(args, place)
     if ckpt is not None:
         check_data(ckpt, data.info, args.data_root)
+    check_fits(args, data.info)  # the image subsets, the images against the stacks, a batch at least
     if record is not None and not is_cifar10(data.info["classes"], data.info["image_size"]):
         n, (h, w) = len(data.info["classes"]), data.info["image_size"]
         print(f"note: NB101's record is CIFAR-10's; not shown beside a run on {n} classes of {w}x{h} images")
         record = None
-    steps = total_steps(args, len(data.train.x))
-    check_image_size(args, data.info["image_size"])
+    steps = total_steps(args.epochs, len(data.train.x), args.batch_size)
 
     # -- the network (one output per class of the data), its optimiser and, resumed, their saved state
     speed = SpeedSettings.of(args.dtype, args.channels_last, args.compile, place.device)
@@ -275,14 +202,13 @@ def train(args: argparse.Namespace, ckpt: dict | None, place: Placement) -> dict
                     save_checkpoint(out / "ckpt.pt", epoch + 1, raw, opt, progress, **run.saved)
                 progress.checkpoint_epoch = epoch + 1
                 write_metrics(run, progress, "running")
-    except Interrupted as e:
+    except KeyboardInterrupt as e:  # SIGINT / SIGTERM (lib.util.errors): saved as interrupted, --resume continues
+        saved = progress.checkpoint_epoch
+        where = f"from epoch {saved}" if saved else "from the start (no checkpoint yet)"
+        stop = interrupted(e, f"`python trainer.py --resume {out}` continues {where}")
         with deferred_signals():
-            write_metrics(run, progress, "interrupted", signal=str(e))
-        if place.master:
-            saved = progress.checkpoint_epoch
-            where = f"from epoch {saved}" if saved else "from the start (no checkpoint yet)"
-            print(f"interrupted by {e}; `python trainer.py --resume {out}` continues {where}", file=sys.stderr)
-        raise
+            write_metrics(run, progress, "interrupted", signal=str(stop))
+        raise stop from None
     except Exception as e:
         with deferred_signals():
             write_metrics(run, progress, "failed", error=failure_line(e))
@@ -441,27 +367,6 @@ def failure_line(e: BaseException) -> str:
     return (one_line(e) if isinstance(e, UserError) else f"{type(e).__name__}: {one_line(e)}")[:500]
 
 
-def run_folder(args: argparse.Namespace, resuming: bool) -> Path:
-    """--out (default runs/train-<timestamp>), or the run that --resume continues: a folder that can be written
-    and holds no other run (unless this one continues it) nor files of anything else. TrainerError otherwise."""
-    out = Path(args.out or time.strftime("runs/train-%Y%m%d-%H%M%S"))
-    if resuming:
-        output_folder(out, "--resume", "the run's checkpoint and metrics.json are rewritten there")
-        return out
-    if (out / "ckpt.pt").exists():
-        raise TrainerError(f"--out {out} already holds a run; continue it with --resume {out}")
-    output_folder(out, "--out")
-    ours = {"metrics.json", "curves.png"}  # what a run that failed before its first checkpoint leaves
-    files = out.iterdir() if out.is_dir() else ()
-    foreign = sorted(p.name for p in files if p.name not in ours and not p.name.endswith(".tmp"))
-    if foreign:
-        more = ", ..." if len(foreign) > 3 else ""
-        raise TrainerError(
-            f"--out {out} holds files of something else ({', '.join(foreign[:3])}{more}); choose another"
-        )
-    return out
-
-
 def data_on_device(args: argparse.Namespace, place: Placement) -> DeviceData:
     """The data on the device, the training images padded for crops, and what it is (data_info).
 
@@ -482,13 +387,6 @@ def data_on_device(args: argparse.Namespace, place: Placement) -> DeviceData:
         if not info["images"][s]:
             why = " (valid holds a fifth of each class of train/: 5 images a class at least)" if s == "valid" else ""
             raise TrainerError(f"--data-root {root}: no {s} images{why}")
-    for flag, n, splits in (
-        ("--train-images", args.train_images, ["train"]),
-        ("--eval-images", args.eval_images, [s for s in EVAL if info["images"][s]]),
-    ):
-        have = min(info["images"][s] for s in splits)
-        if n > have:
-            raise TrainerError(f"{flag} {n}: the data holds {have} {'/'.join(splits)} images (0 takes them all)")
     x, y = subset(arrays["train_x"], arrays["train_y"], args.train_images)
     train = Images(pad_for_crops(on_device(x)), on_device(y), norm)
     evals, n_eval = {}, {}
@@ -503,24 +401,6 @@ def read_images(root: Path, download: bool) -> dict[str, np.ndarray]:
         return load_images(root, download)
     except ImageDataError as e:
         raise TrainerError(str(e)) from None
-
-
-def check_image_size(args: argparse.Namespace, image_size: list[int]) -> None:
-    """Each stack after the first halves the image (a 2x2 max-pool): it must stay at least 1 pixel a side."""
-    least = 2 ** (args.num_stacks - 1)
-    if min(image_size) < least:
-        h, w = image_size
-        raise TrainerError(
-            f"--data-root {args.data_root}: {w}x{h} images are too small for --num-stacks {args.num_stacks} "
-            f"(each stack after the first halves them; {least}x{least} at least)"
-        )
-
-
-def total_steps(args: argparse.Namespace, n_train: int) -> int:
-    steps = args.epochs * n_train // args.batch_size
-    if steps < 1:
-        raise TrainerError(f"{args.epochs} epochs of {n_train} images is not one batch of {args.batch_size}")
-    return steps
 
 
 def new_network(
@@ -589,7 +469,4 @@ def write_metrics(run: Run, progress: Progress, status: str, **extra) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        exit_on_user_error("trainer.py", main)
-    except Interrupted as e:
-        sys.exit(128 + e.signum)
+    exit_on_user_error("trainer.py", main)

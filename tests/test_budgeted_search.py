@@ -1,6 +1,7 @@
-"""budgeted_search.py: a search of NB101's table end to end, the predictor prepared aloud, synthetic
-labels said, --prior, and searches with real training: on the local engine (resumed), and on Ray through
-the command line. Its refusals: tests/test_budgeted_search_refusals.py."""
+"""budgeted_search.py: a search of NB101's table end to end, a time budget its pool cannot fill, the
+predictor prepared aloud, synthetic labels said, --prior, the flags --resume takes, and searches with real
+training: on the local engine (resumed), and on Ray through the command line. Its refusals:
+tests/test_budgeted_search_refusals.py."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from lib.nb101.space import NUM_CELLS
 
 PREDICTOR = "--n0 10 --per-round 5 --model mlp --epochs 2 --batch-size-train 5 --jobs 1".split()
 TINY = ["--trial-epochs", "1", "--trial-stem-channels", "4", "--trial-stacks", "1", "--trial-train-images", "200"]
-TINY += ["--trial-eval-images", "50", "--trial-args", "--batch-size 50 --bn-momentum 0.1", "--threads", "1"]
+TINY += ["--trial-eval-images", "50", "--trial-args", "--batch-size 50 --bn-momentum 0.1"]
 
 
 def test_help_fits_a_screen(monkeypatch, capsys):
@@ -47,6 +48,23 @@ def test_a_table_search_end_to_end(tmp_path, space):
         assert (tmp_path / "b" / name).stat().st_size > 0
     saved = json.loads((tmp_path / "b" / "budget.json").read_text())
     assert saved["config"]["queries"] == 15 and saved["strategies"]["re"]["runs"] == res["strategies"]["re"]["runs"]
+
+
+def test_a_time_budget_the_pool_cannot_fill_ends_with_the_pool(tmp_path, space, capsys):
+    """5 cells whose 108-epoch repeats took 100, 110 and 120 s: --budget-time 600 (each cell at its costliest)
+    is a budget the pool can pay. A query reads a repeat at random: each search queries each cell once, for
+    less than 600 s (these seeds never draw the costliest repeat of every cell), then ends and says so."""
+    m = final_accuracies(np.linspace(0.90, 0.94, 5))
+    m[:, 3, :, 1, 0] = (100, 110, 120)  # training time, 108 epochs, each repeat
+    path = write_h5(tmp_path / "d.hdf5", m, rows_of(space, np.arange(5) * 1000))
+    argv = ["--budget-time", "600", "--random-repeat", "--data", str(path), "--strategy", "random,re", "--seeds", "2"]
+    res = budgeted_search.main([*argv, "--out", str(tmp_path / "b")])
+    runs = [r for s in res["strategies"].values() for r in s["runs"]]
+    assert len(runs) == 4 and all(len(r["queried"]) == len(set(r["queried"])) == 5 for r in runs)
+    assert all(500 <= r["seconds"] < 600 and r["seconds"] % 10 == 0 for r in runs)
+    assert (
+        "note: 4 of 4 searches queried every cell they could before their budget was spent" in capsys.readouterr().out
+    )
 
 
 def test_the_predictor_is_prepared_aloud_before_the_rounds(tmp_path, demo_h5, monkeypatch):
@@ -83,7 +101,8 @@ def test_prior_is_where_the_first_fit_starts(predictor, monkeypatch):
     args, _ = budgeted_search.parse_args(
         ["--budget", "12", "--data-root", "x", "--model", "mlp", "--prior", str(prior)]
     )
-    fit = budgeted_search.predictor_trainer(args, "cpu", threads=1)
+    prior_scorer = budgeted_search.load_prior(args, torch.device("cpu"))
+    fit = budgeted_search.predictor_trainer(args, "cpu", threads=1, prior=prior_scorer)
     y = np.zeros(3)
     fit(None, y, 0)
     fit(None, y, 1, start=SimpleNamespace(net="the last fit"))
@@ -93,6 +112,23 @@ def test_prior_is_where_the_first_fit_starts(predictor, monkeypatch):
     assert all((first_start.state_dict()[k].cpu() == v).all() for k, v in saved.items())
 
 
+def test_resume_takes_the_flags_given_that_say_what_was_saved(tmp_path, monkeypatch):
+    """--resume: a flag given with the saved value passes (its default value too, --trial-args split alike,
+    --out as --resume's folder), those that may change do, and the rest are the saved ones."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["--budget", "12", "--data-root", "imgs", "--strategy", "random", "--trial-epochs", "4"]
+    args, _ = budgeted_search.parse_args([*argv, "--trial-args", "--lr 0.1   --compile", "--out", "prev"])
+    assert args.trial_args == "--lr 0.1   --compile" and args.strategy == ["random"]
+    (tmp_path / "prev").mkdir()
+    config = budgeted_search.trials_config(args, {"classes": ["a", "b"], "images": {}, "image_size": [8, 8]})
+    (tmp_path / "prev" / "search_config.json").write_text(json.dumps(config))
+    same = ["--strategy", "random", "--trial-epochs", "4", "--trial-args", "--lr 0.1 --compile", "--out", "./prev"]
+    resumed, _ = budgeted_search.parse_args(["--resume", "prev", *same, "--budget", "20", "--engine", "ray"])
+    assert (resumed.out, resumed.budget, resumed.engine) == ("prev", 20, "ray")
+    assert (resumed.strategy, resumed.trial_epochs, resumed.trial_args) == (["random"], 4, "--lr 0.1 --compile")
+    assert resumed.data_root == str(tmp_path / "imgs") and resumed.scheduler == "none"
+
+
 @pytest.mark.slow
 def test_a_local_search_with_real_training_resumed(cifar_jpegs: Path, tmp_path: Path, capsys, monkeypatch):
     """Two real trials, then --resume with a budget of three (from another folder: the data was given as a
@@ -100,13 +136,27 @@ def test_a_local_search_with_real_training_resumed(cifar_jpegs: Path, tmp_path: 
     out = tmp_path / "s"
     monkeypatch.chdir(cifar_jpegs.parent)
     budgeted_search.main(
-        ["--budget", "2", "--data-root", cifar_jpegs.name, "--strategy", "re", *TINY, "--out", str(out)]
+        [
+            "--budget",
+            "2",
+            "--data-root",
+            cifar_jpegs.name,
+            "--strategy",
+            "re",
+            *TINY,
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+        ]
     )
     first = {p: p.stat().st_mtime_ns for p in out.glob("trials/re-s0/*/metrics.json")}
     monkeypatch.chdir(tmp_path)
     picks = []
     monkeypatch.setattr(budgeted_search, "train_pick", picks.append)
-    result = budgeted_search.main(["--resume", str(out), "--budget", "3", "--train", "--", "--epochs", "1"])
+    result = budgeted_search.main(
+        ["--resume", str(out), "--budget", "3", "--train", "--", "--epochs", "1", "--batch-size", "50"]
+    )
     assert len(first) == 2 and all(p.stat().st_mtime_ns == t for p, t in first.items())
     journal = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
     assert [r["index"] for r in journal] == [0, 1, 2]
@@ -119,7 +169,7 @@ def test_a_local_search_with_real_training_resumed(cifar_jpegs: Path, tmp_path: 
     assert top1["val"] == max(r["val"] for r in journal)
     trainer = [sys.executable, str(REPO / "trainer.py"), "--arch", str(out / "top1.json")]
     where = ["--data-root", str(cifar_jpegs.resolve()), "--out", str(out / "top1")]  # as saved: from anywhere
-    assert picks == [[*trainer, *where, "--epochs", "1"]]
+    assert picks == [[*trainer, *where, "--epochs", "1", "--batch-size", "50"]]
     run = result["strategies"]["re"]["runs"][0]
     assert run["queried"] == [r["hash"] for r in journal] and len(result["strategies"]["re"]["curve_val_mean"]) == 3
     printed = capsys.readouterr().out

@@ -106,15 +106,19 @@ TRAINER = {  # id: (argv, data tree or None (--data-root cifar), what the messag
     "images too small for the stacks": (["--num-stacks", "3"], tree(CLASSES, size=(3, 3)),
                                         "3x3 images are too small for --num-stacks 3 (each stack after the first "
                                         "halves them; 4x4 at least)"),
-    "--data-root a file": (["--data-root", "f.txt"], None, "no CIFAR-10 under --data-root"),
-    "--data-root missing": (["--data-root", "nope"], None, "cifar-10-batches-py (torchvision's CIFAR10; add "
-                                                           "--download when online) or an image-folder tree"),
+    "--data-root a file": (["--data-root", "f.txt"], None, "f.txt: a file, not a folder (give the folder that "
+                                                           "holds train/<class>/* or cifar-10-batches-py/)"),
+    "--data-root missing": (["--data-root", "nope"], None, "nope: no such folder"),
+    "--data-root the train/ folder": (["--data-root", "tree/train"], tree(CLASSES), "tree/train: the train/ folder "
+                                      "itself; give the folder above it (--data-root "),
     "--out a file": (["--out", "f.txt"], None, "--out f.txt: is a file, not a folder"),
     "--out under a file": (["--out", "f.txt/o"], None, "f.txt is a file, not a folder"),
     "--out unwritable": (["--out", "/proc/nope/o"], None, "cannot write in /proc"),
     "--out a folder of other files": (["--out", "notes"], None, "--out notes holds files of something else (todo.txt)"),
     "--out another run": (["--out", "run"], None, "--out run already holds a run; continue it with --resume run"),
-    "--out the data folder": (["--out", "cifar"], None, "holds files of something else (cifar-10-batches-py)"),
+    "--out the data folder": (["--out", "cifar"], None, "--out cifar: the folder of --data-root "),
+    "--out among the class folders": (["--out", "tree/train/o"], tree(CLASSES), "--out tree/train/o: in train/ of "
+                                      "--data-root"),
     "no cell": (["--adjacency", None, "--ops", None], None, "give exactly one of"),
     "--adjacency without --ops": (["--ops", None], None, "--adjacency needs --ops"),
     "an unknown op": (["--adjacency", "[[0,1],[0,0]]", "--ops", "input,conv5x5"], None, "unknown op"),

@@ -58,12 +58,12 @@ from pathlib import Path
 
 from lib.tfrecord.convert import convert
 from lib.util.checks import at_least, output_file
-from lib.util.errors import ArgumentParser, UserError, exit_on_user_error, one_line
+from lib.util.errors import ArgumentParser, UserError, exit_on_user_error, interrupted, one_line
 from lib.util.workers import WorkerError
 
 PROG = "nasbench_tfrecord_converter.py"
 DEFAULT_INPUTS = ("data/nasbench_full.tfrecord", "data/nasbench_only108.tfrecord")
-INTERRUPTED, WORKER_FAILED = 130, 1
+WORKER_FAILED = 1
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 MAX_WORKERS = max(4, 4 * CORES)  # a pool forks all its workers at once: thousands would stall the machine
 
@@ -89,9 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # the output cannot be written (or the input went away meanwhile)
         where = args.output if e.filename is None else e.filename
         raise UserError(f"{where}: {e.strerror or e}; {args.output} not written") from None
-    except KeyboardInterrupt:
-        print(f"{PROG}: error: interrupted; {args.output} not written", file=sys.stderr)
-        return INTERRUPTED
+    except KeyboardInterrupt as e:  # SIGINT / SIGTERM (lib.util.errors): one line, status 130 / 143
+        raise interrupted(e, f"{args.output} not written") from None
     kind = "SYNTHETIC labels" if t.synthetic else "labels as recorded"
     print(f"{args.output}: {t.n:,} cells from {t.num_records:,} records, epochs {sorted(t.epochs)}, {kind}")
     return 0

@@ -47,7 +47,9 @@ class Pool:
 
 
 class Strategy:
-    """ask() -> [(row, epochs)], tell(row, epochs, accuracy). Remembers what it was told in `seen`."""
+    """ask() -> [(row, epochs)], tell(row, epochs, accuracy). Remembers what it was told in `seen`. Once
+    every cell it may query has been queried, it asks for nothing ([]) or for a cell told already (a search
+    ends there: lib.search.table.run_strategy)."""
 
     name = ""
 

@@ -115,9 +115,9 @@ class SuccessiveHalving(Strategy):
                 cells, self.level = self.BRACKETS[self.bracket % len(self.BRACKETS)]
                 self.bracket += 1
                 fresh = np.flatnonzero(~self.touched)  # never trained for any number of epochs
+                if not len(fresh):
+                    return []  # every cell of the pool has been trained: nothing left to ask
                 self.rung = self.rng.choice(fresh, min(cells, len(fresh)), replace=False).tolist()
-                if not self.rung:  # the pool is exhausted
-                    self.rung = [self.random_cell()]
             self.waiting = [(r, EPOCHS[self.level]) for r in self.rung if (r, EPOCHS[self.level]) not in self.seen]
             if not self.waiting:  # every cell of the rung known for these epochs already
                 return self.ask()

@@ -33,6 +33,7 @@ import json
 import logging
 import math
 import os
+import signal
 import socket
 import time
 from pathlib import Path
@@ -40,7 +41,7 @@ from typing import TYPE_CHECKING
 
 from lib.search.ray_searcher import notes_class, searcher_class
 from lib.search.trials import Journal, StopTrial, run_job
-from lib.util.errors import UserError, first_line, one_line
+from lib.util.errors import Interrupted, UserError, first_line, one_line, own_signal_handlers
 
 if TYPE_CHECKING:  # a trial's worker imports this module: it must not pay for torch (lib.search.trial_search's)
     from lib.search.trial_search import TrialSearch
@@ -79,8 +80,8 @@ def search_on_ray(
     if scheduler not in (None, "asha"):
         raise UserError(f"--scheduler {scheduler}: Ray Tune's engine knows none and asha")
     os.environ.update(RAY_ENV)
-    start_ray(address, concurrent, cpus_per_trial)
     try:
+        start_ray(address, concurrent, cpus_per_trial)
         gpus = int(ray.cluster_resources().get("GPU", 0)) or cuda_devices()
         resources = trial_resources(gpus, cpus_per_trial, gpus_per_trial)
         concurrent = concurrent or default_concurrency(resources, ray.cluster_resources())
@@ -101,27 +102,46 @@ def start_ray(address: str | None, concurrent: int | None, cpus_per_trial: float
         runtime_env={"env_vars": dict(RAY_ENV)},
     )
     if address:
-        check_reachable(address)
+        check_address(address)
+        where = dict(address=address)
+    else:  # "local": a new instance of our own, even where someone's `ray start` runs on this machine
+        cpus = max(1, math.ceil((concurrent or os.cpu_count() or 1) * cpus_per_trial))
+        where = dict(address="local", num_cpus=cpus, object_store_memory=OBJECT_STORE_BYTES)
+    with own_signal_handlers():  # ray.init installs a SIGTERM handler that exits: ours (lib.util.errors) come back
         try:
-            ray.init(address=address, **common)
+            ray.init(**where, **common)
+        except SystemExit:  # that handler, at work while ray.init ran: SIGTERM arrived
+            raise Interrupted(signal.SIGTERM) from None
         except (ConnectionError, TimeoutError, RuntimeError, ValueError) as e:
+            if not address:
+                raise
             raise UserError(f"--address {address}: no Ray cluster there ({first_line(e)})") from None
-        return
-    cpus = max(1, math.ceil((concurrent or os.cpu_count() or 1) * cpus_per_trial))
-    # "local": a new instance of our own, even where someone's `ray start` runs on this machine
-    ray.init(address="local", num_cpus=cpus, object_store_memory=OBJECT_STORE_BYTES, **common)
 
 
-def check_reachable(address: str) -> None:
-    """host:port (also ray://host:port) must accept a connection within CONNECT_S; "auto" and other
-    forms are left to ray.init."""
-    hostport = address.split("://", 1)[-1]
+def check_address(address: str) -> None:
+    """UserError within CONNECT_S unless `address` names a Ray cluster that answers: host:port or
+    ray://host:port accepting a connection, or auto (a cluster started here by `ray start`, or RAY_ADDRESS's)."""
+    if address == "auto":
+        from ray._private import services
+
+        try:
+            found = services.canonicalize_bootstrap_address_or_die("auto")
+        except Exception as e:  # noqa: BLE001 - ConnectionError when none runs; a broken lookup says the same
+            raise UserError(
+                f"--address auto: no Ray cluster runs on this machine ({first_line(e, 80)}); start one with "
+                "`ray start --head`, or give host:port"
+            ) from None
+        return check_address(found)
+    scheme, _, hostport = address.rpartition("://")
     host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit():
-        return
+    host = host.strip("[]")  # an IPv6 address: [::1]:6379
+    if scheme not in ("", "ray") or not host or any(c.isspace() for c in host) or not port.isdigit():
+        raise UserError(
+            f"--address {address}: not the address of a Ray cluster (give host:port, ray://host:port or auto)"
+        )
     try:
         socket.create_connection((host, int(port)), timeout=CONNECT_S).close()
-    except OSError as e:
+    except (OSError, OverflowError) as e:
         raise UserError(f"--address {address}: no Ray cluster there ({one_line(e)})") from None
 
 

@@ -177,7 +177,8 @@ def plot_search_curves(out: Path, curves: dict, best: float, title: str, measure
                 m, s = 100 * np.nanmean(y, 0), 100 * np.nanstd(y, 0)
             ax.plot(x / (3600 if axis == "time" else 1), m, label=f"{name} ({y.shape[0]} seeds)")
             ax.fill_between(x / (3600 if axis == "time" else 1), m - s, m + s, alpha=0.2)
-            lows.append(np.nanpercentile(m, 10))
+            if np.isfinite(m).any():  # none before any search's first query has ended (a budget that short)
+                lows.append(np.nanpercentile(m, 10))
         where = "trained" if measured else "in pool"
         ax.axhline(100 * best, color="k", ls="--", lw=0.8, label=f"best {where} {100 * best:.2f}%")
         if measured:
@@ -186,7 +187,7 @@ def plot_search_curves(out: Path, curves: dict, best: float, title: str, measure
             xlabel = "queries" if axis == "queries" else "simulated training time (hours)"
         ylabel = "val accuracy of the incumbent (%)" if measured else "true val accuracy of the incumbent (%)"
         ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
-        ax.set_ylim(max(min(lows) - 0.5, 0), 100 * best + 0.3)
+        ax.set_ylim(max(min(lows, default=100 * best) - 0.5, 0), 100 * best + 0.3)
         ax.grid(ls="--", alpha=0.5)
         ax.legend(loc="lower right", fontsize=8)
         path = Path(out) / f"curves_{axis}.png"

@@ -59,6 +59,20 @@ class Table:
         r = int(rng.choice(repeats)) if self.random_repeat and len(repeats) > 1 else int(repeats[0])
         return float(self.labels[row, e, r]), float(self.seconds[row, e, r])
 
+    def costs(self, epochs: int) -> np.ndarray:
+        """[cells, repeats] what a query of each cell for `epochs` may cost (NaN where no repeat answers)."""
+        e = EPOCHS.index(epochs)
+        return np.where(np.isfinite(self.labels[:, e]), self.seconds[:, e], np.nan)
+
+    def most_seconds(self) -> float:
+        """What querying every cell for 108 epochs costs, each at its costliest repeat: more than a search
+        that queries each cell once can spend."""
+        return float(np.nansum(np.nanmax(self.costs(EPOCHS[-1]), 1)))
+
+    def cheapest(self, epochs: tuple[int, ...]) -> float:
+        """The least a first query (for one of `epochs`) can cost."""
+        return float(min(np.nanmin(self.costs(e)) for e in epochs if np.isfinite(self.costs(e)).any()))
+
     def check(self, strategies: list[str]) -> None:
         """The file holds what the strategies will ask for."""
         for name in strategies:
@@ -74,13 +88,21 @@ class Table:
 
 
 def run_strategy(strategy, table: Table, *, queries: int | None, seconds: float | None, seed: int) -> Trace:
-    """Ask, look up, tell, until `queries` queries or `seconds` simulated seconds are spent."""
+    """Ask, look up, tell, until `queries` queries or `seconds` simulated seconds are spent, or the pool
+    is: a strategy that has queried every cell it can asks for nothing, or for a cell it was told already
+    (never answered twice)."""
     rng = np.random.default_rng([seed, 2])  # the repeats a query reads: a stream of its own
     rows, epochs, labels, costs = [], [], [], []
     spent, t0 = 0.0, time.perf_counter()
-    while (queries is None or len(rows) < queries) and (seconds is None or spent < seconds):
-        for row, ep in strategy.ask():
+    exhausted = False
+    while not exhausted and (queries is None or len(rows) < queries) and (seconds is None or spent < seconds):
+        asked = strategy.ask()
+        exhausted = not asked
+        for row, ep in asked:
             if (queries is not None and len(rows) >= queries) or (seconds is not None and spent >= seconds):
+                break
+            if (row, ep) in strategy.seen:
+                exhausted = True
                 break
             y, cost = table.query(row, ep, rng)
             strategy.tell(row, ep, y)

@@ -97,9 +97,20 @@ def run_trial(
 
 def train_pick(trainer: list[str]) -> None:
     """Train a search's pick with `trainer` (python trainer.py --arch top1.json and its flags) here, in
-    the foreground, its output the user's; a failure ends the search with one line below its own error."""
+    the foreground, its output the user's; a failure ends the search with one line below its own error.
+    Interrupted, the trainer is stopped as a signal stops it (its checkpoint saved), and waited for."""
     print("running", " ".join(trainer))
-    returncode = subprocess.call(trainer)
+    proc = subprocess.Popen(trainer)
+    try:
+        returncode = proc.wait()
+    finally:
+        if proc.poll() is None:  # SIGINT / SIGTERM here: the trainer saves its state and ends
+            proc.terminate()
+            try:
+                proc.wait(timeout=STOP_WAIT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            proc.wait()
     if returncode < 0:
         raise UserError(f"trainer.py was killed by signal {-returncode} ({signal.Signals(-returncode).name})")
     if returncode:

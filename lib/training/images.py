@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lib.training.image_folders import ImageDataError, decode_folders
+from lib.training.image_folders import IMAGE_EXTENSIONS, ImageDataError, decode_folders
 
 # nasbench lib/cifar.py: RGB_MEAN / RGB_STD on 0..255 pixels (CIFAR-10's true per-channel values).
 RGB_MEAN = (125.31, 122.95, 113.87)
@@ -67,12 +67,51 @@ def load_images(root: Path, download: bool = False) -> dict:
         return split_batches(root)
     if (root / "train").is_dir():
         return split_folder(decode_folders(root))
-    raise ImageDataError(
-        f"no CIFAR-10 under --data-root {root}: expected either {root}/cifar-10-batches-py (torchvision's "
-        f"CIFAR10; add --download when online) or an image-folder tree {root}/train/<class>/* (+ optionally "
-        f"{root}/test/<class>/*) (e.g. cifar10-jpeg.tar.gz (CIFAR-10 as JPEGs) unpacked by "
-        "tar -xzf cifar10-jpeg.tar.gz -C data/, then --data-root data/cifar10-jpeg)"
-    )
+    raise ImageDataError(not_data(root))
+
+
+ARCHIVES = (".tar.gz", ".tgz", ".tar")
+EXPECTED = "train/<class>/* or cifar-10-batches-py/"  # what --data-root holds
+
+
+def not_data(root: Path) -> str:
+    """Why `root` holds neither format, as the one line to show: which case it is (no such folder, a file,
+    an archive, an empty folder, the train/ folder itself, one of its class folders, class folders without
+    train/, data one folder down) and what to do."""
+    what = f"--data-root {root}"
+    if not root.exists():
+        return f"{what}: no such folder (give the folder that holds {EXPECTED})"
+    if not root.is_dir():
+        if root.name.endswith(ARCHIVES):
+            return (
+                f"{what}: an archive, not a folder (unpack it: tar -xf {root} -C data/, and give the folder it makes)"
+            )
+        return f"{what}: a file, not a folder (give the folder that holds {EXPECTED})"
+    entries = sorted(p.name for p in root.iterdir() if not p.name.startswith("."))
+    if not entries:
+        return f"{what}: an empty folder (put {EXPECTED} in it; --download fetches CIFAR-10)"
+    if (root / "train").exists():
+        return f"{what}: its train is a file, not the folder train/<class>/*"
+    if root.name in ("train", "test") and (root.parent / "train").is_dir():
+        return f"{what}: the {root.name}/ folder itself; give the folder above it (--data-root {root.parent})"
+    if root.parent.name in ("train", "test") and (root.parent.parent / "train").is_dir():
+        split, top = root.parent.name, root.parent.parent
+        return f"{what}: a class folder of {split}/; give the folder above {split}/ (--data-root {top})"
+    below = [p for p in sorted(root.iterdir()) if (p / "train").is_dir() or (p / "cifar-10-batches-py").is_dir()]
+    if below:
+        return f"{what}: no {EXPECTED} in it, but {below[0]} has (--data-root {below[0]})"
+    archives = [name for name in entries if name.endswith(ARCHIVES)]
+    if archives:
+        return f"{what}: no {EXPECTED} in it, only {archives[0]} (unpack it: tar -xf {root / archives[0]} -C {root})"
+    if any(is_class_folder(p) for p in root.iterdir()):
+        return f"{what}: class folders, but no train/ above them (the tree is {root}/train/<class>/*)"
+    shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+    return f"{what}: no {EXPECTED} in it (it holds {shown})"
+
+
+def is_class_folder(path: Path) -> bool:
+    """A folder with image files in it (a class folder of an image-folder tree)."""
+    return path.is_dir() and any(p.suffix.lower() in IMAGE_EXTENSIONS for p in path.iterdir())
 
 
 def fetch_cifar10(root: Path) -> None:

@@ -14,11 +14,13 @@ them, collects their results and stops them, whatever happens.
   as results come back, in bounded memory. ordered=False yields results as they finish.
 - An exception raised by fn reaches the caller as itself, the worker's traceback chained to it
   (WorkerTraceback). A worker that dies (killed, out of memory) raises WorkerError at once. Either way,
-  and on Ctrl-C or when the caller stops iterating, every worker is terminated and joined: none is
-  left running, and none is waited on.
-- A worker ignores Ctrl-C (the caller's to handle) and dies with the caller (PR_SET_PDEATHSIG).
+  and on Ctrl-C, SIGTERM or when the caller stops iterating, every worker is terminated (SIGTERM, then
+  SIGKILL after STOP_S) and joined: none is left running, and none is waited on for ever.
+- A worker ignores Ctrl-C from its start (the caller's to handle) and dies with the caller
+  (PR_SET_PDEATHSIG); terminated, it ends through Python's exit, so the resource tracker finds nothing
+  leaked. Workers given their stop end by themselves.
 
-Plain processes and two queues, not concurrent.futures: on Python 3.11 its pool cannot be stopped
+Plain processes and queues, not concurrent.futures: on Python 3.11 its pool cannot be stopped
 while tasks run (terminate_workers() is 3.14's), and terminating its workers from outside can leave it
 spawning a replacement that its shutdown then waits on for ever.
 """
@@ -26,15 +28,22 @@ spawning a replacement that its shutdown then waits on for ever.
 from __future__ import annotations
 
 import ctypes
+import functools
 import multiprocessing
 import pickle
 import queue
 import signal
+import sys
+import threading
+import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from lib.util.errors import deferred_signals
+
 POLL_S = 0.2  # how often a wait for results looks for dead workers
+STOP_S = 5  # how long a worker that has its stop may take to end by itself before it is terminated
 
 
 class WorkerError(RuntimeError):
@@ -66,18 +75,18 @@ def in_workers(
             yield i, fn(task)
         return
     context = multiprocessing.get_context(start)
-    todo, results = context.Queue(), context.Queue()
-    procs = [
-        context.Process(target=_serve, args=(fn, init, init_args, todo, results), daemon=True) for _ in range(workers)
-    ]
-    for p in procs:
-        p.start()
+    setup, todo, results = context.Queue(), context.Queue(), context.Queue()
+    procs = [context.Process(target=_serve, args=(fn, init, setup, todo, results), daemon=True) for _ in range(workers)]
     pending = enumerate(tasks)
     sent = received = 0
     exhausted = False
     done: dict[int, Any] = {}  # results that arrived before an earlier task's (ordered)
     following = 0  # the next index to yield (ordered)
+    finished = False
     try:
+        _start(procs)
+        for _ in procs:  # by queue, not in start()'s arguments: start() would wait while a spawned worker imports
+            setup.put(init_args)
         while True:
             while not exhausted and sent - received < in_flight * workers:
                 item = next(pending, None)
@@ -89,6 +98,7 @@ def in_workers(
                     todo.put(item)
                     sent += 1
             if exhausted and received == sent:
+                finished = True
                 return
             i, result, error, where = _next_result(results, procs, what)
             received += 1
@@ -102,21 +112,63 @@ def in_workers(
                 yield following, done.pop(following)
                 following += 1
     finally:  # done, an error, Ctrl-C or the caller's close(): no worker outlives this
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.join()
-        for q in (todo, results):
-            q.cancel_join_thread()  # what is left in them is dropped, not flushed to a dead reader
-            q.close()
+        with deferred_signals():  # a second Ctrl-C waits for the workers' end (bounded), rather than orphan them
+            _stop(procs, finished)
+            for q in (setup, todo, results):
+                q.cancel_join_thread()  # what is left in them is dropped, not flushed to a dead reader
+                q.close()
 
 
-def _serve(fn, init, init_args, todo, results) -> None:
-    """A worker: init, then fn of every task until its stop (None); the first error ends it."""
+def _stop(procs: list, finished: bool) -> None:
+    """End every worker, waiting a bounded time at each step: workers that have their stop (finished) may end
+    by themselves (their exit releases what they made); then SIGTERM, which ends a worker through Python's
+    exit; then SIGKILL, for one that cannot even do that (stuck on a lock a dead sibling held)."""
+    procs = [p for p in procs if p.pid is not None]  # those started
+    if finished:
+        _join(procs, STOP_S)
+    for p in procs:
+        p.terminate()  # nothing, for one that has ended
+    _join(procs, STOP_S)
+    for p in procs:
+        if p.exitcode is None:
+            p.kill()
+    for p in procs:
+        p.join()
+
+
+def _join(procs: list, seconds: float) -> None:
+    """Wait until every process has ended, or `seconds` have passed."""
+    deadline = time.monotonic() + seconds
+    for p in procs:
+        p.join(timeout=max(0.0, deadline - time.monotonic()))
+
+
+def _start(procs: list) -> None:
+    """Start the workers with Ctrl-C ignored from their first instant (a spawned worker imports the caller's
+    main module before _serve runs): Ctrl-C is the caller's to handle, and prints no worker's traceback.
+    A signal to the caller waits until every worker has started: cut short, a start leaves a spawned worker
+    half its instructions, which it reads to the end and complains of in a traceback."""
+    here = threading.current_thread() is threading.main_thread()
+    saved = signal.signal(signal.SIGINT, signal.SIG_IGN) if here else None
+    try:
+        with deferred_signals():
+            for p in procs:
+                p.start()
+    finally:
+        if here:
+            signal.signal(signal.SIGINT, saved)
+
+
+def _serve(fn, init, setup, todo, results) -> None:
+    """A worker: init(*its setup), then fn of every task until its stop (None); the first error ends it. SIGTERM (the
+    caller's terminate()) ends it through Python's exit, which releases what it registered (a semaphore
+    of tqdm's lock, say) rather than leave the resource tracker to warn of leaks."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, functools.partial(_exit_on_signal, (setup, todo, results)))
     _die_with_parent()
     i = None
     try:
+        init_args = setup.get()
         if init is not None:
             init(*init_args)
         while (item := todo.get()) is not None:
@@ -124,6 +176,14 @@ def _serve(fn, init, init_args, todo, results) -> None:
             results.put((i, fn(task), None, None))
     except Exception as error:
         results.put((i, None, _portable(error), traceback.format_exc()))
+
+
+def _exit_on_signal(queues: tuple, signum, frame) -> None:
+    """Exit through Python's exit, without flushing the queues: what a worker still sends goes nowhere (its
+    reader is stopping), and a flush could wait for ever on a lock that a dead worker held."""
+    for q in queues:
+        q.cancel_join_thread()
+    sys.exit(128 + signum)
 
 
 def _next_result(results, procs: list, what: str) -> tuple:

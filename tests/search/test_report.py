@@ -4,7 +4,7 @@ seconds, and the printed table, on runs worked by hand."""
 import numpy as np
 import pytest
 
-from lib.search.report import Trace, Truth, budget_table, pool_summary, summarize
+from lib.search.report import Trace, Truth, budget_table, plot_search_curves, pool_summary, summarize
 
 
 def test_the_incumbent_is_the_best_label_at_the_most_epochs_so_far():
@@ -44,3 +44,12 @@ def test_summary_curves_and_table_on_known_runs():
     lines = budget_table(result).splitlines()
     assert lines[2].split() == ["re", "94.50", "+-", "0.50", "93.50", "0.50", "1/2", "3", "0.0"]
     assert lines[3].split()[:3] == ["pool", "95.00", "94.00"]
+
+
+def test_curves_with_no_query_ended_yet_are_plotted(tmp_path):
+    """A strategy none of whose queries had ended at any point plotted (every value NaN) still gets its plots."""
+    nan = np.full((2, 3), np.nan)
+    curves = {"re": {"queries": nan, "time": (np.array([0.0, 1.0, 2.0]), nan)}}
+    paths = plot_search_curves(tmp_path, curves, 0.95, "nothing yet")
+    assert [p.name for p in paths] == ["curves_queries.png", "curves_time.png"]
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in paths)

@@ -162,3 +162,26 @@ def test_searches_run_side_by_side_only_where_it_pays():
     assert T.default_jobs(["re", "guided"], "cpu") == usable_cores()
     assert T.default_jobs(["random", "re", "ls", "sh"], "cpu") == 1  # milliseconds a search
     assert T.default_jobs(["guided"], "cuda") == 1
+
+
+@pytest.mark.parametrize("name", ["random", "re", "ls", "sh", "hyperband"])
+def test_a_search_ends_when_its_pool_is_spent(name):
+    """A budget larger than the pool can fill: the search ends once its strategy has trained every cell it
+    can, in queries and in simulated seconds alike; no (cell, epochs) is answered, or paid for, twice."""
+    t = table_of(flat(np.linspace(0.80, 0.95, 6)))
+    for budget in (dict(queries=10_000), dict(queries=None, seconds=1e9)):
+        trace = T.run_strategy(T.STRATEGIES[name](T.Pool(t.cells), 0), t, seed=0, **{"seconds": None, **budget})
+        asked = list(zip(trace.rows.tolist(), trace.epochs.tolist()))
+        assert len(asked) == len(set(asked)) and {r for r, _ in asked} == set(range(6))  # every cell, once each
+        assert trace.seconds.sum() == len(asked)  # 1 s a query: each paid once
+
+
+def test_what_the_pool_can_cost():
+    """most_seconds: every labelled cell at 108 epochs at its costliest repeat (a repeat without a label
+    costs nothing); cheapest: the least a first query of the epochs asked can cost."""
+    labels = flat([0.9, 0.8], 2)
+    labels[1, 3, 1] = np.nan  # cell 1 has no second 108-epoch repeat
+    seconds = np.array([[[1, 2], [3, 4], [5, 6], [10, 30]], [[0.5, 9], [7, 8], [9, 9], [20, 99]]], float)
+    t = table_of(labels, seconds)
+    assert t.most_seconds() == 30 + 20
+    assert t.cheapest((108,)) == 10 and t.cheapest((4, 12, 36, 108)) == 0.5

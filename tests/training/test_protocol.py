@@ -14,8 +14,7 @@ from conftest import REAL_TFRECORD, random_cells, require
 from lib.nb101.cell import make_cell
 from lib.nb101.network import build_network, count_parameters, trainable_parameters
 from lib.tfrecord.records import decode_record, metric_values, read_tfrecord
-from lib.training import augment
-from lib.training import protocol as nb101_training
+from lib.training import augment, protocol
 from lib.training.protocol import Images
 
 TINY_CELL = make_cell([[0, 1, 1], [0, 0, 1], [0, 0, 0]], ["input", "conv3x3-bn-relu", "output"])
@@ -31,7 +30,7 @@ def test_tf_rmsprop_matches_tensorflow_formula():
         mom = 0.9 * mom + lr * g / np.sqrt(ms + 1.0)
         w = w - mom
     p = torch.nn.Parameter(torch.tensor(w0))
-    opt = nb101_training.TFRMSprop([p], lr=0.0, decay=0.9, momentum=0.9, eps=1.0)
+    opt = protocol.TFRMSprop([p], lr=0.0, decay=0.9, momentum=0.9, eps=1.0)
     for g, lr in zip(grads, lrs, strict=True):
         p.grad, opt.param_groups[0]["lr"] = torch.tensor(g), lr
         opt.step()
@@ -39,9 +38,9 @@ def test_tf_rmsprop_matches_tensorflow_formula():
 
 
 def test_lr_schedule_is_nb101_cosine_by_step():
-    assert nb101_training.lr_at(0, 100, 0.2) == 0.0  # NB101 trains step 0 with LR 0
-    assert nb101_training.lr_at(1, 100, 0.2) == pytest.approx(0.2 * 0.5 * (1 + np.cos(np.pi / 100)))
-    assert nb101_training.lr_at(50, 100, 0.2) == pytest.approx(0.1)
+    assert protocol.lr_at(0, 100, 0.2) == 0.0  # NB101 trains step 0 with LR 0
+    assert protocol.lr_at(1, 100, 0.2) == pytest.approx(0.2 * 0.5 * (1 + np.cos(np.pi / 100)))
+    assert protocol.lr_at(50, 100, 0.2) == pytest.approx(0.1)
 
 
 def test_network_settings_and_parameter_count():
@@ -50,8 +49,8 @@ def test_network_settings_and_parameter_count():
         ["input", "conv3x3-bn-relu", "conv1x1-bn-relu", "output"],
     )
     net = build_network(cell, 16, 2, 2)
-    nb101_training.init_like_tf(net)
-    nb101_training.freeze_dummies(net)
+    protocol.init_like_tf(net)
+    protocol.freeze_dummies(net)
     bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert bns and all(m.momentum == 0.003 and m.eps == 1e-5 for m in bns)
     adj, labels = cell.padded()
@@ -75,16 +74,16 @@ def test_parameter_counts_match_the_real_file():
             break
     for matrix, ops, pb in seen.values():
         net = build_network(make_cell(matrix, ops))
-        nb101_training.freeze_dummies(net)
+        protocol.freeze_dummies(net)
         assert count_parameters(net) == metric_values(pb)[0] > 0
 
 
 def tiny_net(cell=TINY_CELL) -> torch.nn.Module:
     torch.manual_seed(0)
     net = build_network(cell, 8, 1, 1)
-    nb101_training.init_like_tf(net)
-    nb101_training.freeze_dummies(net)
-    nb101_training.streamline_cells(net)
+    protocol.init_like_tf(net)
+    protocol.freeze_dummies(net)
+    protocol.streamline_cells(net)
     return net
 
 
@@ -105,7 +104,7 @@ def test_streamlined_cells_are_bitwise_nasbench_pytorch():
         torch.manual_seed(0)
         ref = build_network(cell, 13, 2, 1)  # 13 and 26 channels: uneven splits, so truncation
         net = copy.deepcopy(ref)
-        nb101_training.streamline_cells(net)
+        protocol.streamline_cells(net)
         assert type(net.layers[1]).__name__ == "StreamlinedCell"
         for mode in (True, False):
             ref.train(mode), net.train(mode)
@@ -118,7 +117,7 @@ def test_streamlined_networks_trace_as_one_graph():
     x = torch.randn(4, 3, 32, 32)
     for cell in random_cells(6, seed=5):  # tracing takes ~1 s a network
         net = build_network(cell, 13, 2, 1)
-        nb101_training.streamline_cells(net)
+        protocol.streamline_cells(net)
         assert torch._dynamo.explain(net)(x).graph_break_count == 0, cell.hash
         torch._dynamo.reset()
 
@@ -128,8 +127,8 @@ def test_train_epoch_sums_each_planned_batch_and_steps_at_its_lr():
     net = tiny_net()
     params = [p for p in net.parameters() if p.requires_grad]
     before = [p.detach().clone() for p in params]
-    opt = nb101_training.TFRMSprop(params, lr=0.0)
-    sums = nb101_training.train_epoch(net, opt, 1e-4, train, plan, [0.0] * 4)
+    opt = protocol.TFRMSprop(params, lr=0.0)
+    sums = protocol.train_epoch(net, opt, 1e-4, train, plan, [0.0] * 4)
     assert all(torch.equal(a, b) for a, b in zip(before, params))  # LR 0: the weights stay put
     # so the same network in training mode gives the planned batches' losses again (BN: batch statistics)
     with torch.no_grad():
@@ -140,22 +139,22 @@ def test_train_epoch_sums_each_planned_batch_and_steps_at_its_lr():
     correct = sum((lg.argmax(1) == y).sum().item() for lg, y in zip(logits, labels))
     assert sums.loss_sum.item() == pytest.approx(ce, rel=1e-6) and sums.correct.item() == correct
     assert sums.count.item() == 32 and sums.nonfinite.item() == 0 and sums.values.dtype == torch.float64
-    nb101_training.train_epoch(net, opt, 1e-4, train, plan, [0.0, 0.0, 0.0, 0.1])
+    protocol.train_epoch(net, opt, 1e-4, train, plan, [0.0, 0.0, 0.0, 0.1])
     assert opt.param_groups[0]["lr"] == 0.1 and not all(torch.equal(a, b) for a, b in zip(before, params))
 
 
 def test_train_epoch_counts_non_finite_steps():
     _, train, plan = random_epoch(4)
     net = tiny_net()
-    opt = nb101_training.TFRMSprop([p for p in net.parameters() if p.requires_grad], lr=0.0)
-    sums = nb101_training.train_epoch(net, opt, 1e-4, train, plan, [0.0, 1e30, 1e30, 1e30])
+    opt = protocol.TFRMSprop([p for p in net.parameters() if p.requires_grad], lr=0.0)
+    sums = protocol.train_epoch(net, opt, 1e-4, train, plan, [0.0, 1e30, 1e30, 1e30])
     assert sums.nonfinite.item() >= 1 and sums.count.item() == 32
 
 
 def test_eval_sums_are_cross_entropy_and_correct_counts():
     images, _, _ = random_epoch(1, n=20)
     net = tiny_net()
-    sums = nb101_training.eval_sums(net, images, 7)
+    sums = protocol.eval_sums(net, images, 7)
     assert net.training  # eval_sums puts the model back in training mode
     net.eval()
     with torch.no_grad():
@@ -171,7 +170,7 @@ def test_train_epoch_never_waits_for_the_device(monkeypatch):
     would wait for the device): the host queues steps ahead of the GPU. One copy an epoch (the image count)."""
     images, train, plan = random_epoch(2, 120, 2)  # 60 steps: past the progress bar's update
     net = tiny_net()
-    opt = nb101_training.TFRMSprop([p for p in net.parameters() if p.requires_grad], lr=0.0)
+    opt = protocol.TFRMSprop([p for p in net.parameters() if p.requires_grad], lr=0.0)
 
     def wait(*_):
         raise AssertionError("a step waited for the device")
@@ -186,8 +185,8 @@ def test_train_epoch_never_waits_for_the_device(monkeypatch):
         monkeypatch.setattr(torch.Tensor, name, wait)
     monkeypatch.setattr(torch, "tensor", wait)
     monkeypatch.setattr(torch.Tensor, "new_tensor", counted)
-    trained = nb101_training.train_epoch(net, opt, 1e-4, train, plan, [0.01] * 60, progress="epoch 1")
-    evaluated = nb101_training.eval_sums(net, images, 7)
+    trained = protocol.train_epoch(net, opt, 1e-4, train, plan, [0.01] * 60, progress="epoch 1")
+    evaluated = protocol.eval_sums(net, images, 7)
     monkeypatch.undo()
     assert copies == [([120],), ([120, 0],)]  # one per call: the image count (and evaluation's zero)
     assert trained.count.item() == 120 == evaluated.count.item()
@@ -197,11 +196,11 @@ def test_memory_layout_does_not_change_the_steps():
     images, train, plan = random_epoch(3)
     got = []
     for channels_last in (True, False):
-        speed = nb101_training.SpeedSettings(channels_last=channels_last)
+        speed = protocol.SpeedSettings(channels_last=channels_last)
         net = tiny_net().to(memory_format=speed.memory_format)
-        opt = nb101_training.TFRMSprop([p for p in net.parameters() if p.requires_grad], lr=0.0)
-        trained = nb101_training.train_epoch(net, opt, 1e-4, train, plan, [0.0, 0.1, 0.1, 0.1], speed)
-        evaluated = nb101_training.eval_sums(net, images, 10, speed)
+        opt = protocol.TFRMSprop([p for p in net.parameters() if p.requires_grad], lr=0.0)
+        trained = protocol.train_epoch(net, opt, 1e-4, train, plan, [0.0, 0.1, 0.1, 0.1], speed)
+        evaluated = protocol.eval_sums(net, images, 10, speed)
         got.append((trained.values, evaluated.values, torch.cat([p.detach().flatten() for p in net.parameters()])))
     (t1, e1, w1), (t2, e2, w2) = got
     torch.testing.assert_close(t1, t2, rtol=1e-4, atol=1e-4)  # summation order only
@@ -212,9 +211,9 @@ def test_memory_layout_does_not_change_the_steps():
 def test_speed_settings_of_the_command_line():
     """--dtype auto is bf16 on CUDA only; CUDA graphs come with --compile reduce-overhead or max-autotune on CUDA."""
     cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)  # described, not used: no GPU needed
-    of = nb101_training.SpeedSettings.of
-    assert of("auto", True, None, cpu) == nb101_training.SpeedSettings(bf16=False, channels_last=True)
-    assert of("auto", False, "default", cuda) == nb101_training.SpeedSettings(bf16=True, channels_last=False)
-    assert of("bf16", True, "reduce-overhead", cpu) == nb101_training.SpeedSettings(bf16=True, cuda_graphs=False)
-    assert of("fp32", True, "max-autotune", cuda) == nb101_training.SpeedSettings(bf16=False, cuda_graphs=True)
+    of = protocol.SpeedSettings.of
+    assert of("auto", True, None, cpu) == protocol.SpeedSettings(bf16=False, channels_last=True)
+    assert of("auto", False, "default", cuda) == protocol.SpeedSettings(bf16=True, channels_last=False)
+    assert of("bf16", True, "reduce-overhead", cpu) == protocol.SpeedSettings(bf16=True, cuda_graphs=False)
+    assert of("fp32", True, "max-autotune", cuda) == protocol.SpeedSettings(bf16=False, cuda_graphs=True)
     assert not of("auto", True, "max-autotune-no-cudagraphs", cuda).cuda_graphs

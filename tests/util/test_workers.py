@@ -5,9 +5,14 @@ tasks are read as results come back."""
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
+import time
 
 import pytest
+from conftest import REPO
 
+from lib.util import workers
 from lib.util.workers import WorkerError, WorkerTraceback, in_workers
 
 
@@ -98,3 +103,48 @@ def test_init_runs_once_in_each_worker_before_its_tasks():
     for pid, seen in results:
         assert seen == [("w", pid)]  # its own init, once, in its own process
     assert len({pid for pid, _ in results}) <= 2 and os.getpid() not in {pid for pid, _ in results}
+
+
+def stubborn(x):
+    """Task 0 at once; any other never ends, and ignores SIGTERM."""
+    if x:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        time.sleep(600)
+    return x
+
+
+def test_a_worker_that_ignores_its_stop_is_killed(monkeypatch):
+    monkeypatch.setattr(workers, "STOP_S", 0.5)
+    before = set(multiprocessing.active_children())
+    work = in_workers(stubborn, range(4), workers=2)
+    assert next(work) == (0, 0)
+    work.close()  # returns: nothing is waited on for ever
+    assert set(multiprocessing.active_children()) == before
+
+
+HOLDS_A_SEMAPHORE = """
+import multiprocessing, sys, time
+from lib.util.workers import in_workers
+
+def lock_and_wait(x):
+    global LOCK
+    LOCK = multiprocessing.Lock()  # a named semaphore, registered with the resource tracker
+    if x:
+        time.sleep(600)
+    return x
+
+if __name__ == "__main__":
+    work = in_workers(lock_and_wait, range(4), workers=2)
+    next(work)
+    work.close()  # the workers are terminated mid-task
+    print(sorted(in_workers(lock_and_wait, [0, 0, 0], workers=2)))  # and a pool that ends by itself
+"""
+
+
+def test_workers_stopped_or_done_leave_the_resource_tracker_nothing_to_warn_of(tmp_path):
+    script = tmp_path / "holds.py"
+    script.write_text(HOLDS_A_SEMAPHORE)
+    env = os.environ | {"PYTHONPATH": str(REPO)}
+    run = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout == "[(0, 0), (1, 0), (2, 0)]\n", run.stderr
+    assert run.stderr == ""  # not resource_tracker's "There appear to be 2 leaked semaphore objects"
