@@ -7,46 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from conftest import REPO
+from worker_tasks import die_on_three, fail_on_three, kill_self_on_three, pid_and_init, remember, square, stubborn
 
 from lib.util import workers
 from lib.util.workers import WorkerError, WorkerTraceback, in_workers
-
-
-def square(x):
-    return x * x
-
-
-def fail_on_three(x):
-    if x == 3:
-        raise ValueError(f"no {x}")
-    return x
-
-
-def die_on_three(x):
-    if x == 3:
-        os._exit(7)
-    return x
-
-
-def kill_self_on_three(x):
-    if x == 3:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return x
-
-
-SEEN = []  # what init saw, where it ran
-
-
-def remember(tag):
-    SEEN.append((tag, os.getpid()))
-
-
-def pid_and_init(x):
-    return os.getpid(), list(SEEN)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -103,14 +70,6 @@ def test_init_runs_once_in_each_worker_before_its_tasks():
     for pid, seen in results:
         assert seen == [("w", pid)]  # its own init, once, in its own process
     assert len({pid for pid, _ in results}) <= 2 and os.getpid() not in {pid for pid, _ in results}
-
-
-def stubborn(x):
-    """Task 0 at once; any other never ends, and ignores SIGTERM."""
-    if x:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        time.sleep(600)
-    return x
 
 
 def test_a_worker_that_ignores_its_stop_is_killed(monkeypatch):
