@@ -89,7 +89,7 @@ def not_data(root: Path) -> str:
         return f"{what}: a file, not a folder (give the folder that holds {EXPECTED})"
     entries = sorted(p.name for p in root.iterdir() if not p.name.startswith("."))
     if not entries:
-        return f"{what}: an empty folder (put {EXPECTED} in it; --download fetches CIFAR-10)"
+        return f"{what}: an empty folder (put {EXPECTED} in it)"
     if (root / "train").exists():
         return f"{what}: its train is a file, not the folder train/<class>/*"
     if root.name in ("train", "test") and (root.parent / "train").is_dir():
