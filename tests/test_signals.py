@@ -107,7 +107,8 @@ def test_a_table_search_with_worker_processes(tmp_path, demo_h5):
     """--jobs 2: the searches run in worker processes (lib.util.workers), which ignore Ctrl-C (the script's to
     handle) and are stopped with the script."""
     out = tmp_path / "search"
-    argv = ["--budget", 60, "--data", demo_h5, "--strategy", "npenas,re,random", "--seeds", 4, "--jobs", 2]
+    argv = ["--budget", 60, "--data", demo_h5, "--strategy", "npenas,re,random", "--model", "mlp", "--seeds", 4]
+    argv += ["--jobs", 2]
     at_work = lambda o, e, children: len(children) >= 2 and "search:" in e  # noqa: E731
     ended = interrupt("budgeted_search.py", [*argv, "--out", out], signal.SIGINT, at_work)
     assert ended.children_at_work >= 2  # the workers (and the resource tracker) were there, and are gone
