@@ -64,7 +64,7 @@ def parser(defaults: bool = True, description: str | None = None, add_help: bool
         "--bn-momentum", type=number(low=0, high=1), metavar="X", help="0.003: NB101's decay 0.997, in PyTorch's terms"
     )
     opt = p.add_argument_group("protocol (NB101's by default: nasbench lib/config.py)")
-    opt.add_argument("--epochs", type=at_least(1), metavar="N", help="108; NB101's budgets are 4, 12, 36, 108")
+    opt.add_argument("--epochs", type=at_least(1), metavar="N", help="108; NB101 trained 4, 12, 36 and 108")
     opt.add_argument(
         "--batch-size", type=at_least(1), metavar="N", help="256, the global batch: split across DDP ranks"
     )
