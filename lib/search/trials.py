@@ -78,13 +78,7 @@ def run_trial(
         try:
             stopped = follow(proc, run_dir, on_epoch)
         finally:
-            if proc.poll() is None:  # the caller is being stopped or failed: leave no trainer behind
-                proc.terminate()  # the trainer saves its state (metrics.json: interrupted) and ends
-                try:
-                    proc.wait(timeout=STOP_WAIT_S)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-            proc.wait()
+            stop_trainer(proc)  # the caller is being stopped or failed: leave no trainer behind
         stderr = tail(log)
     seconds = time.perf_counter() - t0
     metrics = read_metrics(run_dir)
@@ -104,17 +98,23 @@ def train_pick(trainer: list[str]) -> None:
     try:
         returncode = proc.wait()
     finally:
-        if proc.poll() is None:  # SIGINT / SIGTERM here: the trainer saves its state and ends
-            proc.terminate()
-            try:
-                proc.wait(timeout=STOP_WAIT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            proc.wait()
+        stop_trainer(proc)  # SIGINT / SIGTERM here
     if returncode < 0:
         raise UserError(f"trainer.py was killed by signal {-returncode} ({signal.Signals(-returncode).name})")
     if returncode:
         raise UserError(f"trainer.py exited with status {returncode} (its error is above)")
+
+
+def stop_trainer(proc: subprocess.Popen) -> None:
+    """End a trainer still running as a signal ends it (SIGTERM: it saves its state, metrics.json says
+    interrupted), killed if it takes more than STOP_WAIT_S; return once it has ended."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=STOP_WAIT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    proc.wait()
 
 
 def run_job(job: dict, on_epoch: Callable[[dict], None] | None = None) -> dict:

@@ -119,15 +119,11 @@ def stop_on_signals():
     """SIGINT and SIGTERM raise Interrupted while inside; the previous handlers come back after.
 
     Outside the main thread (signals cannot be caught there) it does nothing."""
-    if threading.current_thread() is not threading.main_thread():
+    with own_signal_handlers():  # the handlers of before come back on leaving
+        if threading.current_thread() is threading.main_thread():
+            for s in SIGNALS:
+                signal.signal(s, _on_signal)
         yield
-        return
-    saved = {s: signal.signal(s, _on_signal) for s in SIGNALS}
-    try:
-        yield
-    finally:
-        for s, handler in saved.items():
-            signal.signal(s, handler)
 
 
 @contextmanager
